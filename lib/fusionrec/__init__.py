@@ -1,0 +1,8 @@
+"""fusionrec: a Spark data-fusion recommender.
+
+Stages: ingest (raw logs -> Delta bronze/silver/gold), embed (Spark NLP MiniLM),
+features (item/user side features), model (ALS + text fusion + ranker),
+evaluate, registry (MLflow).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from fusionrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``fusionrec`` sub-command (see :mod:`fusionrec.cli`)."""

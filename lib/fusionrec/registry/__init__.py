@@ -1,0 +1,1 @@
+"""MLflow: the tracking/registry store, the fused pyfunc model, aliases and promotion."""

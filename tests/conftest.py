@@ -1,0 +1,71 @@
+"""Shared fixtures: one real SparkSession (Delta + Spark NLP) for the whole test session.
+
+Tests use the jars and the embedding model cache that ``make setup`` built in the
+project's ``.cache``; everything they write (Delta tables, MLflow store, checkpoints)
+goes to temporary folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from fusionrec.config import Config, LakeConfig, MlflowConfig, load_config
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The project's local configuration, redirected to a temporary work folder."""
+    work = tmp_path_factory.mktemp("work")
+    return load_config(
+        PROJECT / "conf" / "local.yaml",
+        overrides=[
+            "spark.master=local[2]",
+            "spark.driver_memory=4g",
+            "spark.shuffle_partitions=4",
+            f"spark.checkpoint_dir={work / 'checkpoints'}",
+            f"lake.root={work / 'lake'}",
+            f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+            f"mlflow.artifact_location={work / 'mlartifacts'}",
+        ],
+        env={},
+        base_dir=PROJECT,
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(cfg: Config):
+    from fusionrec.session import build_spark
+
+    session = build_spark(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_cfg(cfg: Config, tmp_path: Path) -> Config:
+    """``cfg`` with a fresh, empty lake root for one test."""
+    return cfg.replace(lake=LakeConfig(root=str(tmp_path / "lake")))
+
+
+@pytest.fixture
+def mlflow_cfg(cfg: Config, tmp_path: Path) -> Config:
+    """``cfg`` with a fresh SQLite MLflow store for one test."""
+    return cfg.replace(mlflow=dataclasses.replace(
+        cfg.mlflow,
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=str(tmp_path / "mlartifacts"),
+    ))
+
+
+def shared_dataset(name: str) -> Path:
+    """A dataset from ../shared/datasets; the test is skipped where it is absent (a user's clone)."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not present (developer/CI data only)")
+    return path

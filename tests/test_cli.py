@@ -1,0 +1,29 @@
+"""The command line: doctor is green on the real stack; bad configuration is one clear line."""
+
+import json
+
+from fusionrec.cli import main
+
+
+def test_doctor_green(cfg, spark, tmp_path, capsys):
+    report = tmp_path / "doctor.json"
+    args = ["doctor", "--report", str(report)]
+    for key, value in cfg.flat().items():
+        if key.split(".")[0] in ("spark", "lake", "mlflow") and value is not None and not isinstance(value, dict):
+            args += ["--set", f"{key}={value}"]
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "doctor: all checks passed" in out
+    checks = json.loads(report.read_text())["results"]["checks"]
+    assert {c["name"] for c in checks} == {"java", "packages", "spark", "delta", "sparknlp", "mlflow"}
+    assert all(c["ok"] for c in checks)
+
+
+def test_bad_override_is_one_line_error(capsys, tmp_path):
+    report = tmp_path / "r.json"
+    code = main(["doctor", "--set", "spark.shuffle_partitions=lots", "--report", str(report)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["fusionrec doctor: error: --set spark.shuffle_partitions: 'spark.shuffle_partitions' must be an integer, got 'lots'"]
+    assert json.loads(report.read_text())["status"] == "failed"
