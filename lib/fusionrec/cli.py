@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         conf = args.conf or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
-        cfg = load_config(conf, args.overrides)
+        overrides = (["spark.show_progress=false"] if args.quiet else []) + args.overrides
+        cfg = load_config(conf, overrides)
         code = _command(args.command).run(cfg, args, report)
         report.status = "ok" if code == 0 else "failed"
     except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -48,6 +48,10 @@ class SparkConfig:
     #: Needed by ALS: without it Spark ignores ``checkpointInterval``.
     checkpoint_dir: str = "work/checkpoints"
     log_level: str = "WARN"
+    #: Spark's console progress bars for long stages (``--quiet`` turns them off).
+    show_progress: bool = True
+    #: log4j2 configuration for the driver JVM (local mode); ``None`` keeps Spark's default.
+    log4j_config: str | None = "conf/log4j2.properties"
     kryo_buffer_max: str = "1000m"
     #: Any further ``spark.*`` settings, passed through unchanged.
     extra: dict[str, str] = field(default_factory=dict)
@@ -95,6 +99,118 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The fused model: implicit ALS, ridge text-to-factor maps, candidates and the ranker."""
+
+    rank: int = 32
+    reg_param: float = 0.1
+    #: Implicit-feedback confidence c = 1 + alpha * weight (Hu, Koren & Volinsky 2008).
+    alpha: float = 10.0
+    max_iter: int = 10
+    #: Truncate the RDD lineage every N iterations (needs spark.checkpoint_dir).
+    checkpoint_interval: int = 5
+    #: Ridge penalty of the text-to-factor maps (bias row unpenalised).
+    ridge_lambda: float = 1.0
+    #: Candidates per user from each source (ALS and content) before re-ranking.
+    candidates_n: int = 100
+    #: Recommendations per user written to gold.recommendations.
+    k: int = 10
+    #: Users with fewer training interactions get factors from the profile map, not ALS.
+    min_user_interactions: int = 3
+    seed: int = 42
+    #: Blocked all-pairs scoring: users are hashed into this many blocks, items into item_blocks.
+    user_blocks: int = 8
+    item_blocks: int = 1
+    #: L2 penalty of the logistic-regression ranker.
+    ranker_reg: float = 0.01
+    #: Liked items (most recent first) searched for the "because you liked" reason.
+    reason_max_liked: int = 20
+    #: Weights of the document and review vectors in an item vector, and profile recency.
+    doc_weight: float = 1.0
+    review_weight: float = 0.5
+    half_life_days: float = 365.0
+    #: Seeded search on the validation period: every combination is fitted and scored.
+    search_rank: list[int] = field(default_factory=lambda: [32])
+    search_reg_param: list[float] = field(default_factory=lambda: [0.1])
+    search_alpha: list[float] = field(default_factory=lambda: [10.0])
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The offline evaluation protocol shared by every model (see fusionrec.evaluate)."""
+
+    k_list: list[int] = field(default_factory=lambda: [10])
+    #: Last share of each user's interactions (by first_ts) held out as the test period.
+    test_fraction: float = 0.2
+    #: Seeded share of items whose training interactions are all removed (cold-item slice).
+    cold_item_fraction: float = 0.1
+    #: Last share of each user's training interactions used to fit the ranker and to tune.
+    validation_fraction: float = 0.2
+    #: Relevance: rating >= positive_rating where a rating exists, else weight >= positive_weight.
+    positive_rating: float = 3.5
+    positive_weight: float = 1.0
+    seed: int = 7
+    #: Where the JSON table and bar chart go; None: <lake.root>/../reports.
+    report_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """The registered recommender: what it serves and the champion/challenger promotion gate."""
+
+    #: Row (``model``) and column of the evaluation table that the promotion gate compares.
+    promotion_model: str = "hybrid"
+    promotion_metric: str = "ndcg@10"
+    #: A challenger becomes champion unless its metric is below the champion's by more than this.
+    promotion_tolerance: float = 0.005
+    #: Largest ``k`` a prediction request may ask for.
+    max_k: int = 100
+    #: Where the evaluation JSON is read from; None: ``<evaluate.report_dir>/evaluation.json``.
+    evaluation_file: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Cleaning rules and implicit-feedback weights of the ingestion stage (``fusionrec ingest``).
+
+    An accepted event's weight is ``weight_<event_type> + rating / rating_max * rating_weight``
+    (the rating term only when the event carries a rating), so a 4-star rating weighs
+    ``0 + 4/5*5 = 4`` and a 4-star review ``1 + 4 = 5``; ``gold.interactions.weight`` is
+    the sum over a user-item pair's events.
+    """
+
+    weight_view: float = 1.0
+    weight_click: float = 2.0
+    weight_cart: float = 4.0
+    weight_purchase: float = 8.0
+    weight_rating: float = 0.0
+    weight_review: float = 1.0
+    #: Scale of the rating term: a top rating adds this much weight.
+    rating_weight: float = 5.0
+    rating_min: float = 0.5
+    rating_max: float = 5.0
+    #: Events and reviews before this date (UTC) are rejected as ``ts_out_of_range``.
+    min_ts: str = "1995-01-01"
+    #: Tolerated clock skew: rows later than ingest time + this are ``ts_out_of_range``.
+    max_future_s: int = 86400
+    #: Texts (descriptions, review texts) longer than this many characters are truncated.
+    max_text_length: int = 4000
+    #: Titles, brands and categories longer than this are truncated.
+    max_title_length: int = 300
+    #: Environment variable holding the key of the user-id pseudonymisation (HMAC-SHA256).
+    pseudonym_key_env: str = "FUSIONREC_PSEUDONYM_KEY"
+    #: Used only when ``mode`` is ``local`` and the variable is unset (a warning is logged).
+    dev_pseudonym_key: str = "fusionrec-local-development-key"
+    #: Personal fields: kept in bronze only, redacted in quarantine, never in silver/gold.
+    personal_fields: list[str] = field(default_factory=lambda: [
+        "reviewerName", "reviewer_name", "user_name", "username", "email", "phone", "address", "ip_address"])
+    #: Also turn every accepted review into a ``review`` event (so it counts as an interaction).
+    review_events: bool = True
+    #: Log the accounting counts of each ingest to MLflow.
+    log_mlflow: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a fusionrec run."""
 
@@ -104,6 +220,10 @@ class Config:
     lake: LakeConfig = field(default_factory=LakeConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain data (for reports and MLflow params)."""
@@ -128,11 +248,14 @@ class Config:
 _PATH_KEYS = {
     ("spark", "jars_dir"),
     ("spark", "checkpoint_dir"),
+    ("spark", "log4j_config"),
     ("lake", "root"),
     ("embed", "onnx_dir"),
     ("embed", "wheels_dir"),
     ("embed", "model_cache"),
     ("mlflow", "artifact_location"),
+    ("evaluate", "report_dir"),
+    ("registry", "evaluation_file"),
 }
 
 

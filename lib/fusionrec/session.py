@@ -67,13 +67,15 @@ def build_spark(cfg: Config) -> SparkSession:
         "spark.default.parallelism": str(sc.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.showConsoleProgress": "true",
+        "spark.ui.showConsoleProgress": str(sc.show_progress).lower(),
         # Delta: let MERGE evolve nothing silently; keep commit history for time travel.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Delta's default of 50 snapshot partitions dominates small-table latency.
         "spark.databricks.delta.snapshotPartitions": str(sc.shuffle_partitions),
         "spark.sql.warehouse.dir": str(Path(cfg.lake.root) / "_warehouse") if "://" not in cfg.lake.root else f"{cfg.lake.root}/_warehouse",
     }
+    if sc.log4j_config and Path(sc.log4j_config).is_file():
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{sc.log4j_config}"
     settings.update(sc.extra)
     for key, value in settings.items():
         builder = builder.config(key, value)
