@@ -44,6 +44,11 @@ test:  ## the whole suite, offline (includes the standalone-cluster test)
 test-fast:
 	$(PY) -m pytest -m "not cluster and not slow" $(PYTEST_ARGS)
 
+RUN_EVENTS ?= 50000
+
+run:  ## the whole pipeline on generated data (local[*], SQLite MLflow store under work/); reruns skip unchanged stages
+	$(FUSIONREC) pipeline --generate $(RUN_EVENTS) --report work/pipeline-report.json
+
 cluster-test:  ## spark-submit to a real standalone cluster (1 master + 2 workers on 127.0.0.1)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 

@@ -1,14 +1,25 @@
-"""spark-submit to a real Spark standalone cluster (1 master + 2 one-core workers on 127.0.0.1)."""
+"""spark-submit to a real Spark standalone cluster (1 master + 2 one-core workers on 127.0.0.1).
+
+The full pipeline runs on a MovieLens slice twice — once through ``spark-submit`` on the
+cluster, once in ``local[2]`` — and the two lakes must agree: the same row count in
+every Delta table, and evaluation metrics within a small tolerance (ALS's parallel
+solves may sum in a different order on different executors).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from conftest import shared_dataset
+from fusionrec.maintain import delta_tables
 from fusionrec.session import local_jars
 from fusionrec.standalone import StandaloneCluster, format_command, spark_submit_command
 
@@ -25,9 +36,8 @@ def _py_files(tmp_path: Path) -> str:
     return str(out)
 
 
-def _job_args(cfg, work: Path) -> list[str]:
+def _overrides(cfg, work: Path) -> list[str]:
     return [
-        "--conf", str(PROJECT / "conf" / "cluster.yaml"),
         "--set", f"lake.root={work / 'lake'}",
         "--set", f"spark.checkpoint_dir={work / 'checkpoints'}",
         "--set", f"embed.model_cache={cfg.embed.model_cache}",
@@ -35,6 +45,44 @@ def _job_args(cfg, work: Path) -> list[str]:
         "--set", f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
         "--set", f"mlflow.artifact_location={work / 'mlartifacts'}",
     ]
+
+
+def movielens_slice(source: Path, out: Path, n_movies: int = 400, n_users: int = 120) -> Path:
+    """The most-rated movies and the most active users among them: a small real MovieLens directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(source / "ratings.csv", newline="") as fh:
+        ratings = list(csv.DictReader(fh))
+    by_movie: dict[str, int] = {}
+    for r in ratings:
+        by_movie[r["movieId"]] = by_movie.get(r["movieId"], 0) + 1
+    movies = set(sorted(by_movie, key=lambda m: (-by_movie[m], int(m)))[:n_movies])
+    by_user: dict[str, int] = {}
+    for r in ratings:
+        if r["movieId"] in movies:
+            by_user[r["userId"]] = by_user.get(r["userId"], 0) + 1
+    users = set(sorted(by_user, key=lambda u: (-by_user[u], int(u)))[:n_users])
+
+    def copy(name: str, keep) -> None:
+        with open(source / name, newline="") as src, open(out / name, "w", newline="") as dst:
+            reader = csv.DictReader(src)
+            writer = csv.DictWriter(dst, reader.fieldnames, lineterminator="\r\n")
+            writer.writeheader()
+            writer.writerows(r for r in reader if keep(r))
+
+    copy("ratings.csv", lambda r: r["movieId"] in movies and r["userId"] in users)
+    copy("movies.csv", lambda r: r["movieId"] in movies)
+    copy("tags.csv", lambda r: r["movieId"] in movies and r["userId"] in users)
+    return out
+
+
+def table_counts(spark, lake_root: Path) -> dict[str, int]:
+    return {str(Path(p).relative_to(lake_root)): spark.read.format("delta").load(p).count()
+            for p in delta_tables(str(lake_root))}
+
+
+def evaluation_rows(work: Path) -> dict[tuple[str, int], dict]:
+    data = json.loads((work / "reports" / "evaluation.json").read_text())
+    return {(r["model"], r["k"]): r for r in data["table"]}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +93,45 @@ def cluster(tmp_path_factory):
     assert not running.processes
 
 
+def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_path):
+    data = movielens_slice(shared_dataset("movielens-small"), tmp_path / "movielens")
+    on_cluster, local = tmp_path / "cluster", tmp_path / "local"
+    job_args = ["--movielens", str(data), "--conf", str(PROJECT / "conf" / "cluster.yaml")]
+
+    submit = spark_submit_command(cluster.master_url, local_jars(cfg.spark.jars_dir), _py_files(tmp_path),
+                                  str(PROJECT / "jobs" / "pipeline.py"), job_args + _overrides(cfg, on_cluster),
+                                  python=sys.executable)
+    start = time.perf_counter()
+    result = subprocess.run(submit, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    cluster_s = time.perf_counter() - start
+    assert result.returncode == 0, format_command(submit) + "\n" + result.stdout + result.stderr[-6000:]
+    assert "champion: models:/" in result.stdout
+
+    local_cmd = [str(PROJECT / ".venv" / "bin" / "fusionrec"), "pipeline", "--movielens", str(data),
+                 "--conf", str(PROJECT / "conf" / "local.yaml"), "--set", "spark.master=local[2]",
+                 *_overrides(cfg, local)]
+    start = time.perf_counter()
+    result = subprocess.run(local_cmd, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    local_s = time.perf_counter() - start
+    assert result.returncode == 0, result.stdout + result.stderr[-6000:]
+    print(f"\npipeline wall time: spark-submit on standalone cluster {cluster_s:.0f}s, local[2] {local_s:.0f}s")
+
+    cluster_counts = table_counts(spark, on_cluster / "lake")
+    assert cluster_counts == table_counts(spark, local / "lake")
+    assert cluster_counts["gold/recommendations"] > 0 and cluster_counts["silver/events"] > 0
+
+    remote, here = evaluation_rows(on_cluster), evaluation_rows(local)
+    assert remote.keys() == here.keys()
+    for key, row in here.items():
+        for metric in ("precision", "recall", "ndcg", "hit_rate"):
+            assert remote[key][metric] == pytest.approx(row[metric], abs=0.03), (key, metric)
+
+
 def test_doctor_on_standalone_cluster(cluster, cfg, tmp_path):
     cmd = spark_submit_command(cluster.master_url, local_jars(cfg.spark.jars_dir), _py_files(tmp_path),
-                               str(PROJECT / "jobs" / "doctor.py"), _job_args(cfg, tmp_path), python=sys.executable)
+                               str(PROJECT / "jobs" / "doctor.py"),
+                               ["--conf", str(PROJECT / "conf" / "cluster.yaml"), *_overrides(cfg, tmp_path)],
+                               python=sys.executable)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, format_command(cmd) + "\n" + result.stdout + result.stderr[-4000:]
     assert f"on {cluster.master_url}" in result.stdout

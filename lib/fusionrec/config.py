@@ -84,6 +84,11 @@ class EmbedConfig:
     model_cache: str = ".cache/models"
     batch_size: int = 32
     max_sentence_length: int = 256
+    #: Partitions the texts to embed are spread over (round robin, then sorted by length
+    #: inside each partition): at least the number of executor cores so all of them work.
+    partitions: int = 2
+    #: Characters of a failed text kept in the quarantine row (the full text stays in gold).
+    quarantine_text_chars: int = 500
 
 
 @dataclass(frozen=True)
@@ -125,14 +130,11 @@ class ModelConfig:
     ranker_reg: float = 0.01
     #: Liked items (most recent first) searched for the "because you liked" reason.
     reason_max_liked: int = 20
-    #: Weights of the document and review vectors in an item vector, and profile recency.
-    doc_weight: float = 1.0
-    review_weight: float = 0.5
-    half_life_days: float = 365.0
-    #: Seeded search on the validation period: every combination is fitted and scored.
-    search_rank: list[int] = field(default_factory=lambda: [32])
-    search_reg_param: list[float] = field(default_factory=lambda: [0.1])
-    search_alpha: list[float] = field(default_factory=lambda: [10.0])
+    #: Search on the validation period: every combination is fitted (seeded) and scored by
+    #: validation NDCG@K; an empty list means the single value above.
+    search_rank: list[int] = field(default_factory=list)
+    search_reg_param: list[float] = field(default_factory=list)
+    search_alpha: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,40 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class MaintainConfig:
+    """Delta table upkeep: compaction and VACUUM (see ``fusionrec maintain``)."""
+
+    #: Files older than this and no longer referenced are deleted. Time travel to a
+    #: version needs its files, so this is also how far back time travel reaches.
+    vacuum_retention_hours: int = 168
+    #: Compact small files with OPTIMIZE before vacuuming.
+    optimize: bool = True
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Side features derived from the text embeddings (see :mod:`fusionrec.features`)."""
+
+    #: Item vector = normalise(doc_weight * document vector + review_weight * mean review vector).
+    item_doc_weight: float = 0.5
+    item_review_weight: float = 0.5
+    #: User profile: an interaction's weight halves every ``profile_half_life_days``.
+    profile_half_life_days: float = 180.0
+    #: Weight of each of the user's own review vectors relative to an interaction weight of 1.
+    profile_review_weight: float = 1.0
+    #: Weak sentiment labels from star ratings: >= positive_min is 1, <= negative_max is 0.
+    sentiment_positive_min_rating: float = 4.0
+    sentiment_negative_max_rating: float = 2.0
+    #: Held-out share of labelled reviews for the reported AUC, and the split's seed.
+    sentiment_test_fraction: float = 0.2
+    sentiment_seed: int = 42
+    sentiment_reg_param: float = 0.01
+    sentiment_max_iter: int = 100
+    #: Fewer labelled reviews of either class than this: no classifier (reported, not an error).
+    sentiment_min_per_class: int = 5
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a fusionrec run."""
 
@@ -224,6 +260,8 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    maintain: MaintainConfig = field(default_factory=MaintainConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain data (for reports and MLflow params)."""

@@ -50,6 +50,17 @@ SCHEMAS: dict[str, str] = {
         "review_id STRING NOT NULL, content_hash STRING NOT NULL, embedding ARRAY<FLOAT> NOT NULL, "
         "model_id STRING NOT NULL, created_ts TIMESTAMP NOT NULL"
     ),
+    # Texts that got no vector: empty, duplicate id, or a failed/invalid model output.
+    "quarantine.embedding_failures": (
+        "source STRING NOT NULL, record_id STRING NOT NULL, content_hash STRING, reason STRING NOT NULL, "
+        "detail STRING, n_chars INT NOT NULL, text_preview STRING, model_id STRING NOT NULL, "
+        "created_ts TIMESTAMP NOT NULL"
+    ),
+    # Side features (fusionrec.features): unit vectors, one row per item / user / review.
+    "features.item_vectors": "item_id STRING, vector ARRAY<FLOAT>",
+    "features.user_profiles": "user_id STRING, vector ARRAY<FLOAT>, n_items BIGINT, n_reviews BIGINT",
+    "features.review_sentiment": "review_id STRING, item_id STRING, score DOUBLE",
+    "features.item_sentiment": "item_id STRING, sentiment_mean DOUBLE, sentiment_count BIGINT",
     "gold.recommendations": (
         "user_id STRING NOT NULL, rank INT NOT NULL, item_id STRING NOT NULL, score DOUBLE NOT NULL, "
         "reason STRING"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark import SparkContext
@@ -53,6 +54,9 @@ def build_spark(cfg: Config) -> SparkSession:
         if sc.master.startswith("local"):
             # A laptop's hostname may resolve to an address that is not routable.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # Python workers (pandas functions, RDD lambdas) must run this interpreter,
+            # which has fusionrec, numpy and pandas installed, not whatever `python3` is.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     jars = local_jars(sc.jars_dir)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))

@@ -16,4 +16,77 @@ score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JS
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment")
+
+#: Value of ``item_sentiment`` for items without reviews (neutral).
+NEUTRAL_SENTIMENT = 0.5
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """A fitted ranker in the JSON format of the module docstring."""
+
+    features: list[str]
+    mean: list[float]
+    std: list[float]
+    coef: list[float]
+    intercept: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RankerParams":
+        missing = {"features", "mean", "std", "coef", "intercept"} - set(data)
+        if missing:
+            raise ValueError(f"ranker JSON: missing field(s) {', '.join(sorted(missing))}")
+        if list(data["features"]) != list(RANKER_FEATURES):
+            raise ValueError(f"ranker JSON: features {data['features']} differ from the contract {list(RANKER_FEATURES)}")
+        return cls(list(data["features"]), [float(v) for v in data["mean"]], [float(v) for v in data["std"]],
+                   [float(v) for v in data["coef"]], float(data["intercept"]))
+
+    def contributions(self) -> dict[str, Column]:
+        """coef_k * (x_k - mean_k) / std_k per feature, as Spark columns."""
+        return {name: F.lit(c) * (F.col(name) - F.lit(m)) / F.lit(s)
+                for name, m, s, c in zip(self.features, self.mean, self.std, self.coef)}
+
+    def score(self) -> Column:
+        """sigmoid(sum of contributions + intercept)."""
+        logit = F.lit(self.intercept)
+        for column in self.contributions().values():
+            logit = logit + column
+        return 1.0 / (1.0 + F.exp(-logit))
+
+
+def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") -> RankerParams:
+    """Logistic regression of ``label`` (0/1) on the standardised ``RANKER_FEATURES``.
+
+    Means and standard deviations are computed by Spark and applied explicitly (rather than
+    LogisticRegression's internal standardisation) so that the stored coefficients are the
+    ones serving applies to (x - mean) / std.
+    """
+    features = list(RANKER_FEATURES)
+    stats = labelled.agg(*[F.avg(f).alias(f"m_{f}") for f in features],
+                         *[F.stddev_pop(f).alias(f"s_{f}") for f in features],
+                         F.sum(label_col).alias("positives"), F.count(F.lit(1)).alias("rows")).first()
+    if not stats["rows"] or not stats["positives"] or stats["positives"] == stats["rows"]:
+        raise RuntimeError(f"ranker: need both positive and negative candidates, got "
+                           f"{stats['positives']} positives of {stats['rows']} rows")
+    mean = [float(stats[f"m_{f}"]) for f in features]
+    std = [float(stats[f"s_{f}"]) if stats[f"s_{f}"] and stats[f"s_{f}"] > 1e-12 else 1.0 for f in features]
+    standardised = labelled.select(
+        *[((F.col(f) - m) / s).alias(f) for f, m, s in zip(features, mean, std)],
+        F.col(label_col).cast("double").alias("label"))
+    assembled = VectorAssembler(inputCols=features, outputCol="x").transform(standardised)
+    lr = LogisticRegression(featuresCol="x", labelCol="label", regParam=reg_param, elasticNetParam=0.0,
+                            standardization=False, maxIter=100)
+    model = lr.fit(assembled)
+    return RankerParams(features, mean, std, [float(c) for c in model.coefficients], float(model.intercept))

@@ -1,0 +1,126 @@
+"""Embedding throughput: raw onnxruntime vs the Spark NLP stage, side by side in one run.
+
+Same 2,000 texts (Amazon Magazine Subscriptions review texts), same ONNX file, vocabulary
+and maximum length:
+
+(a) raw onnxruntime in Python, batch 32, 2 threads, texts in their given order
+    (the physical reference on this machine);
+(b) the Spark NLP stage (``run_embed``) in local[*] on a gold.reviews table of the same
+    texts, into a fresh Delta table -- dedup, length-sorted partitions, MERGE, quarantine;
+
+then the cost of an incremental re-run after editing 1% of the texts, and of a re-run
+with no changes (which must embed nothing).
+
+    .venv/bin/python bench/embed.py [--n 2000] [--data DIR] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def load_texts(data: Path, n: int) -> list[str]:
+    texts = []
+    with gzip.open(data / "Magazine_Subscriptions_5.json.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            text = (row.get("reviewText") or row.get("summary") or "").strip()
+            if text:
+                texts.append(text)
+            if len(texts) == n:
+                break
+    return texts
+
+
+def write_reviews(spark, cfg, texts: list[str]) -> None:
+    from fusionrec.lake import SCHEMAS, table_path
+
+    ts = datetime(2020, 1, 1)
+    rows = [(f"r{i}", f"u{i % 300}", f"i{i % 150}", 5.0, t, ts, True) for i, t in enumerate(texts)]
+    (spark.createDataFrame(rows, SCHEMAS["gold.reviews"]).write.format("delta").mode("overwrite")
+     .save(table_path(cfg, "gold", "reviews")))
+
+
+def timed_run(spark, cfg) -> tuple[float, dict]:
+    from fusionrec.embed.stage import run_embed
+
+    start = time.perf_counter()
+    result = run_embed(spark, cfg)["review_embeddings"]
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--data", default=str(PROJECT.parent / "shared" / "datasets" / "amazon-magazine-subscriptions"))
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+
+    from fusionrec.config import load_config
+    from fusionrec.embed.model import model_files
+    from fusionrec.embed.reference import OnnxReferenceEmbedder
+    from fusionrec.runlog import setup_logging
+    from fusionrec.session import build_spark
+
+    setup_logging(-1)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-embed-"))
+    shutil.rmtree(work / "lake", ignore_errors=True)
+    cfg = load_config(PROJECT / "conf" / "local.yaml", overrides=[
+        f"lake.root={work / 'lake'}", f"spark.checkpoint_dir={work / 'checkpoints'}",
+        "spark.extra={spark.ui.showConsoleProgress: 'false'}",
+    ], env={}, base_dir=PROJECT)
+    texts = load_texts(Path(args.data), args.n)
+    n = len(texts)
+    words = sorted(len(t.split()) for t in texts)
+    print(f"texts: {n} ({len(set(texts))} distinct), words per text median {words[n // 2]}, "
+          f"p90 {words[int(n * 0.9)]}, max {words[-1]}; max_sentence_length {cfg.embed.max_sentence_length}, "
+          f"batch {cfg.embed.batch_size}, partitions {cfg.embed.partitions}")
+
+    # (a) raw onnxruntime, warmed up on a few texts first.
+    reference = OnnxReferenceEmbedder(model_files(cfg.embed), max_length=cfg.embed.max_sentence_length, threads=2)
+    reference.embed(texts[:32])
+    start = time.perf_counter()
+    reference.embed(texts, batch_size=32)
+    raw_s = time.perf_counter() - start
+    raw_rate = n / raw_s
+    print(f"(a) raw onnxruntime, batch 32, 2 threads: {raw_s:.1f} s, {raw_rate:.1f} texts/s")
+
+    # (b) the Spark NLP stage; the JVM and the model are warmed up on a throwaway table first.
+    spark = build_spark(cfg)
+    write_reviews(spark, cfg, texts[:16])
+    timed_run(spark, cfg)
+    shutil.rmtree(work / "lake" / "embeddings", ignore_errors=True)
+    shutil.rmtree(work / "lake" / "quarantine", ignore_errors=True)
+    write_reviews(spark, cfg, texts)
+    full_s, full = timed_run(spark, cfg)
+    spark_rate = n / full_s
+    print(f"(b) Spark NLP stage, {spark.sparkContext.master}: {full_s:.1f} s, {spark_rate:.1f} texts/s "
+          f"({full['texts_embedded']} distinct texts through the model, {full['embedded']} records embedded, "
+          f"{full['quarantined']} quarantined)")
+    print(f"ratio (b)/(a): {spark_rate / raw_rate:.2f}  (target >= 0.8, stretch >= 1.0)")
+
+    edited = [t + " (edited)" if i % 100 == 0 else t for i, t in enumerate(texts)]
+    write_reviews(spark, cfg, edited)
+    inc_s, inc = timed_run(spark, cfg)
+    print(f"incremental re-run, {sum(1 for a, b in zip(texts, edited) if a != b)} texts edited (1%): {inc_s:.1f} s = "
+          f"{inc_s / full_s:.1%} of the full run (target <= 10%); {inc['texts_embedded']} texts embedded, "
+          f"{inc['skipped_present']} skipped as present")
+
+    same_s, same = timed_run(spark, cfg)
+    print(f"re-run without changes: {same_s:.1f} s = {same_s / full_s:.1%} of the full run; "
+          f"{same['texts_embedded']} texts embedded (must be 0), {same['skipped_present']} skipped as present")
+    if same["texts_embedded"] != 0:
+        raise SystemExit("a re-run without changes embedded texts")
+
+
+if __name__ == "__main__":
+    main()

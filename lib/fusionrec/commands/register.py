@@ -1,0 +1,30 @@
+"""``fusionrec register``: log the fused model as a pyfunc, register it as challenger, run the gate."""
+
+from __future__ import annotations
+
+import argparse
+
+from fusionrec.config import Config
+from fusionrec.registry.register import register_model
+from fusionrec.runlog import RunReport
+from fusionrec.session import build_spark
+
+HELP = "register the fused model (MLflow pyfunc) as 'challenger' and promote it to 'champion' if it passes the gate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    gate = parser.add_mutually_exclusive_group()
+    gate.add_argument("--no-promote", action="store_true", help="only register; leave the gate to 'fusionrec promote'")
+    gate.add_argument("--force-promote", action="store_true",
+                      help="make this version champion even if it is worse than the current one (recorded as forced)")
+
+
+def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    spark = build_spark(cfg)
+    result = register_model(spark, cfg, report, promote=not args.no_promote, force_promote=args.force_promote)
+    print(f"registered {result.model_name} version {result.version} (run {result.run_id}), "
+          f"{cfg.registry.promotion_model} {cfg.registry.promotion_metric} = {result.metric:.4f}")
+    if result.decision is not None:
+        d = result.decision
+        print(f"promotion: {'promoted to champion' if d.promoted else 'refused'}: {d.reason}")
+    return 0

@@ -1,0 +1,56 @@
+"""Incremental planning: which texts need the model, which are already embedded.
+
+Given the prepared texts of a table (see :func:`fusionrec.embed.texts.prepare_texts`)
+and the vectors already stored for it, every record falls into exactly one group:
+
+- ``rejected``: never sent to the model (``empty_text``, ``duplicate_id``);
+- ``present``: its (id, content hash) is already stored -- skipped;
+- ``pending``: new or changed text, which needs a vector. Its vector is either
+  ``reused`` from a stored record with an identical text (same content hash), or
+  computed, once per distinct text, from ``to_embed``.
+
+A model change alters every content hash, so after one nothing is present or reusable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class EmbeddingPlan:
+    """The groups of one table's records (lazy DataFrames)."""
+
+    #: ``[record_id, content_hash, text, n_chars, reason]`` with a reason code.
+    rejected: DataFrame
+    #: ``[record_id, content_hash]`` whose vector is stored and current.
+    present: DataFrame
+    #: ``[record_id, content_hash, text, n_chars]`` that need a (new) vector.
+    pending: DataFrame
+    #: ``[content_hash, embedding]``: stored vectors of pending texts (identical text, other id).
+    reusable: DataFrame
+    #: ``[content_hash, text]``: distinct texts that must go through the model.
+    to_embed: DataFrame
+
+
+def plan_embedding(prepared: DataFrame, stored: DataFrame) -> EmbeddingPlan:
+    """Split ``prepared`` against ``stored`` = ``[record_id, content_hash, embedding]``."""
+    candidates = prepared.where(F.col("reason").isNull()).drop("reason")
+    stored_keys = stored.select("record_id", "content_hash")
+    present = candidates.join(stored_keys, ["record_id", "content_hash"], "left_semi").select(
+        "record_id", "content_hash"
+    )
+    pending = candidates.join(stored_keys, ["record_id", "content_hash"], "left_anti")
+    stored_by_hash = stored.select("content_hash", "embedding").dropDuplicates(["content_hash"])
+    pending_hashes = pending.select("content_hash").distinct()
+    reusable = stored_by_hash.join(pending_hashes, "content_hash", "left_semi")
+    to_embed = (
+        pending.join(stored_by_hash.select("content_hash"), "content_hash", "left_anti")
+        .select("content_hash", "text")
+        .dropDuplicates(["content_hash"])
+    )
+    rejected = prepared.where(F.col("reason").isNotNull())
+    return EmbeddingPlan(rejected=rejected, present=present, pending=pending, reusable=reusable, to_embed=to_embed)

@@ -1,0 +1,1 @@
+"""Offline evaluation: one chronological split, a cold-item protocol, ranking metrics, baselines."""

@@ -1,0 +1,130 @@
+"""The evaluation harness: one split, every model fitted on training data only, one table.
+
+Protocol (see :mod:`fusionrec.evaluate.split`):
+
+1. per-user chronological split of the interactions into train / test, and the
+   cold-item draw (their training interactions and training reviews are removed);
+2. reviews are cut at each author's test start; side features (item vectors, profiles)
+   are computed from the training split only;
+3. :func:`fusionrec.model.train.fit_pipeline` on the training split: it splits training
+   again into fit / validation periods, scores the ALS grid on validation NDCG@K and
+   trains the ranker on validation labels, then refits on the whole training split — the
+   test period is never read for any choice;
+4. every model (popularity, als, content, hybrid) is scored on the test period at each K,
+   plus the cold-item slice (recall@K of cold items for users who interacted with them in
+   test). All four use the same fitted factors, profiles and seen-item exclusion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fusionrec.config import Config
+from fusionrec.evaluate.baselines import model_top_k
+from fusionrec.evaluate.metrics import item_slice_recall, ranking_metrics
+from fusionrec.evaluate.split import Split, chronological_split, filter_before, relevant
+from fusionrec.model.train import Fitted, fit_pipeline
+
+log = logging.getLogger(__name__)
+
+MODELS = ("popularity", "als", "content", "hybrid")
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Lake tables the harness reads (full history; the harness does the cutting)."""
+
+    interactions: DataFrame
+    #: [item_id, embedding ARRAY<FLOAT>]
+    item_embeddings: DataFrame
+    reviews: DataFrame | None = None
+    review_embeddings: DataFrame | None = None
+
+
+def training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
+    """Reviews written before their author's test start, minus reviews of cold items."""
+    if reviews is None:
+        return None
+    return filter_before(reviews, split.boundaries, "ts").join(split.cold_items, "item_id", "left_anti")
+
+
+def make_split(inputs: EvalInputs, cfg: Config) -> Split:
+    ec = cfg.evaluate
+    split = chronological_split(inputs.interactions, ec.test_fraction, ec.cold_item_fraction, ec.seed,
+                                inputs.item_embeddings.select("item_id"))
+    return Split(train=split.train.cache(), test=split.test.cache(), boundaries=split.boundaries.cache(),
+                 cold_items=split.cold_items.cache())
+
+
+def fit_on_training(inputs: EvalInputs, split: Split, cfg: Config) -> Fitted:
+    """Everything fitted from the training split (and reviews before each author's test start)."""
+    return fit_pipeline(split.train, inputs.item_embeddings, training_reviews(inputs.reviews, split),
+                        inputs.review_embeddings, cfg)
+
+
+def check_no_leakage(split: Split, fitted: Fitted, reviews: DataFrame | None = None) -> dict[str, int]:
+    """Counts of training-side rows at or after their user's test start (all must be 0).
+
+    Checks the interactions ALS and the maps were fitted on, the fit and validation
+    periods used for tuning and the ranker, the users' profile counts against their
+    training interactions, and the reviews (when given).
+    """
+    b = split.boundaries
+    def late(df: DataFrame, ts: str) -> int:
+        return df.join(b, "user_id").where(F.col(ts) >= F.col("test_start")).count()
+    found = {
+        "train": late(split.train, "first_ts"),
+        "fit": late(fitted.fit_interactions, "first_ts"),
+        "validation": late(fitted.validation_interactions, "first_ts"),
+        "test_pairs_in_train": split.train.join(split.test, ["user_id", "item_id"]).count(),
+    }
+    if reviews is not None:
+        found["reviews"] = late(reviews, "ts")
+    return found
+
+
+def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
+    """Run the whole protocol; returns ``{"table": [...], "cold_items": [...], ...}``."""
+    split = make_split(inputs, cfg)
+    fitted = fit_on_training(inputs, split, cfg)
+    return score_models(inputs, split, fitted, cfg)
+
+
+def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) -> dict[str, Any]:
+    """Step 4: every model's top-K on the test period, after re-checking for leakage."""
+    ec, mc = cfg.evaluate, cfg.model
+    leaks = check_no_leakage(split, fitted, training_reviews(inputs.reviews, split))
+    if any(leaks.values()):
+        raise RuntimeError(f"evaluation: test-period data reached training: {leaks}")
+    model = fitted.model
+    test_relevant = relevant(split.test, ec.positive_rating, ec.positive_weight).cache()
+    users = test_relevant.select("user_id").distinct().cache()
+    seen = split.train.select("user_id", "item_id")
+    catalogue = (inputs.item_embeddings.select("item_id").union(inputs.interactions.select("item_id"))
+                 .distinct().count())
+    k_max = max(ec.k_list)
+    table: list[dict[str, Any]] = []
+    cold: list[dict[str, Any]] = []
+    for name in MODELS:
+        top = model_top_k(name, model, users, seen, k_max, mc, fitted.ranker).cache()
+        for k in ec.k_list:
+            table.append({"model": name, "k": k, **ranking_metrics(top, test_relevant, k, catalogue)})
+            cold.append({"model": name, "k": k, **item_slice_recall(top, test_relevant, split.cold_items, k)})
+        log.info("evaluated %s: %s", name, table[-1])
+        top.unpersist()
+    counts = {"interactions": inputs.interactions.count(), "train_interactions": split.train.count(),
+              "test_interactions": split.test.count(), "test_users": users.count(),
+              "cold_items": split.cold_items.count(), "catalogue": catalogue, **model.counts}
+    return {"table": table, "cold_items": cold, "search": fitted.trials,
+            "chosen": {"rank": fitted.params.rank, "reg_param": fitted.params.reg_param,
+                       "alpha": fitted.params.alpha},
+            "ranker": fitted.ranker.to_json(), "counts": counts, "leakage_checks": leaks,
+            "protocol": {"test_fraction": ec.test_fraction, "cold_item_fraction": ec.cold_item_fraction,
+                         "validation_fraction": ec.validation_fraction, "seed": ec.seed,
+                         "relevance": f"rating >= {ec.positive_rating}; without a rating, "
+                                      f"weight >= {ec.positive_weight}"}}

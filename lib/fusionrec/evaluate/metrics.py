@@ -1,0 +1,84 @@
+"""Top-K ranking metrics computed in Spark, one row per user, averaged over users.
+
+For a user u with relevant set R_u (|R_u| > 0) and ranked list L_u cut at K
+(hit_j = 1 if the item at rank j is in R_u):
+
+- precision@K = sum_j hit_j / K
+- recall@K    = sum_j hit_j / |R_u|
+- NDCG@K      = sum_j hit_j / log2(j + 1)  /  sum_{j=1..min(|R_u|,K)} 1 / log2(j + 1)
+  (binary-relevance NDCG, Järvelin & Kekäläinen 2002)
+- AP@K        = sum_j hit_j * precision@j / min(|R_u|, K)   (MAP@K = mean AP@K)
+- hit rate@K  = 1 if sum_j hit_j > 0
+- coverage@K  = |distinct items recommended to the evaluated users| / catalogue size
+
+Every user with at least one relevant item counts, including users the model returned
+nothing for (their metrics are 0), so that a model cannot gain by abstaining.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+
+
+def per_user_metrics(recommendations: DataFrame, relevant: DataFrame, k: int) -> DataFrame:
+    """``[user_id, n_relevant, hits, precision, recall, ndcg, ap, hit]`` for every user of
+    ``relevant`` (``[user_id, item_id]``); ``recommendations`` is ``[user_id, rank, item_id]``
+    with rank starting at 1."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rel = relevant.select("user_id", "item_id").distinct()
+    n_rel = rel.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_relevant"))
+    top = recommendations.where(F.col("rank") <= k).select("user_id", "item_id", "rank")
+    hits = top.join(rel, ["user_id", "item_id"])
+    # precision at each hit's rank = (hits at or above it) / rank
+    hits = hits.withColumn(
+        "_cum", F.row_number().over(Window.partitionBy("user_id").orderBy("rank")))
+    per_hit = hits.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("hits"),
+        F.sum(1.0 / F.log2(F.col("rank") + 1.0)).alias("dcg"),
+        F.sum(F.col("_cum") / F.col("rank")).alias("sum_prec"),
+    )
+    cut = F.least(F.col("n_relevant"), F.lit(k))
+    idcg = F.aggregate(F.sequence(F.lit(1), cut.cast("int")), F.lit(0.0),
+                       lambda acc, j: acc + 1.0 / F.log2(j + 1.0))
+    out = n_rel.join(per_hit, "user_id", "left").fillna(0, ["hits", "dcg", "sum_prec"])
+    return out.select(
+        "user_id", "n_relevant", "hits",
+        (F.col("hits") / F.lit(float(k))).alias("precision"),
+        (F.col("hits") / F.col("n_relevant")).alias("recall"),
+        (F.col("dcg") / idcg).alias("ndcg"),
+        (F.col("sum_prec") / cut).alias("ap"),
+        (F.col("hits") > 0).cast("double").alias("hit"),
+    )
+
+
+def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
+                    catalogue_size: int) -> dict[str, float]:
+    """The metrics of the module docstring at ``k`` (plus ``users``, the number evaluated)."""
+    per_user = per_user_metrics(recommendations, relevant, k)
+    row = per_user.agg(
+        F.count(F.lit(1)).alias("users"),
+        F.avg("precision").alias("precision"), F.avg("recall").alias("recall"),
+        F.avg("ndcg").alias("ndcg"), F.avg("ap").alias("map"), F.avg("hit").alias("hit_rate"),
+    ).first()
+    users = relevant.select("user_id").distinct()
+    n_covered = (recommendations.where(F.col("rank") <= k).join(users, "user_id")
+                 .select("item_id").distinct().count())
+    result = {name: float(row[name] or 0.0) for name in ("precision", "recall", "ndcg", "map", "hit_rate")}
+    result["coverage"] = n_covered / catalogue_size if catalogue_size else 0.0
+    result["users"] = int(row["users"])
+    return result
+
+
+def item_slice_recall(recommendations: DataFrame, relevant: DataFrame, items: DataFrame, k: int) -> dict[str, float]:
+    """Recall@K restricted to ``items`` (e.g. the cold items): over users with at least one
+    relevant item in the slice, hits on slice items / relevant slice items, averaged."""
+    rel = relevant.join(items.select("item_id").distinct(), "item_id")
+    per_user = per_user_metrics(recommendations.join(items.select("item_id").distinct(), "item_id"), rel, k)
+    row = per_user.agg(F.count(F.lit(1)).alias("users"), F.avg("recall").alias("recall"),
+                       F.avg("hit").alias("hit_rate")).first()
+    return {"recall": float(row["recall"] or 0.0), "hit_rate": float(row["hit_rate"] or 0.0),
+            "users": int(row["users"])}

@@ -1,0 +1,47 @@
+"""Vector arithmetic on ``ARRAY<FLOAT>`` columns with Spark SQL functions (no Python UDFs).
+
+Grouped weighted sums and means use Spark ML's ``Summarizer``: a JVM aggregate that
+adds dense vectors in place, so a group of n vectors of dimension d costs O(n d) without
+exploding every vector into d rows. Arrays are converted to ML vectors only for that
+aggregate and back to ``ARRAY<FLOAT>`` right after.
+"""
+
+from __future__ import annotations
+
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.stat import Summarizer
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+
+def norm(vector: Column) -> Column:
+    """Euclidean norm ||v|| (double)."""
+    return F.sqrt(F.aggregate(vector, F.lit(0.0).cast("double"), lambda acc, x: acc + x.cast("double") * x.cast("double")))
+
+
+def l2_normalise(vector: Column) -> Column:
+    """v / ||v|| as ARRAY<FLOAT>; null for a null or all-zero vector (it has no direction)."""
+    n = norm(vector)
+    return F.when(n > 0, F.transform(vector, lambda x: (x.cast("double") / n).cast("float")))
+
+
+def scaled_sum(a: Column, wa: float, b: Column, wb: float) -> Column:
+    """wa * a + wb * b elementwise (null if either is null)."""
+    return F.zip_with(a, b, lambda x, y: (F.lit(wa) * x + F.lit(wb) * y).cast("float"))
+
+
+def dot(a: Column, b: Column) -> Column:
+    """a . b (double); for unit vectors this is the cosine similarity."""
+    return F.aggregate(
+        F.zip_with(a, b, lambda x, y: x.cast("double") * y.cast("double")), F.lit(0.0).cast("double"), lambda acc, x: acc + x
+    )
+
+
+def weighted_sum(vector: Column, weight: Column) -> Column:
+    """Aggregate: sum_i w_i v_i over the group, as ARRAY<FLOAT> (weights must be >= 0)."""
+    return vector_to_array(Summarizer.sum(array_to_vector(vector), weight.cast("double")), "float32")
+
+
+def mean(vector: Column) -> Column:
+    """Aggregate: (1/n) sum_i v_i over the group, as ARRAY<FLOAT>."""
+    return vector_to_array(Summarizer.mean(array_to_vector(vector)), "float32")

@@ -1,0 +1,309 @@
+"""Orchestration: files -> bronze -> silver / quarantine -> gold, with accounting.
+
+One batch = the files of one ``ingest`` call. Its id is a hash of the source name and
+the file contents; a batch recorded as complete in ``bronze._batches`` is skipped, and
+every write is idempotent (see :mod:`.writer`), so re-running a batch - finished or killed
+midway - ends with the same tables.
+
+Order inside a batch: check files (driver) -> read and classify every kind (one pass over
+the input, cached) -> one aggregation per kind (counts; files of the wrong format fail
+here, before any write) -> bronze, quarantine, silver -> gold for the keys the batch
+touched -> read-back accounting -> batch recorded as complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fusionrec.config import Config
+from fusionrec.ingest import gold, writer
+from fusionrec.ingest.accounting import KindAccount, summarise
+from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, SILVER_COLUMNS, quarantined, review_events
+from fusionrec.ingest.privacy import pseudonym_key
+from fusionrec.ingest.schema import KEYS, KINDS, Fix
+from fusionrec.ingest.sources import amazon, jsonl, movielens
+from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, inspect, resolve
+
+log = logging.getLogger(__name__)
+
+DERIVED_EVENT_PREFIX = "review:"
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Wall time of one step, logged and added to ``timings`` (reported as ``timings_s``)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - start, 2)
+        log.debug("ingest step=%s elapsed_s=%.2f", step, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    patterns: tuple[str, ...]
+    check: Callable[[list[InputFile]], None]
+    read: Callable[[SparkSession, list[InputFile], Config], dict[str, DataFrame]]
+
+
+def _jsonl_adapter(kind: str) -> Adapter:
+    return Adapter(jsonl.PATTERNS[kind], jsonl.check, lambda spark, files, cfg: jsonl.read(spark, kind, files, cfg))
+
+
+ADAPTERS: dict[str, Adapter] = {
+    "events": _jsonl_adapter("events"),
+    "items": _jsonl_adapter("items"),
+    "reviews": _jsonl_adapter("reviews"),
+    "movielens": Adapter(movielens.PATTERNS, movielens.check, movielens.read),
+    "amazon": Adapter(amazon.PATTERNS, amazon.check, amazon.read),
+}
+SOURCES = tuple(ADAPTERS)
+
+
+def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
+    """Ingest the files at ``path`` as one batch of ``source``; returns the accounting report.
+
+    :param source: ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
+    :param batch_id: overrides the content hash (for replays under a known id).
+    :raises InputError: missing path, empty directory or file, wrong format, bad gzip,
+        missing CSV column (one line naming the file); nothing is written then.
+    :raises AccountingError: the row equations do not hold.
+    """
+    if source not in ADAPTERS:
+        raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
+    adapter = ADAPTERS[source]
+    files = [inspect(p) for p in resolve(path, adapter.patterns)]
+    adapter.check(files)
+    bid = batch_id or files_batch_id(source, files)
+    previous = _completed_report(spark, cfg, bid)
+    if previous is not None:
+        log.info("batch %s (%s) already ingested: nothing to do", bid, source)
+        return {**previous, "skipped": True}
+
+    timings: dict[str, float] = {}
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
+    staged = adapter.read(spark, files, cfg)
+    classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
+                  for kind, df in staged.items()}
+    try:
+        with _timed(timings, "read_classify_count"):
+            accounts = {kind: summarise(df, kind) for kind, df in classified.items()}
+        for account in accounts.values():
+            account.check_split()
+            _check_parseable(account, source)
+        provenance = [F.lit(source).alias("source"), F.lit(bid).alias("batch_id"), F.lit(now).alias("ingest_ts")]
+        gold_report = _write(spark, cfg, source, bid, classified, accounts, provenance, timings)
+        report = {
+            "source": source, "batch_id": bid, "skipped": False, "ingest_ts": now.isoformat(),
+            "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
+            "tables": {kind: accounts[kind].to_dict() for kind in KINDS if kind in accounts},
+            "gold": gold_report,
+            "timings_s": timings,
+        }
+        _record_batch(spark, cfg, bid, source, files, list(accounts), report)
+        return report
+    finally:
+        for df in classified.values():
+            df.unpersist()
+
+
+def ingest_directory(spark: SparkSession, cfg: Config, path: str) -> dict[str, Any]:
+    """Ingest a directory of canonical JSONL files: ``items*``, then ``events*``, then
+    ``reviews*`` (items first, so reviews see their items), one batch per kind."""
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if not root.is_dir():
+        raise InputError(f"{path}: not a directory")
+    found = {kind: resolve_or_none(path, jsonl.PATTERNS[kind]) for kind in KINDS}
+    if not any(found.values()):
+        raise InputError(f"{path}: directory has no events*/items*/reviews* JSON Lines files")
+    # Check every file of every kind before the first write.
+    inspected = {kind: [inspect(p) for p in paths] for kind, paths in found.items() if paths}
+    for files in inspected.values():
+        jsonl.check(files)
+    batches = {}
+    for kind in KINDS:
+        if kind in inspected:
+            batches[kind] = ingest(spark, cfg, kind, str(found[kind][0]) if len(found[kind]) == 1 else path)
+    return {"path": str(root.resolve()), "batches": batches}
+
+
+def resolve_or_none(path: str, patterns: tuple[str, ...]) -> list[Path]:
+    try:
+        return resolve(path, patterns)
+    except InputError:
+        return []
+
+
+def _check_parseable(account: KindAccount, source: str) -> None:
+    for file, (rows, parsed) in account.files.items():
+        if rows and not parsed:
+            raise InputError(f"{file}: no line is a valid {account.kind} record for source {source!r} "
+                             f"({rows} lines, wrong format?)")
+
+
+def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: dict[str, DataFrame],
+           accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float]) -> dict[str, Any]:
+    personal = list(cfg.ingest.personal_fields)
+    accepted: dict[str, DataFrame] = {}
+    for kind in KINDS:
+        if kind not in classified:
+            continue
+        df = classified[kind]
+        with _timed(timings, "bronze"):
+            writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
+                                 writer.ensure_table(spark, cfg, f"bronze.{kind}"), bid)
+        with _timed(timings, "quarantine"):
+            writer.replace_batch(quarantined(df, personal).select("*", *provenance),
+                                 writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid)
+        accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
+            .select(*SILVER_COLUMNS[kind], *provenance)
+
+    with _timed(timings, "silver"):
+        silver_metrics, derived = _write_silver(spark, cfg, accepted, provenance)
+    with _timed(timings, "read_back"):
+        for kind, account in accounts.items():
+            _read_back(spark, cfg, kind, bid, accepted[kind], account, silver_metrics.get(kind, {}))
+            account.check_written()
+    with _timed(timings, "gold"):
+        return _update_gold(spark, cfg, bid, accepted, derived, accounts)
+
+
+def _write_silver(spark: SparkSession, cfg: Config, accepted: dict[str, DataFrame],
+                  provenance: list) -> tuple[dict[str, dict[str, int]], DataFrame | None]:
+    """MERGE the accepted rows into silver; returns commit metrics and the derived review events."""
+    silver_metrics: dict[str, dict[str, int]] = {}
+    if "items" in accepted:
+        path = writer.ensure_table(spark, cfg, "silver.items")
+        # Across batches the rule of clean.classify_items continues: a stored record with a
+        # newer updated_ts is kept; otherwise the later batch's record replaces it.
+        rule = "t.updated_ts IS NULL OR s.updated_ts >= t.updated_ts"
+        silver_metrics["items"] = writer.merge_upsert(
+            spark, path, accepted["items"], KEYS["silver.items"],
+            compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], rule=rule)
+    if "events" in accepted:
+        path = writer.ensure_table(spark, cfg, "silver.events")
+        silver_metrics["events"] = writer.merge_insert(spark, path, accepted["events"], KEYS["silver.events"])
+    derived = None
+    if "reviews" in accepted:
+        path = writer.ensure_table(spark, cfg, "silver.reviews")
+        silver_metrics["reviews"] = writer.merge_insert(spark, path, accepted["reviews"], KEYS["silver.reviews"])
+        if cfg.ingest.review_events:
+            derived = review_events(accepted["reviews"], cfg.ingest).select("*", *provenance)
+            writer.merge_insert(spark, writer.ensure_table(spark, cfg, "silver.events"), derived, KEYS["silver.events"])
+    return silver_metrics, derived
+
+
+def _read_back(spark: SparkSession, cfg: Config, kind: str, bid: str, accepted: DataFrame,
+               account: KindAccount, metrics: dict[str, int]) -> None:
+    """Fill the written counts of ``account`` from the Delta tables (equations (2), (3))."""
+    silver = writer.read(spark, cfg, f"silver.{kind}")
+    key = KEYS[f"silver.{kind}"][0]
+    if kind == "events":
+        silver = silver.where(~F.col("event_id").startswith(DERIVED_EVENT_PREFIX))
+    account.silver_rows = silver.where(F.col("batch_id") == bid).count()
+    others = silver.where(F.col("batch_id") != bid).select(key)
+    # Data skipping on batch_id makes the emptiness test cheap; the join only runs when needed.
+    account.held_by_other_batches = (accepted.select(key).join(others, key, "left_semi").count()
+                                     if others.limit(1).count() else 0)
+    account.silver_inserted = metrics.get("numTargetRowsInserted", 0)
+    account.quarantine_rows = writer.read(spark, cfg, f"quarantine.{kind}").where(F.col("batch_id") == bid).count()
+
+
+def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str, DataFrame],
+                 derived: DataFrame | None, accounts: dict[str, KindAccount]) -> dict[str, Any]:
+    """Recompute the gold rows whose inputs this batch touched, and upsert them."""
+    out: dict[str, Any] = {}
+    touched_pairs = None
+    for events in (accepted.get("events"), derived):
+        if events is not None:
+            pairs = events.select("user_id", "item_id")
+            touched_pairs = pairs if touched_pairs is None else touched_pairs.unionByName(pairs)
+    if touched_pairs is not None:
+        events = writer.read(spark, cfg, "silver.events")
+        if not _only_batch(events, bid):  # else every pair of silver is touched: no filter needed
+            events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
+        path = writer.ensure_table(spark, cfg, "gold.interactions")
+        metrics = writer.merge_upsert(spark, path, gold.interactions(events), KEYS["gold.interactions"],
+                                      compare=["weight", "n_events", "first_ts", "last_ts", "rating"])
+        out["interactions"] = writer.merge_metrics_summary(metrics)
+
+    items_touched = accepted["items"].select("item_id") if "items" in accepted else None
+    if items_touched is not None:
+        items = writer.read(spark, cfg, "silver.items")
+        if not _only_batch(items, bid):
+            items = items.join(items_touched, "item_id", "left_semi")
+        path = writer.ensure_table(spark, cfg, "gold.item_documents")
+        metrics = writer.merge_upsert(spark, path, gold.item_documents(items), KEYS["gold.item_documents"],
+                                      compare=["title", "text", "categories", "brand", "price", "updated_ts"])
+        out["item_documents"] = writer.merge_metrics_summary(metrics)
+
+    if "reviews" in accepted or (items_touched is not None and writer.exists(spark, cfg, "silver.reviews")):
+        silver_reviews = writer.read(spark, cfg, "silver.reviews")
+        selector = None
+        if "reviews" in accepted:
+            selector = F.col("batch_id") == bid
+        if items_touched is not None:
+            of_items = silver_reviews.join(items_touched, "item_id", "left_semi").select("review_id")
+            ids = of_items if selector is None else of_items.unionByName(silver_reviews.where(selector).select("review_id"))
+            touched = silver_reviews.join(ids.distinct(), "review_id", "left_semi")
+        else:
+            touched = silver_reviews.where(selector)
+        items = writer.read(spark, cfg, "silver.items") if writer.exists(spark, cfg, "silver.items") \
+            else spark.createDataFrame([], "item_id STRING")
+        gold_reviews = gold.reviews(touched, items)
+        path = writer.ensure_table(spark, cfg, "gold.reviews")
+        metrics = writer.merge_upsert(spark, path, gold_reviews, KEYS["gold.reviews"],
+                                      compare=["user_id", "item_id", "rating", "text", "ts", "item_known"])
+        out["reviews"] = writer.merge_metrics_summary(metrics)
+        if "reviews" in accepted:
+            unknown = writer.read(spark, cfg, "gold.reviews").join(
+                accepted["reviews"].select("review_id"), "review_id", "left_semi").where(~F.col("item_known")).count()
+            accounts["reviews"].fixes[Fix.ITEM_UNKNOWN] = unknown
+    return out
+
+
+def _only_batch(table: DataFrame, bid: str) -> bool:
+    """Every row of ``table`` belongs to batch ``bid`` (cheap: data skipping on batch_id)."""
+    return table.where(F.col("batch_id") != bid).limit(1).count() == 0
+
+
+# --------------------------------------------------------------------------- batches
+
+def _completed_report(spark: SparkSession, cfg: Config, bid: str) -> dict[str, Any] | None:
+    if not writer.exists(spark, cfg, "bronze._batches"):
+        return None
+    row = (writer.read(spark, cfg, "bronze._batches")
+           .where((F.col("batch_id") == bid) & (F.col("status") == "complete"))
+           .select("report").first())
+    return json.loads(row["report"]) if row is not None else None
+
+
+def _record_batch(spark: SparkSession, cfg: Config, bid: str, source: str, files: list[InputFile],
+                  kinds: list[str], report: dict[str, Any]) -> None:
+    path = writer.ensure_table(spark, cfg, "bronze._batches")
+    row = spark.createDataFrame(
+        [(bid, source, kinds, [f.path for f in files], "complete", json.dumps(report, default=str),
+          dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
+        writer.table_schema("bronze._batches"))
+    row.write.format("delta").mode("append").save(path)
+
+
+def completed_batches(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The batches recorded as complete (``batch_id``, ``source``, ``files``, ``completed_ts``)."""
+    return writer.read(spark, cfg, "bronze._batches").where(F.col("status") == "complete") \
+        .select("batch_id", "source", "kinds", "files", "completed_ts")

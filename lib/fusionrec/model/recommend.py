@@ -1,0 +1,104 @@
+"""Top-K recommendations for every user, with the reason each item is there.
+
+Score: the ranker over ALS top-N union content top-N (:mod:`fusionrec.model.fusion`).
+Users with neither factors nor a profile get the popularity fallback: the most popular
+unseen items, interleaved across categories (each category's best item first) so the
+list is not one genre.
+
+Reason: the ranker contribution coef_k (x_k - mean_k) / std_k that is largest for the
+recommended item decides the kind of reason:
+
+- ``content_cosine`` -> "similar to <title> you liked": the liked item whose text vector
+  is nearest (cosine) to the recommended one;
+- ``als_score`` -> "popular with people who liked <title>": the liked item whose ALS
+  factor is most aligned with the recommended item's factor;
+- ``log_popularity`` / ``item_sentiment`` / fallback -> "popular now" / "well reviewed".
+
+"Liked" = the user's ``reason_max_liked`` most recent training interactions.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from fusionrec.config import ModelConfig
+from fusionrec.model.fusion import FusedModel, candidates, rank_candidates, with_features
+from fusionrec.model.ranker import RankerParams
+from fusionrec.model.topk import blocked_top_n, top_n
+from fusionrec.model.vectors import row_dot
+
+
+def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
+    """``[user_id, liked_id]``: each user's most recent ``max_liked`` interactions."""
+    w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
+    return (interactions.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= max_liked)
+            .select("user_id", F.col("item_id").alias("liked_id")))
+
+
+def _nearest_liked(recs: DataFrame, liked: DataFrame, vectors: DataFrame, key: str, vec: str,
+                   normalise: bool, out: str) -> DataFrame:
+    """``[user_id, item_id, <out>]``: the liked item closest to each recommended item."""
+    pairs = (recs.select("user_id", "item_id").join(liked, "user_id")
+             .join(vectors.select(F.col(key).alias("item_id"), F.col(vec).alias("_a")), "item_id")
+             .join(vectors.select(F.col(key).alias("liked_id"), F.col(vec).alias("_b")), "liked_id"))
+    scored = row_dot(pairs, "_a", "_b", "_sim", normalise=normalise)
+    return scored.groupBy("user_id", "item_id").agg(F.max_by("liked_id", "_sim").alias(out))
+
+
+def explain(ranked: DataFrame, model: FusedModel, interactions: DataFrame, titles: DataFrame,
+            mc: ModelConfig) -> DataFrame:
+    """``ranked`` (with ``contrib_*`` columns) plus a readable ``reason``."""
+    liked = liked_items(interactions, mc.reason_max_liked)
+    by_text = _nearest_liked(ranked, liked, model.item_vectors, "item_id", "vector", True, "_text_liked")
+    by_als = _nearest_liked(ranked, liked, model.item_factors, "item_id", "factors", False, "_als_liked")
+    t = titles.select(F.col("item_id").alias("_tid"), F.coalesce("title", "item_id").alias("_title"))
+    contribs = ["contrib_als_score", "contrib_content_cosine", "contrib_log_popularity", "contrib_item_sentiment"]
+    strongest = F.greatest(*[F.col(c) for c in contribs])
+    df = (ranked.join(by_text, ["user_id", "item_id"], "left").join(by_als, ["user_id", "item_id"], "left")
+          .join(t.withColumnRenamed("_title", "_text_title"), F.col("_text_liked") == F.col("_tid"), "left").drop("_tid")
+          .join(t.withColumnRenamed("_title", "_als_title"), F.col("_als_liked") == F.col("_tid"), "left").drop("_tid"))
+    reason = (F.when((F.col("contrib_content_cosine") == strongest) & F.col("_text_title").isNotNull(),
+                     F.concat(F.lit("similar to "), F.col("_text_title"), F.lit(" you liked")))
+              .when((F.col("contrib_als_score") == strongest) & F.col("_als_title").isNotNull(),
+                    F.concat(F.lit("popular with people who liked "), F.col("_als_title")))
+              .when(F.col("contrib_item_sentiment") == strongest, F.lit("well reviewed"))
+              .otherwise(F.lit("popular now")))
+    return df.withColumn("reason", reason)
+
+
+def popularity_fallback(model: FusedModel, users: DataFrame, seen: DataFrame, categories: DataFrame | None,
+                        mc: ModelConfig) -> DataFrame:
+    """Popular unseen items for users the model knows nothing about, diversified over the
+    first category of each item: score = -(rank of the item within its category), ties by
+    popularity, so the top of the list takes one item from each category in turn."""
+    pop = model.popularity
+    if categories is not None:
+        pop = pop.join(categories.select("item_id", F.col("categories")[0].alias("_cat")), "item_id", "left")
+        w = Window.partitionBy(F.coalesce("_cat", F.lit(""))).orderBy(F.col("n_interactions").desc(), "item_id")
+        pop = pop.withColumn("_within", F.row_number().over(w))
+        score = -F.col("_within").cast("float") + F.col("log_popularity").cast("float") / 1e3
+    else:
+        score = F.col("log_popularity").cast("float")
+    items = pop.select("item_id", F.array(score).alias("factors"))
+    ones = users.select("user_id").withColumn("factors", F.array(F.lit(1.0).cast("float")))
+    return blocked_top_n(ones, items, mc.k, seen, mc.user_blocks, mc.item_blocks)
+
+
+def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFrame, titles: DataFrame,
+                  categories: DataFrame | None, mc: ModelConfig) -> DataFrame:
+    """``[user_id, rank, item_id, score, reason]`` for every user with interactions or a
+    profile: K ranked unseen items each."""
+    seen = interactions.select("user_id", "item_id")
+    known = model.user_factors.select("user_id").union(model.user_profiles.select("user_id")).distinct()
+    everyone = known.union(interactions.select("user_id")).distinct()
+    featured = with_features(candidates(model, seen, mc, known), model)
+    ranked = explain(rank_candidates(featured, ranker, mc.k), model, interactions, titles, mc)
+    ranked = ranked.select("user_id", "item_id", "score", "reason")
+    unknown = everyone.join(ranked.select("user_id").distinct(), "user_id", "left_anti")
+    # Negative rank as score keeps the fallback's own order in the final ranking.
+    fallback = popularity_fallback(model, unknown, seen, categories, mc).select(
+        "user_id", "item_id", (-F.col("rank").cast("double")).alias("score"), F.lit("popular now").alias("reason"))
+    out = top_n(ranked.unionByName(fallback), mc.k)
+    return out.select("user_id", F.col("rank").cast("int").alias("rank"), "item_id",
+                      F.col("score").cast("double").alias("score"), "reason")

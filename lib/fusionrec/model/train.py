@@ -1,0 +1,204 @@
+"""Fitting the whole fused model from lake tables, and the thin Delta/JSON layer around it.
+
+:func:`fit_pipeline` is pure (DataFrames in, fitted objects out) and is used both by
+``fusionrec train`` on all interactions and by the evaluation harness on the training
+split: the interactions it receives are split chronologically per user into a fit period
+and a later validation period; the ALS grid is scored on validation NDCG@K and the ranker
+is trained on validation labels (candidates from models fitted on the fit period); then
+the chosen ALS parameters are refitted on everything it received.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fusionrec.config import Config
+from fusionrec.evaluate.metrics import ranking_metrics
+from fusionrec.evaluate.split import filter_before, relevant, split_by_boundaries, user_boundaries
+from fusionrec.lake import table_path
+from fusionrec.model.als import AlsParams
+from fusionrec.model.fusion import FusedModel, als_top_n, candidates, fit_fused, label, with_features
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
+from fusionrec.model.side_features import SideFeatures, side_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Fitted:
+    """A fitted fused model and what it was fitted on (inspected by the leakage test)."""
+
+    model: FusedModel
+    ranker: RankerParams
+    params: AlsParams
+    trials: list[dict[str, Any]]
+    features: SideFeatures
+    fit_interactions: DataFrame
+    validation_interactions: DataFrame
+    fit_features: SideFeatures
+    cutoff: datetime | None
+
+
+def search_grid(cfg: Config) -> list[AlsParams]:
+    """Every combination of the configured ALS search values (in a fixed order); an empty
+    search list means the single base value (``model.rank`` etc.)."""
+    mc = cfg.model
+    ranks = mc.search_rank or [mc.rank]
+    regs = mc.search_reg_param or [mc.reg_param]
+    alphas = mc.search_alpha or [mc.alpha]
+    return [AlsParams(rank=r, reg_param=reg, alpha=a) for r, reg, a in itertools.product(ranks, regs, alphas)]
+
+
+def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: DataFrame | None,
+                 review_embeddings: DataFrame | None, cfg: Config) -> Fitted:
+    """Tune on the validation period, fit the ranker there, refit on all given data."""
+    mc, ec = cfg.model, cfg.evaluate
+    k = max(ec.k_list)
+    interactions = interactions.cache()
+    bounds = user_boundaries(interactions, ec.validation_fraction).cache()
+    fit, validation = split_by_boundaries(interactions, bounds)
+    fit, validation = fit.cache(), validation.cache()
+    fit_reviews = filter_before(reviews, bounds, "ts") if reviews is not None else None
+    fit_features = side_features(fit, item_embeddings, fit_reviews, review_embeddings,
+                                 fit.agg(F.max("last_ts")).first()[0], cfg.features)
+
+    val_relevant = relevant(validation, ec.positive_rating, ec.positive_weight).cache()
+    val_users = val_relevant.select("user_id").distinct()
+    seen = fit.select("user_id", "item_id")
+    n_items = item_embeddings.select("item_id").union(fit.select("item_id")).distinct().count()
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, AlsParams, FusedModel] | None = None  # the grid is never empty
+    for params in search_grid(cfg):
+        model = fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
+                          fit_features.item_sentiment, mc, params)
+        top = als_top_n(model, k, seen, mc, val_users, only_als=True)
+        ndcg = ranking_metrics(top, val_relevant, k, n_items)["ndcg"]
+        trials.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,
+                       f"validation_ndcg@{k}": round(ndcg, 5)})
+        log.info("search rank=%d reg_param=%g alpha=%g validation ndcg@%d=%.4f",
+                 params.rank, params.reg_param, params.alpha, k, ndcg)
+        if best is None or ndcg > best[0]:
+            best = (ndcg, params, model)
+    assert best is not None
+    _, params, fit_model = best
+    pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
+    ranker = fit_ranker(label(pairs, val_relevant), mc.ranker_reg)
+    log.info("ranker coef %s", dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
+
+    cutoff = interactions.agg(F.max("last_ts")).first()[0]
+    features = side_features(interactions, item_embeddings, reviews, review_embeddings, cutoff, cfg.features)
+    model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
+                      mc, params)
+    return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff)
+
+
+# ---- lake I/O -------------------------------------------------------------------------
+
+def read_table(spark: SparkSession, cfg: Config, layer: str, name: str, required: bool = True) -> DataFrame | None:
+    """A Delta table of the lake; a clear error (or ``None``) when it does not exist."""
+    from delta.tables import DeltaTable
+
+    path = table_path(cfg, layer, name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        if required:
+            raise FileNotFoundError(f"{path}: Delta table {layer}.{name} not found (run the stage that writes it)")
+        return None
+    return spark.read.format("delta").load(path)
+
+
+def read_inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
+    """gold.interactions and embeddings.item_embeddings (required); reviews (optional)."""
+    interactions = read_table(spark, cfg, "gold", "interactions")
+    item_embeddings = read_table(spark, cfg, "embeddings", "item_embeddings")
+    reviews = read_table(spark, cfg, "gold", "reviews", required=False)
+    review_embeddings = read_table(spark, cfg, "embeddings", "review_embeddings", required=False)
+    if reviews is None or review_embeddings is None:
+        reviews = review_embeddings = None
+    return {"interactions": interactions, "item_embeddings": item_embeddings.select("item_id", "embedding"),
+            "reviews": reviews, "review_embeddings": review_embeddings}
+
+
+def params_path(cfg: Config) -> str:
+    return f"{cfg.lake.root.rstrip('/')}/model/fusion_params.json"
+
+
+def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
+    """The JSON document the serving bundle is built from (see module docstring of ranker)."""
+    mc = cfg.model
+    return {
+        "rank": fitted.params.rank,
+        "als": {"rank": fitted.params.rank, "reg_param": fitted.params.reg_param, "alpha": fitted.params.alpha,
+                "max_iter": mc.max_iter, "checkpoint_interval": mc.checkpoint_interval, "seed": mc.seed,
+                "implicit_prefs": True},
+        "text_to_item_factor": fitted.model.item_map.tolist(),
+        "text_to_user_factor": fitted.model.user_map.tolist() if fitted.model.user_map is not None else None,
+        "ranker": fitted.ranker.to_json(),
+        "train_cutoff": fitted.cutoff.isoformat() if fitted.cutoff else None,
+        "candidates_n": mc.candidates_n,
+        "k": mc.k,
+        "search": fitted.trials,
+        "min_user_interactions": mc.min_user_interactions,
+    }
+
+
+def write_model(fitted: Fitted, cfg: Config) -> dict[str, Any]:
+    """model.user_factors, model.item_factors (Delta, overwrite) and fusion_params.json."""
+    users = fitted.model.user_factors.select("user_id", "factors", "source")
+    items = fitted.model.item_factors.select("item_id", "factors", "source")
+    users.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
+        .save(table_path(cfg, "model", "user_factors"))
+    items.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
+        .save(table_path(cfg, "model", "item_factors"))
+    doc = fusion_params(fitted, cfg)
+    path = params_path(cfg)
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(doc, indent=1) + "\n")
+    else:
+        fitted.model.user_factors.sparkSession.sparkContext.parallelize([json.dumps(doc)], 1).saveAsTextFile(path)
+    return doc
+
+
+def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | None]) -> tuple[FusedModel, RankerParams, dict]:
+    """The fused model written by :func:`write_model`, completed with side features and
+    popularity recomputed from ``inputs`` (the same lake tables training read)."""
+    import numpy as np
+
+    path = params_path(cfg)
+    try:
+        doc = json.loads(Path(path).read_text() if "://" not in path
+                         else "".join(spark.sparkContext.textFile(path).collect()))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no fusion parameters; run 'fusionrec train' first") from None
+    ranker = RankerParams.from_json(doc["ranker"])
+    users = read_table(spark, cfg, "model", "user_factors")
+    items = read_table(spark, cfg, "model", "item_factors")
+    interactions = inputs["interactions"]
+    cutoff = datetime.fromisoformat(doc["train_cutoff"]) if doc.get("train_cutoff") else None
+    feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],
+                          cutoff, cfg.features)
+    from fusionrec.model.fusion import popularity
+    from fusionrec.model.vectors import normalised
+
+    sentiment = (feats.item_sentiment.select("item_id", F.col("sentiment_mean").alias("item_sentiment"))
+                 if feats.item_sentiment is not None
+                 else spark.createDataFrame([], "item_id STRING, item_sentiment DOUBLE"))
+    model = FusedModel(
+        user_factors=users, item_factors=items,
+        als_user_factors=users.where(F.col("source") == "als").select("user_id", "factors"),
+        item_vectors=normalised(feats.item_vectors.select("item_id", "vector"), "vector").cache(),
+        user_profiles=normalised(feats.user_profiles.select("user_id", "vector"), "vector").cache(),
+        popularity=popularity(interactions).cache(), sentiment=sentiment,
+        item_map=np.asarray(doc["text_to_item_factor"]),
+        user_map=np.asarray(doc["text_to_user_factor"]) if doc.get("text_to_user_factor") else None,
+        als_params=AlsParams(doc["als"]["rank"], doc["als"]["reg_param"], doc["als"]["alpha"]), counts={})
+    return model, ranker, doc

@@ -1,0 +1,192 @@
+"""Assemble the serving bundle from the model stage's Delta tables and parameters.
+
+Reads (Delta versions recorded in :attr:`BuiltBundle.inputs`):
+
+- ``model.user_factors``, ``model.item_factors`` and ``<lake.root>/model/fusion_params.json``;
+- ``features.item_vectors``, ``features.user_profiles`` and ``features.item_sentiment``;
+- ``gold.item_documents`` (titles) and ``gold.interactions`` (seen items, liked items, popularity).
+
+Aggregations (popularity, liked-item lists) run in Spark; what reaches the driver is
+bounded by the catalogue and the users, which is what a serving model holds in memory
+anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fusionrec.config import Config
+from fusionrec.lake import table_path
+from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, ModelBundle, Ranker, csr_from_lists
+
+log = logging.getLogger(__name__)
+
+FUSION_PARAMS = "fusion_params.json"
+
+#: Tables the bundle is built from, as (layer, name).
+BUNDLE_INPUTS: tuple[tuple[str, str], ...] = (
+    ("model", "user_factors"),
+    ("model", "item_factors"),
+    ("features", "item_vectors"),
+    ("features", "user_profiles"),
+    ("features", "item_sentiment"),
+    ("gold", "item_documents"),
+    ("gold", "interactions"),
+)
+
+
+@dataclass(frozen=True)
+class TableInput:
+    """A Delta table read by a stage, at the version that was read."""
+
+    layer: str
+    name: str
+    path: str
+    version: int
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+
+@dataclass(frozen=True)
+class BuiltBundle:
+    bundle: ModelBundle
+    inputs: list[TableInput]
+    params: dict[str, Any]
+
+
+def fusion_params_path(cfg: Config) -> Path:
+    return Path(table_path(cfg, "model", FUSION_PARAMS))
+
+
+def read_fusion_params(cfg: Config) -> dict[str, Any]:
+    path = fusion_params_path(cfg)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: fusion parameters not found; run 'fusionrec train' first")
+    try:
+        params = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    for key in ("rank", "text_to_user_factor"):
+        if key not in params:
+            raise ValueError(f"{path}: missing key '{key}'")
+    return params
+
+
+def delta_version(spark: SparkSession, path: str) -> int:
+    """The latest committed version of the Delta table at ``path``."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise FileNotFoundError(f"{path}: not a Delta table; run the stage that writes it first")
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").head()[0])
+
+
+def read_inputs(spark: SparkSession, cfg: Config) -> tuple[dict[str, DataFrame], list[TableInput]]:
+    """Every bundle input pinned to its current version (``versionAsOf``), so reads agree."""
+    frames, inputs = {}, []
+    for layer, name in BUNDLE_INPUTS:
+        path = table_path(cfg, layer, name)
+        version = delta_version(spark, path)
+        frames[f"{layer}.{name}"] = spark.read.format("delta").option("versionAsOf", version).load(path)
+        inputs.append(TableInput(layer, name, path, version))
+    return frames, inputs
+
+
+def _matrix(values: Any, n: int, width: int, field_name: str) -> np.ndarray:
+    """Stack per-row float arrays into (n, width) float32; a wrong length names the field."""
+    out = np.zeros((n, width), dtype=np.float32)
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        if array.shape != (width,):
+            raise ValueError(f"{field_name}: row {row} has {array.shape[0]} values, expected {width}")
+        out[row] = array
+    return out
+
+
+def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: Config) -> ModelBundle:
+    """The bundle from the input DataFrames (keys ``layer.name``) and the fusion parameters."""
+    rank = int(params["rank"])
+    dimension = cfg.embed.dimension
+    interactions = frames["gold.interactions"]
+
+    popularity = interactions.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_interactions"))
+    catalogue = (
+        frames["model.item_factors"].select("item_id", "factors")
+        .join(frames["gold.item_documents"].select("item_id", "title"), "item_id", "full")
+        .join(frames["features.item_vectors"].select("item_id", "vector"), "item_id", "left")
+        .join(frames["features.item_sentiment"].select("item_id", "sentiment_mean"), "item_id", "left")
+        .join(popularity, "item_id", "left")
+        .orderBy("item_id")
+        .toPandas()
+    )
+    item_ids = catalogue["item_id"].astype(str).to_numpy()
+    titles = catalogue["title"].where(catalogue["title"].notna(), catalogue["item_id"]).astype(str).to_numpy()
+    item_index = {item: i for i, item in enumerate(item_ids.tolist())}
+
+    # Liked = positively rated (or, without a rating, any interaction), most recent first.
+    positive = F.col("rating").isNull() | (F.col("rating") >= F.lit(cfg.evaluate.positive_rating))
+    per_user = interactions.groupBy("user_id").agg(
+        F.collect_list("item_id").alias("seen"),
+        F.slice(
+            F.sort_array(F.collect_list(F.when(positive, F.struct(F.col("last_ts"), F.col("item_id")))), asc=False),
+            1, cfg.model.reason_max_liked,
+        ).alias("liked"),
+    )
+    users = (
+        frames["model.user_factors"].select("user_id", "factors")
+        .join(frames["features.user_profiles"].select("user_id", F.col("vector").alias("profile")), "user_id", "full")
+        .join(per_user, "user_id", "full")
+        .orderBy("user_id")
+        .toPandas()
+    )
+    seen = [[item_index[i] for i in (row if row is not None else ()) if i in item_index] for row in users["seen"]]
+    liked = [[item_index[r["item_id"]] for r in (row if row is not None else ()) if r["item_id"] in item_index]
+             for row in users["liked"]]
+    seen_indptr, seen_indices = csr_from_lists(seen)
+    liked_indptr, liked_indices = csr_from_lists(liked)
+
+    text_to_user = np.asarray(params["text_to_user_factor"], dtype=np.float32)
+    ranker = Ranker.from_json(params["ranker"]) if params.get("ranker") else None
+    sentiment = catalogue["sentiment_mean"].astype("float64").fillna(NEUTRAL_SENTIMENT).to_numpy(np.float32)
+    counts = catalogue["n_interactions"].astype("float64").fillna(0.0).to_numpy()
+    return ModelBundle(
+        item_ids=item_ids,
+        titles=titles,
+        item_factors=_matrix(catalogue["factors"], len(item_ids), rank, "model.item_factors.factors"),
+        item_vectors=_matrix(catalogue["vector"], len(item_ids), dimension, "features.item_vectors.vector"),
+        log_popularity=np.log1p(counts).astype(np.float32),
+        item_sentiment=sentiment,
+        user_ids=users["user_id"].astype(str).to_numpy(),
+        user_factors=_matrix(users["factors"], len(users), rank, "model.user_factors.factors"),
+        user_profiles=_matrix(users["profile"], len(users), dimension, "features.user_profiles.vector"),
+        seen_indptr=seen_indptr, seen_indices=seen_indices,
+        liked_indptr=liked_indptr, liked_indices=liked_indices,
+        text_to_user_factor=text_to_user if text_to_user.size else None,
+        ranker=ranker,
+        candidates_n=int(params.get("candidates_n", cfg.model.candidates_n)),
+        default_k=int(params.get("k", cfg.model.k)),
+        meta={"train_cutoff": params.get("train_cutoff"), "rank": rank, "als": params.get("als", {})},
+    )
+
+
+def build_bundle(spark: SparkSession, cfg: Config) -> BuiltBundle:
+    """Read the model stage's outputs at their current versions and assemble the bundle."""
+    params = read_fusion_params(cfg)
+    frames, inputs = read_inputs(spark, cfg)
+    bundle = assemble_bundle(frames, params, cfg)
+    bundle.meta["inputs"] = {t.qualified: t.version for t in inputs}
+    log.info("model bundle: %d items, %d users, rank %d, ranker=%s", bundle.n_items, len(bundle.user_ids),
+             bundle.rank, bundle.ranker is not None)
+    return BuiltBundle(bundle, inputs, params)

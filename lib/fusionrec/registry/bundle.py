@@ -1,0 +1,335 @@
+"""The serving bundle: the fused model as plain numpy arrays, and its scorer.
+
+Everything needed to score one request without Spark: ALS user/item factors (cold
+items carry factors from the text-to-factor map), item vectors and user profile
+vectors, the text-to-user-factor map for new users, the ranker, the catalogue with
+titles, popularity, sentiment, and each user's seen and liked items.
+
+Scoring a user u with factors x_u (rank r) and profile p_u (unit vector, d dims):
+
+1. candidates C = top-N_als(x_u . y_i) ∪ top-N_content(p_u . v_i), seen items excluded;
+2. for i in C the features of :data:`fusionrec.model.ranker.RANKER_FEATURES`:
+   als_score = x_u . y_i, content_cosine = p_u . v_i, log_popularity = log(1 + n_i),
+   item_sentiment (0.5 without reviews);
+3. score = sigmoid(w . (f - mean) / std + b) (the logistic-regression ranker); without a
+   ranker the ALS score (or the cosine when the user has no factors);
+4. top-k by score; the reason names the feature with the largest contribution
+   w_k (f_k - mean_k) / std_k and the liked item closest to the candidate in that space.
+
+A new user is described by a text and/or liked items: profile = normalise(sum of the text
+vector and the mean vector of the liked items); factors = mean of [t, 1] . M_user (the
+ridge map from a text vector to user factors) and the liked items' factors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusionrec.model.ranker import RANKER_FEATURES
+
+ARRAYS_FILE = "arrays.npz"
+META_FILE = "bundle.json"
+#: Sentiment of an item without reviews (the ranker contract's neutral value).
+NEUTRAL_SENTIMENT = 0.5
+
+REASON_CONTENT = "similar to {title} you liked"
+REASON_CONTENT_TEXT = "matches your description"
+REASON_ALS = "popular with people who liked {title}"
+REASON_ALS_TEXT = "popular with people like you"
+REASON_POPULAR = "popular now"
+REASON_SENTIMENT = "well reviewed"
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """Logistic regression over standardised features (see :mod:`fusionrec.model.ranker`)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Ranker":
+        features = tuple(data["features"])
+        if features != RANKER_FEATURES:
+            raise ValueError(f"ranker.features: {list(features)} is not the contract {list(RANKER_FEATURES)}")
+        arrays = {key: np.asarray(data[key], dtype=np.float64) for key in ("mean", "std", "coef")}
+        for key, value in arrays.items():
+            if value.shape != (len(features),):
+                raise ValueError(f"ranker.{key}: expected {len(features)} numbers, got shape {value.shape}")
+        # A constant feature has std 0; it then contributes nothing instead of dividing by zero.
+        std = np.where(arrays["std"] > 0, arrays["std"], 1.0)
+        return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """w_k (f_k - mean_k) / std_k per candidate and feature, shape (n, len(features))."""
+        return (features - self.mean) / self.std * self.coef
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        z = self.contributions(features).sum(axis=1) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass(frozen=True)
+class Query:
+    """One user to score: factors and/or a profile vector, items to exclude and to explain with."""
+
+    factors: np.ndarray | None
+    profile: np.ndarray | None
+    exclude: np.ndarray
+    liked: np.ndarray
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Top-k items of one query (catalogue indices), best first."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    reasons: list[str]
+    fallback: bool
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The fused model as arrays; rows of the item arrays follow ``item_ids``, user arrays ``user_ids``."""
+
+    item_ids: np.ndarray
+    titles: np.ndarray
+    item_factors: np.ndarray
+    item_vectors: np.ndarray
+    log_popularity: np.ndarray
+    item_sentiment: np.ndarray
+    user_ids: np.ndarray
+    user_factors: np.ndarray
+    user_profiles: np.ndarray
+    #: CSR rows per user: every item the user interacted with (excluded from recommendations).
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+    #: CSR rows per user: positively rated items, most recent first (named in reasons).
+    liked_indptr: np.ndarray
+    liked_indices: np.ndarray
+    #: (d + 1) x rank, last row the bias; None when the model has no text-to-user map.
+    text_to_user_factor: np.ndarray | None
+    ranker: Ranker | None
+    candidates_n: int
+    default_k: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n_items, n_users = len(self.item_ids), len(self.user_ids)
+        checks = {
+            "titles": (self.titles.shape[0], n_items), "item_factors": (self.item_factors.shape[0], n_items),
+            "item_vectors": (self.item_vectors.shape[0], n_items),
+            "log_popularity": (self.log_popularity.shape[0], n_items),
+            "item_sentiment": (self.item_sentiment.shape[0], n_items),
+            "user_factors": (self.user_factors.shape[0], n_users),
+            "user_profiles": (self.user_profiles.shape[0], n_users),
+            "seen_indptr": (self.seen_indptr.shape[0], n_users + 1),
+            "liked_indptr": (self.liked_indptr.shape[0], n_users + 1),
+            "user_factors rank": (self.user_factors.shape[1], self.item_factors.shape[1]),
+            "user_profiles dim": (self.user_profiles.shape[1], self.item_vectors.shape[1]),
+        }
+        for name, (got, expected) in checks.items():
+            if got != expected:
+                raise ValueError(f"model bundle: {name} has {got} rows/columns, expected {expected}")
+        if self.text_to_user_factor is not None and self.text_to_user_factor.shape != (self.dimension + 1, self.rank):
+            raise ValueError(f"model bundle: text_to_user_factor has shape {self.text_to_user_factor.shape}, "
+                             f"expected {(self.dimension + 1, self.rank)}")
+        # Lookups built once per bundle; the dataclass is frozen, so set through object.
+        object.__setattr__(self, "_item_index", {item: i for i, item in enumerate(self.item_ids.tolist())})
+        object.__setattr__(self, "_user_index", {user: u for u, user in enumerate(self.user_ids.tolist())})
+        object.__setattr__(self, "_popularity_order", np.argsort(-self.log_popularity, kind="stable"))
+
+    # -- shape ---------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return int(self.item_factors.shape[1])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.item_vectors.shape[1])
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def item_index(self, item_id: str) -> int | None:
+        return self._item_index.get(item_id)  # type: ignore[attr-defined]
+
+    def user_index(self, user_id: str) -> int | None:
+        return self._user_index.get(user_id)  # type: ignore[attr-defined]
+
+    # -- queries -------------------------------------------------------------------------
+    def known_user_query(self, u: int) -> Query:
+        """The stored factors, profile, seen and liked items of user row ``u``."""
+        factors = self.user_factors[u]
+        profile = self.user_profiles[u]
+        return Query(
+            factors=factors if np.any(factors) else None,
+            profile=profile if np.any(profile) else None,
+            exclude=self.seen_indices[self.seen_indptr[u]:self.seen_indptr[u + 1]],
+            liked=self.liked_indices[self.liked_indptr[u]:self.liked_indptr[u + 1]],
+        )
+
+    def new_user_query(self, text_vector: np.ndarray | None, liked: np.ndarray) -> Query:
+        """A user described by a text vector and/or liked catalogue items (see the module docstring)."""
+        profile_parts, factor_parts = [], []
+        if text_vector is not None:
+            profile_parts.append(text_vector)
+            if self.text_to_user_factor is not None:
+                factor_parts.append(np.append(text_vector, 1.0) @ self.text_to_user_factor)
+        if len(liked):
+            profile_parts.append(_normalise(self.item_vectors[liked].mean(axis=0)))
+            factor_parts.append(self.item_factors[liked].mean(axis=0))
+        profile = _normalise(np.sum(profile_parts, axis=0)) if profile_parts else None
+        factors = np.mean(factor_parts, axis=0) if factor_parts else None
+        return Query(factors=factors, profile=profile, exclude=liked, liked=liked)
+
+    # -- scoring -------------------------------------------------------------------------
+    def recommend(self, query: Query, k: int) -> Ranked:
+        """Top-``k`` items for ``query``; popularity (flagged) when it has neither factors nor profile."""
+        if query.factors is None and query.profile is None:
+            return self.popular(k, query.exclude)
+        allowed = np.ones(self.n_items, dtype=bool)
+        allowed[query.exclude] = False
+        n = max(self.candidates_n, k)
+        als = self.item_factors @ query.factors if query.factors is not None else None
+        cosine = self.item_vectors @ query.profile if query.profile is not None else None
+        pools = [_top(scores, allowed, n) for scores in (als, cosine) if scores is not None]
+        candidates = np.unique(np.concatenate(pools))
+        if candidates.size == 0:
+            return Ranked(np.empty(0, dtype=np.int64), np.empty(0), [], False)
+        features = np.column_stack([
+            als[candidates] if als is not None else np.zeros(candidates.size),
+            cosine[candidates] if cosine is not None else np.zeros(candidates.size),
+            self.log_popularity[candidates],
+            self.item_sentiment[candidates],
+        ]).astype(np.float64)
+        if self.ranker is not None:
+            contributions = self.ranker.contributions(features)
+            scores = self.ranker.score(features)
+        else:
+            # No ranker: the ALS score alone, or the cosine for a user without factors.
+            column = 0 if als is not None else 1
+            contributions = np.zeros_like(features)
+            contributions[:, column] = 1.0
+            scores = features[:, column]
+        order = np.lexsort((candidates, -scores))[:k]
+        chosen = candidates[order]
+        reasons = self._reasons(chosen, contributions[order], query.liked)
+        return Ranked(chosen, scores[order], reasons, False)
+
+    def popular(self, k: int, exclude: np.ndarray) -> Ranked:
+        """The ``k`` most popular items not in ``exclude``; score = log(1 + n_i) / max log(1 + n)."""
+        excluded = np.zeros(self.n_items, dtype=bool)
+        excluded[exclude] = True
+        order = self._popularity_order  # type: ignore[attr-defined]
+        chosen = order[~excluded[order]][:k]
+        top = float(self.log_popularity.max()) if self.n_items else 0.0
+        scores = self.log_popularity[chosen] / top if top > 0 else np.zeros(chosen.size)
+        return Ranked(chosen, scores.astype(np.float64), [REASON_POPULAR] * chosen.size, True)
+
+    def _reasons(self, items: np.ndarray, contributions: np.ndarray, liked: np.ndarray) -> list[str]:
+        # The dominant signal per item, as in the batch recommendations (fusionrec.model.recommend):
+        # 0 als, 1 content, 2 popularity, 3 sentiment.
+        signal = np.argmax(contributions, axis=1)
+        reasons = []
+        for item, s in zip(items.tolist(), signal.tolist()):
+            if s == 1:
+                nearest = self._nearest_liked(self.item_vectors, item, liked)
+                reasons.append(REASON_CONTENT_TEXT if nearest is None
+                               else REASON_CONTENT.format(title=self.titles[nearest]))
+            elif s == 0:
+                nearest = self._nearest_liked(self.item_factors, item, liked)
+                reasons.append(REASON_ALS_TEXT if nearest is None
+                               else REASON_ALS.format(title=self.titles[nearest]))
+            elif s == 3:
+                reasons.append(REASON_SENTIMENT)
+            else:
+                reasons.append(REASON_POPULAR)
+        return reasons
+
+    @staticmethod
+    def _nearest_liked(space: np.ndarray, item: int, liked: np.ndarray) -> int | None:
+        """The liked item with the highest cosine to ``item`` in ``space`` (vectors or factors)."""
+        if liked.size == 0:
+            return None
+        target = space[item]
+        candidates = space[liked]
+        norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
+        cosines = candidates @ target / np.maximum(norms, 1e-12)
+        return int(liked[int(np.argmax(cosines))])
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``arrays.npz`` (no pickled objects) and ``bundle.json`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
+        arrays["item_ids"] = arrays["item_ids"].astype(str)
+        arrays["titles"] = arrays["titles"].astype(str)
+        arrays["user_ids"] = arrays["user_ids"].astype(str)
+        if self.text_to_user_factor is not None:
+            arrays["text_to_user_factor"] = self.text_to_user_factor
+        np.savez(folder / ARRAYS_FILE, **arrays)
+        meta = {"ranker": self.ranker.to_json() if self.ranker else None, "candidates_n": self.candidates_n,
+                "default_k": self.default_k, "meta": self.meta}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ModelBundle":
+        folder = Path(folder)
+        for name in (ARRAYS_FILE, META_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name}: model bundle file is missing")
+        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads((folder / META_FILE).read_text())
+        return cls(
+            **{name: arrays[name] for name in _ARRAY_FIELDS},
+            text_to_user_factor=arrays.get("text_to_user_factor"),
+            ranker=Ranker.from_json(meta["ranker"]) if meta.get("ranker") else None,
+            candidates_n=int(meta["candidates_n"]),
+            default_k=int(meta["default_k"]),
+            meta=meta.get("meta", {}),
+        )
+
+
+_ARRAY_FIELDS = ("item_ids", "titles", "item_factors", "item_vectors", "log_popularity", "item_sentiment",
+                 "user_ids", "user_factors", "user_profiles", "seen_indptr", "seen_indices",
+                 "liked_indptr", "liked_indices")
+
+
+def _normalise(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest ``scores`` among ``allowed`` items (unordered)."""
+    index = np.flatnonzero(allowed)
+    if index.size <= n:
+        return index
+    part = np.argpartition(-scores[index], n - 1)[:n]
+    return index[part]
+
+
+def csr_from_lists(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of a list of integer lists (one list per row)."""
+    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(row) for row in lists])
+    indices = np.fromiter((i for row in lists for i in row), dtype=np.int64, count=int(indptr[-1]))
+    return indptr, indices

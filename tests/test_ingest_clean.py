@@ -1,0 +1,181 @@
+"""Cleaning rules, one by one, as pure DataFrame functions on the real Spark session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+
+import pytest
+from pyspark.sql import functions as F
+
+from fusionrec.config import IngestConfig
+from fusionrec.ingest.clean import (
+    CleaningRules,
+    classify_events,
+    classify_items,
+    classify_reviews,
+    clean,
+    clean_text,
+    parse_price,
+    parse_ts,
+    redact,
+)
+from fusionrec.ingest.privacy import PrivacyError, pseudonym_key, pseudonymise, pseudonymise_py
+from fusionrec.ingest.schema import staged_schema
+
+KEY = b"test-key"
+NOW = dt.datetime(2024, 6, 1, 12, 0, 0)
+RULES = CleaningRules(IngestConfig(), NOW, KEY)
+
+
+def staged(spark, kind, rows):
+    """Staged rows from dicts of canonical fields (strings); metadata filled in."""
+    schema = staged_schema(kind)
+    out = []
+    for i, r in enumerate(rows):
+        r = dict(r)
+        row = {f.name: None for f in schema.fields}
+        row.update({"_raw": r.pop("_raw", f"line {i}"), "_file": "f.jsonl", "_parsed": r.pop("_parsed", True),
+                    "_non_utf8": False})
+        row.update(r)
+        out.append(tuple(row[f.name] for f in schema.fields))
+    return spark.createDataFrame(out, schema)
+
+
+def event(**kw):
+    base = {"event_id": None, "user_id": "u1", "item_id": "i1", "event_type": "view", "rating": None,
+            "ts": "2021-03-04T05:06:07Z"}
+    base.update(kw)
+    return base
+
+
+def reasons(df):
+    return [r["_reason"] for r in df.orderBy("_raw").collect()]
+
+
+def test_clean_text_strips_markup_controls_and_whitespace(spark):
+    rows = [("<b>Big</b>&nbsp;&amp;&nbsp;bold &lt;3 &eacute;t&eacute;",),
+            ("line\u0007one\n\n\ttwo\u200b  three",),
+            ('<span class="a-size-medium a-color-secondary"',),
+            ("   ",), ("a &amp;lt; b",), (None,)]
+    got = [r[0] for r in spark.createDataFrame(rows, "t STRING").select(clean_text(F.col("t"))).collect()]
+    assert got == ["Big & bold <3 t", "line one two three", None, None, "a &lt; b", None]
+
+
+def test_parse_price_never_fails(spark):
+    rows = [("12.5",), ("$1,299.00",), ("$5.00 - $20.00",), (".a-box-inner{background-color:#fff}",),
+            ("\n\n<script",), ("free",), ("",), (None,)]
+    got = [r[0] for r in spark.createDataFrame(rows, "p STRING").select(parse_price(F.col("p"))).collect()]
+    assert got == [12.5, 1299.0, 5.0, None, None, None, None, None]
+
+
+def test_parse_ts_iso_and_epoch(spark):
+    rows = [("2021-03-04T05:06:07Z",), ("2021-03-04 05:06:07",), ("1614834367",), ("1614834367000",),
+            ("yesterday",), (None,)]
+    got = [r[0] for r in spark.createDataFrame(rows, "t STRING").select(parse_ts(F.col("t"))).collect()]
+    expected = dt.datetime(2021, 3, 4, 5, 6, 7)
+    assert got[:4] == [expected] * 4
+    assert got[4:] == [None, None]
+
+
+EVENT_CASES = [
+    ({"_raw": "", "_parsed": False}, "blank_line"),
+    ({"_raw": "{broken", "_parsed": False}, "unparseable"),
+    (event(user_id="  "), "missing_user_id"),
+    (event(item_id=None), "missing_item_id"),
+    (event(event_type="hover"), "unknown_event_type"),
+    (event(event_type="rating"), "bad_rating"),
+    (event(event_type="rating", rating="five"), "bad_rating"),
+    (event(event_type="rating", rating="7.5"), "rating_out_of_range"),
+    (event(event_type="rating", rating="NaN"), "rating_out_of_range"),
+    (event(ts="last week"), "ts_unparseable"),
+    (event(ts="1994-12-31T23:59:59Z"), "ts_out_of_range"),
+    (event(ts="2024-06-03T00:00:00Z"), "ts_out_of_range"),  # beyond now + 1 day of skew
+    (event(event_type="PURCHASE"), None),
+    (event(ts="2024-06-02T00:00:00Z"), None),  # within the tolerated skew
+]
+
+
+def test_event_rules(spark):
+    """Each case on its own row (raw = case number); every row gets the expected code."""
+    rows = [dict(row, _raw=row.get("_raw", f"case {i:02d}")) for i, (row, _) in enumerate(EVENT_CASES)]
+    got = {r["_raw"]: r["_reason"] for r in classify_events(staged(spark, "events", rows), RULES).collect()}
+    assert [got[row["_raw"]] for row in rows] == [reason for _, reason in EVENT_CASES]
+
+
+def test_event_weights_pseudonyms_and_duplicates(spark):
+    rows = [event(event_id="e1", event_type="purchase"), event(event_id="e1", event_type="purchase"),
+            event(event_type="rating", rating="4", item_id="i2"), event(event_type="rating", rating="4", item_id="i2"),
+            event(event_id="e3", event_type="click", user_id="u2", item_id="i3")]
+    clean_df, quarantine_df = clean(staged(spark, "events", rows), "events", RULES)
+    got = {r["event_id"]: r for r in clean_df.collect()}
+    assert quarantine_df.count() == 0
+    assert len(got) == 3  # one exact duplicate by id, one by derived id
+    assert got["e1"]["weight"] == 8.0 and got["e3"]["weight"] == 2.0
+    rated = next(r for k, r in got.items() if k not in ("e1", "e3"))
+    assert rated["weight"] == pytest.approx(4 / 5 * 5) and rated["rating"] == 4.0
+    assert got["e1"]["user_id"] == pseudonymise_py("u1", KEY) and got["e3"]["user_id"] == pseudonymise_py("u2", KEY)
+
+
+def test_pseudonymise_is_hmac_sha256(spark):
+    long_key = b"k" * 100  # longer than the block: hashed first, as RFC 2104 says
+    for key in (KEY, long_key):
+        got = spark.createDataFrame([("user-42",), ("ü",)], "u STRING").select(pseudonymise(F.col("u"), key)).collect()
+        assert [r[0] for r in got] == [hmac.new(key, u.encode(), hashlib.sha256).hexdigest()[:32] for u in ("user-42", "ü")]
+
+
+def test_pseudonym_key_required_in_cluster_mode(cfg):
+    cluster = cfg.replace(mode="cluster")
+    with pytest.raises(PrivacyError, match="FUSIONREC_PSEUDONYM_KEY is not set"):
+        pseudonym_key(cluster, env={})
+    assert pseudonym_key(cluster, env={"FUSIONREC_PSEUDONYM_KEY": "s3cret"}) == b"s3cret"
+    assert pseudonym_key(cfg, env={}) == cfg.ingest.dev_pseudonym_key.encode()
+
+
+def test_item_rules_texts_prices_and_latest_record_wins(spark):
+    long_description = "word " * 1000
+    rows = [
+        {"item_id": "a", "title": "Old <i>title</i>", "updated_at": "2020-01-01T00:00:00Z", "categories": ["X"]},
+        {"item_id": "a", "title": "New title", "updated_at": "2021-01-01T00:00:00Z", "categories": ["X"]},
+        {"item_id": "b", "title": "Sparse", "categories": ["X"]},
+        {"item_id": "b", "title": "Complete", "description": "Text", "brand": "B", "categories": ["X"]},
+        {"item_id": "c", "title": "T", "description": long_description, "price": "$1,299.00",
+         "categories": [" <b>Cat</b> ", "", "Cat"]},
+        {"item_id": "d", "title": "Junk price", "price": ".a-box-inner{background-color:#fff}"},
+        {"item_id": "e", "title": '<span class="a-size-medium"', "description": " ", "categories": []},
+        {"item_id": " ", "title": "No id"},
+    ]
+    classified = classify_items(staged(spark, "items", rows), RULES).cache()
+    kept = {r["item_id"]: r for r in classified.where("_reason IS NULL AND NOT _duplicate").collect()}
+    assert kept["a"]["title"] == "New title"  # latest updated_at
+    assert kept["b"]["title"] == "Complete"   # no timestamps: most complete record
+    assert kept["c"]["price"] == 1299.0 and kept["c"]["categories"] == ["Cat"]
+    assert kept["c"]["truncated"] and len(kept["c"]["description"]) == IngestConfig().max_text_length
+    assert "text_truncated" in kept["c"]["_fixes"]
+    assert kept["d"]["price"] is None and "price_unparsed" in kept["d"]["_fixes"]
+    rejected = {r["_raw"]: r["_reason"] for r in classified.where("_reason IS NOT NULL").collect()}
+    assert sorted(rejected.values()) == ["empty_item_text", "missing_item_id"]
+    assert classified.where("_duplicate").count() == 2
+
+
+def test_review_rules_and_redaction(spark):
+    base = {"user_id": "u1", "item_id": "i1", "rating": "5", "text": "Great!", "ts": "2020-01-01T00:00:00Z"}
+    rows = [dict(base, _raw='{"reviewerName": "Jane \\"JD\\" Doe", "x": 1}', text=" <br/> "),
+            dict(base, _raw="b", rating=None),
+            dict(base, _raw="c", rating="0"),
+            dict(base, _raw="d", text="x" * 5000),
+            dict(base, _raw="e", review_id="r1"), dict(base, _raw="f", review_id="r1")]
+    classified = classify_reviews(staged(spark, "reviews", rows), RULES)
+    by_raw = {r["_raw"]: r for r in classified.collect()}
+    assert by_raw['{"reviewerName": "Jane \\"JD\\" Doe", "x": 1}']["_reason"] == "empty_review_text"
+    assert by_raw["b"]["_reason"] is None and by_raw["b"]["rating"] is None  # a rating is optional
+    assert by_raw["c"]["_reason"] == "rating_out_of_range"
+    assert by_raw["d"]["truncated"] and len(by_raw["d"]["text"]) == 4000
+    assert [by_raw["e"]["_duplicate"], by_raw["f"]["_duplicate"]] == [False, True]
+    _, quarantine_df = clean(staged(spark, "reviews", rows), "reviews", RULES)
+    raws = sorted(r["raw"] for r in quarantine_df.collect())
+    assert raws[1] == '{"reviewerName":"<redacted>", "x": 1}'
+    redacted = spark.createDataFrame([('{"email": "a@b.c", "user_name": "x"}',)], "r STRING") \
+        .select(redact(F.col("r"), ["email", "user_name"])).first()[0]
+    assert "a@b.c" not in redacted and '"user_name":"<redacted>"' in redacted

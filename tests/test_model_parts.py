@@ -1,0 +1,103 @@
+"""The fused model's parts: ridge text maps, blocked top-N, the ranker, ALS factors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from fusionrec.model.als import fit_als
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
+from fusionrec.model.text_maps import apply_text_map, fit_text_map, solve_ridge, sufficient_statistics
+from fusionrec.model.topk import blocked_top_n
+from _synthetic import synthetic
+
+
+def _vec_df(spark, key, mat, col):
+    return spark.createDataFrame([(f"{key}{i}", [float(x) for x in row]) for i, row in enumerate(mat)],
+                                 f"{'item_id' if key == 'i' else 'user_id'} STRING, {col} ARRAY<FLOAT>")
+
+
+def test_ridge_map_recovers_a_linear_map_from_distributed_statistics(spark):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 6))
+    w_true = rng.normal(size=(6, 3))
+    bias = np.array([0.5, -1.0, 2.0])
+    y = x @ w_true + bias
+    vectors = _vec_df(spark, "i", x, "vector").repartition(4)
+    factors = _vec_df(spark, "i", y, "factors")
+    w, n = fit_text_map(vectors, factors, "item_id", ridge_lambda=1e-6)
+    assert n == 200
+    np.testing.assert_allclose(w[:-1], w_true, atol=1e-3)
+    np.testing.assert_allclose(w[-1], bias, atol=1e-3)
+    # the statistics summed over partitions equal the single-machine ones
+    pairs = vectors.withColumnRenamed("vector", "x").join(factors.withColumnRenamed("factors", "y"), "item_id")
+    xtx, xty, _ = sufficient_statistics(pairs, "x", "y")
+    xa = np.hstack([x, np.ones((200, 1))])
+    np.testing.assert_allclose(xtx, xa.T @ xa, rtol=1e-4)
+    # applying the map reproduces y
+    mapped = {r.item_id: r.factors for r in apply_text_map(vectors, w, "item_id").collect()}
+    np.testing.assert_allclose(np.asarray(mapped["i7"]), y[7], atol=1e-2)
+
+
+def test_ridge_penalty_shrinks_weights_but_not_the_bias():
+    xtx = np.array([[4.0, 2.0], [2.0, 2.0]])  # one feature + bias column
+    xty = np.array([[6.0], [4.0]])
+    w_small, w_big = solve_ridge(xtx, xty, 0.0), solve_ridge(xtx, xty, 100.0)
+    assert abs(w_big[0, 0]) < abs(w_small[0, 0])
+    assert w_big[1, 0] == pytest.approx(4.0 / 2.0, rel=0.1)  # the mean of y when the slope is ~0
+
+
+@pytest.mark.parametrize("item_blocks", [1, 3])
+def test_blocked_top_n_equals_brute_force_and_excludes_seen(spark, item_blocks):
+    rng = np.random.default_rng(2)
+    u, v = rng.normal(size=(13, 4)), rng.normal(size=(17, 4))
+    users, items = _vec_df(spark, "u", u, "factors"), _vec_df(spark, "i", v, "factors")
+    seen = spark.createDataFrame([("u0", "i3"), ("u0", "i5"), ("u4", "i0")], "user_id STRING, item_id STRING")
+    got = blocked_top_n(users, items, 5, seen, user_blocks=3, item_blocks=item_blocks).collect()
+    scores = u @ v.T
+    scores[0, [3, 5]] = -np.inf
+    scores[4, 0] = -np.inf
+    for ui in range(13):
+        mine = sorted((r for r in got if r.user_id == f"u{ui}"), key=lambda r: r.rank)
+        expected = [f"i{j}" for j in np.argsort(-scores[ui])[:5]]
+        assert [r.item_id for r in mine] == expected
+        assert [r.rank for r in mine] == [1, 2, 3, 4, 5]
+        assert mine[0].score == pytest.approx(scores[ui].max(), rel=1e-5)
+
+
+def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(400):
+        als, content = rng.normal(), rng.normal()
+        label = float(content + 0.2 * rng.normal() > 0.5)
+        rows.append((float(als), float(content), float(rng.uniform(0, 5)), 0.5, label))
+    df = spark.createDataFrame(rows, [*RANKER_FEATURES, "label"])
+    ranker = fit_ranker(df, reg_param=0.01)
+    coef = dict(zip(ranker.features, ranker.coef))
+    assert coef["content_cosine"] > 1.0 and abs(coef["als_score"]) < 0.5 * coef["content_cosine"]
+    assert ranker.std[3] == 1.0  # a constant feature is not divided by zero
+    again = RankerParams.from_json(ranker.to_json())
+    assert again == ranker
+    scored = df.withColumn("p", ranker.score()).agg(F.corr("p", "label")).first()[0]
+    assert scored > 0.5
+    with pytest.raises(ValueError, match="contract"):
+        RankerParams.from_json({**ranker.to_json(), "features": ["a", "b", "c", "d"]})
+
+
+def test_ranker_refuses_single_class_labels(spark):
+    df = spark.createDataFrame([(1.0, 0.0, 1.0, 0.5, 0.0)] * 3, [*RANKER_FEATURES, "label"])
+    with pytest.raises(RuntimeError, match="positive and negative"):
+        fit_ranker(df, 0.01)
+
+
+def test_als_gives_every_user_and_item_a_factor_of_rank_size(cfg, spark):
+    d = synthetic(spark, n_users=30, n_items=20, per_user=8)
+    mc = dataclasses.replace(cfg.model, rank=4, max_iter=4, checkpoint_interval=2)
+    als = fit_als(d["interactions"], mc)
+    users = als.users.collect()
+    assert len(users) == 30 and {len(r.factors) for r in users} == {4}
+    assert als.items.count() == d["interactions"].select("item_id").distinct().count()
