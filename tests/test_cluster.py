@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -93,6 +94,7 @@ def cluster(tmp_path_factory):
     assert not running.processes
 
 
+@pytest.mark.slow
 def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_path):
     data = movielens_slice(shared_dataset("movielens-small"), tmp_path / "movielens")
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"
@@ -102,7 +104,9 @@ def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_p
                                   str(PROJECT / "jobs" / "pipeline.py"), job_args + _overrides(cfg, on_cluster),
                                   python=sys.executable)
     start = time.perf_counter()
-    result = subprocess.run(submit, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    # Cluster mode refuses to pseudonymise user ids without a real key; both runs share one.
+    env = {**os.environ, "FUSIONREC_PSEUDONYM_KEY": "cluster-test-key"}
+    result = subprocess.run(submit, capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=env)
     cluster_s = time.perf_counter() - start
     assert result.returncode == 0, format_command(submit) + "\n" + result.stdout + result.stderr[-6000:]
     assert "champion: models:/" in result.stdout
@@ -111,7 +115,7 @@ def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_p
                  "--conf", str(PROJECT / "conf" / "local.yaml"), "--set", "spark.master=local[2]",
                  *_overrides(cfg, local)]
     start = time.perf_counter()
-    result = subprocess.run(local_cmd, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    result = subprocess.run(local_cmd, capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=env)
     local_s = time.perf_counter() - start
     assert result.returncode == 0, result.stdout + result.stderr[-6000:]
     print(f"\npipeline wall time: spark-submit on standalone cluster {cluster_s:.0f}s, local[2] {local_s:.0f}s")

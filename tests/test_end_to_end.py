@@ -18,6 +18,7 @@ from fusionrec.cli import main
 from fusionrec.lake import table_path
 
 PROJECT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("0*.ipynb"))
 
 
@@ -36,7 +37,7 @@ def _overrides(cfg, work: Path) -> list[str]:
 def pipeline_run(cfg, spark, tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     overrides = _overrides(cfg, work)
-    args = ["pipeline", "--generate", "20000", "--seed", "7", "--report", str(work / "report.json"), "--quiet"]
+    args = ["pipeline", "--generate", "6000", "--seed", "7", "--report", str(work / "report.json"), "--quiet"]
     for item in overrides:
         args += ["--set", item]
     code = main(args)

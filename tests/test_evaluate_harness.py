@@ -76,6 +76,7 @@ def test_a_leaky_variant_is_caught(fitted_view, spark):
     assert check_no_leakage(split, fitted, reviews)["reviews"] > 0
 
 
+@pytest.mark.slow
 def test_every_model_is_scored_on_the_same_split(fitted_view):
     cfg, inputs, split, fitted = fitted_view
     results = score_models(inputs, split, fitted, cfg)

@@ -8,11 +8,15 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from pyspark.sql import functions as F
 
 from fusionrec.lake import SCHEMAS, table_path
 from fusionrec.model.ranker import RANKER_FEATURES
 from _synthetic import synthetic
+
+pytestmark = pytest.mark.slow
 
 
 def _small(cfg):

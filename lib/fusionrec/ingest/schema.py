@@ -37,6 +37,8 @@ from pyspark.sql.types import (
 )
 from pyspark.sql import types as T
 
+from fusionrec.lake import SCHEMAS as LAKE_SCHEMAS
+
 KINDS = ("items", "events", "reviews")
 
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "event_type", "rating", "ts")
@@ -134,18 +136,8 @@ TABLES: dict[str, str] = {
         "summary STRING, text STRING NOT NULL, ts TIMESTAMP NOT NULL, truncated BOOLEAN NOT NULL, "
         f"extra MAP<STRING, STRING>, {_META}"
     ),
-    "gold.interactions": (
-        "user_id STRING NOT NULL, item_id STRING NOT NULL, weight DOUBLE NOT NULL, "
-        "n_events INT NOT NULL, first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL, rating DOUBLE"
-    ),
-    "gold.item_documents": (
-        "item_id STRING NOT NULL, title STRING, text STRING NOT NULL, categories ARRAY<STRING>, "
-        "brand STRING, price DOUBLE, updated_ts TIMESTAMP"
-    ),
-    "gold.reviews": (
-        "review_id STRING NOT NULL, user_id STRING NOT NULL, item_id STRING NOT NULL, rating DOUBLE, "
-        "text STRING NOT NULL, ts TIMESTAMP NOT NULL, item_known BOOLEAN NOT NULL"
-    ),
+    # Gold tables are the contract with later stages: declared once, in fusionrec.lake.
+    **{name: LAKE_SCHEMAS[name] for name in ("gold.interactions", "gold.item_documents", "gold.reviews")},
 }
 
 #: CHECK constraints (``layer.table`` -> {name: SQL predicate}); NOT NULL comes from the schema.
