@@ -68,14 +68,19 @@ def fusion_params_path(cfg: Config) -> Path:
     return Path(table_path(cfg, "model", FUSION_PARAMS))
 
 
-def read_fusion_params(cfg: Config) -> dict[str, Any]:
-    path = fusion_params_path(cfg)
+def read_json(path: Path, what: str, command: str) -> Any:
+    """A JSON file written by ``fusionrec <command>``; one-line errors when missing or invalid."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: fusion parameters not found; run 'fusionrec train' first")
+        raise FileNotFoundError(f"{path}: {what} not found; run 'fusionrec {command}' first")
     try:
-        params = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_fusion_params(cfg: Config) -> dict[str, Any]:
+    path = fusion_params_path(cfg)
+    params = read_json(path, "fusion parameters", "train")
     for key in ("rank", "text_to_user_factor"):
         if key not in params:
             raise ValueError(f"{path}: missing key '{key}'")

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
 from fusionrec.lake import table_path
-from fusionrec.registry.build import TableInput, build_bundle, delta_version
+from fusionrec.registry.build import TableInput, build_bundle, delta_version, read_json
 from fusionrec.registry.promote import (
     CHALLENGER, TAG_METRIC_NAME, TAG_METRIC_VALUE, TAG_SPLIT, PromotionDecision, promote_version)
 from fusionrec.registry.pyfunc import (
@@ -106,12 +106,7 @@ def evaluation_from_results(results: dict[str, Any], source: str, chart: Path | 
 def read_evaluation(cfg: Config) -> Evaluation:
     """The results written by ``fusionrec evaluate`` (JSON, with its PNG chart next to it)."""
     path = evaluation_file(cfg)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: evaluation results not found; run 'fusionrec evaluate' first")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "evaluation results", "evaluate")
     chart = path.with_suffix(".png")
     return evaluation_from_results(data, str(path), chart if chart.is_file() else None)
 
