@@ -14,6 +14,7 @@ given write, never half of it.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -24,12 +25,24 @@ from fusionrec.config import Config
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import table_path
 
+log = logging.getLogger(__name__)
+
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 def path_of(cfg: Config, name: str) -> str:
     layer, _, table = name.partition(".")
     return table_path(cfg, layer, table)
+
+
+def _remove_uncommitted(spark: SparkSession, path: str) -> None:
+    """Delete the debris of an interrupted table creation at ``path`` (no Delta commit exists)."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(hadoop_path):
+        log.warning("%s: not a Delta table (an interrupted creation?): removing it before creating", path)
+        fs.delete(hadoop_path, True)
 
 
 def ensure_table(spark: SparkSession, cfg: Config, name: str) -> str:
@@ -40,8 +53,9 @@ def ensure_table(spark: SparkSession, cfg: Config, name: str) -> str:
     layer = name.partition(".")[0]
     wanted = CONSTRAINTS.get(name, {})
     if not DeltaTable.isDeltaTable(spark, path):
-        # createOrReplace: a process killed while creating may leave an empty _delta_log
-        # behind, which createIfNotExists would take for an existing table.
+        # A process killed while creating the table may leave files but no committed
+        # version behind; Delta refuses to create a table over them.
+        _remove_uncommitted(spark, path)
         builder = DeltaTable.createOrReplace(spark).location(path).addColumns(table_schema(name))
         if layer in ("silver", "gold"):
             builder = builder.property("delta.enableChangeDataFeed", "true")
