@@ -28,7 +28,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "lib"))
 
-from fusionrec.config import LakeConfig, SparkConfig, load_config  # noqa: E402
+from fusionrec.config import LakeConfig, load_config  # noqa: E402
 from fusionrec.generate import generate  # noqa: E402
 from fusionrec.ingest.pipeline import ingest_directory  # noqa: E402
 from fusionrec.session import build_spark  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fusionrec.config import Config, LakeConfig, MlflowConfig, load_config
+from fusionrec.config import Config, LakeConfig, load_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "datasets"

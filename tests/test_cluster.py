@@ -45,10 +45,13 @@ def _overrides(cfg, work: Path) -> list[str]:
         "--set", f"embed.wheels_dir={cfg.embed.wheels_dir}",
         "--set", f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
         "--set", f"mlflow.artifact_location={work / 'mlartifacts'}",
+        # A small slice: a few partitions keep tasks from being mostly scheduling overhead.
+        "--set", "spark.shuffle_partitions=4",
+        "--set", "embed.partitions=2",
     ]
 
 
-def movielens_slice(source: Path, out: Path, n_movies: int = 400, n_users: int = 120) -> Path:
+def movielens_slice(source: Path, out: Path, n_movies: int = 250, n_users: int = 80) -> Path:
     """The most-rated movies and the most active users among them: a small real MovieLens directory."""
     out.mkdir(parents=True, exist_ok=True)
     with open(source / "ratings.csv", newline="") as fh:
@@ -94,7 +97,6 @@ def cluster(tmp_path_factory):
     assert not running.processes
 
 
-@pytest.mark.slow
 def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_path):
     data = movielens_slice(shared_dataset("movielens-small"), tmp_path / "movielens")
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"

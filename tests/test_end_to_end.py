@@ -7,7 +7,6 @@ headless against the same lake and registry.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -15,10 +14,8 @@ import pytest
 from nbclient import NotebookClient
 
 from fusionrec.cli import main
-from fusionrec.lake import table_path
 
 PROJECT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("0*.ipynb"))
 
 

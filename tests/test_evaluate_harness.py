@@ -11,14 +11,13 @@ items. A harness that lets test data into profiles, ALS, tuning or the ranker fa
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import pytest
 from pyspark.sql import functions as F
 
 from fusionrec.evaluate.harness import EvalInputs, check_no_leakage, fit_on_training, make_split, score_models
 from fusionrec.model.side_features import side_features
-from _synthetic import INTERACTIONS_DDL, synthetic
+from _synthetic import synthetic
 
 DIM = 8  # synthetic text dimension; the marker is dimension DIM
 
@@ -74,9 +73,12 @@ def test_a_leaky_variant_is_caught(fitted_view, spark):
     # bug 3: reviews written in the test period
     reviews = split.test.select("user_id", "item_id", F.col("first_ts").alias("ts"))
     assert check_no_leakage(split, fitted, reviews)["reviews"] > 0
+    # bug 4: a training pair aggregated with an event of the test period (later last_ts)
+    stretched = split.train.join(split.boundaries, "user_id").withColumn(
+        "last_ts", F.greatest("last_ts", "test_start")).drop("test_start")
+    assert check_no_leakage(dataclasses.replace(split, train=stretched), fitted)["train"] > 0
 
 
-@pytest.mark.slow
 def test_every_model_is_scored_on_the_same_split(fitted_view):
     cfg, inputs, split, fitted = fitted_view
     results = score_models(inputs, split, fitted, cfg)

@@ -7,6 +7,7 @@ import datetime as dt
 from pyspark.sql import functions as F
 
 from fusionrec.evaluate.split import chronological_split, filter_before, relevant, user_boundaries
+from fusionrec.ingest.gold import interactions as aggregate_interactions
 from _synthetic import INTERACTIONS_DDL, synthetic
 
 T0 = dt.datetime(2024, 1, 1)
@@ -67,3 +68,29 @@ def test_boundaries_reject_bad_fraction(spark):
 
     with pytest.raises(ValueError, match="fraction"):
         user_boundaries(spark.createDataFrame([], INTERACTIONS_DDL), 1.5)
+
+
+def test_training_pairs_are_cut_at_the_test_start_from_their_events(spark):
+    """A pair first seen in training but re-touched in the test period (a later rating, a
+    tag) must enter training with only its earlier events: weight, last_ts and rating."""
+    def day(d: int) -> dt.datetime:
+        return T0 + dt.timedelta(days=d)
+
+    def late(sp) -> int:
+        return sp.train.join(sp.boundaries, "user_id").where(F.col("last_ts") >= F.col("test_start")).count()
+
+    events = spark.createDataFrame(
+        [("u", f"i{d}", 4.0, day(d), 3.0) for d in range(10)]
+        + [("u", "i0", 1.0, day(20), 5.0)],   # i0 rated again (badly) long after the test start
+        "user_id STRING, item_id STRING, rating DOUBLE, ts TIMESTAMP, weight DOUBLE")
+    gold = aggregate_interactions(events)
+    leaky = chronological_split(gold, 0.2, 0.0, 1)
+    assert late(leaky) == 1  # the gold row of i0 carries the day-20 event
+
+    exact = chronological_split(gold, 0.2, 0.0, 1, events=events)
+    assert late(exact) == 0
+    i0 = exact.train.where("item_id = 'i0'").first()
+    assert (i0.weight, i0.n_events, i0.last_ts, i0.rating) == (3.0, 1, day(0), 4.0)
+    assert {r.item_id for r in exact.test.collect()} == {"i8", "i9"}
+    assert {(r.user_id, r.item_id) for r in exact.train.collect()} == {(r.user_id, r.item_id) for r in leaky.train.collect()}
+    assert exact.train_events.where(F.col("ts") >= day(8)).count() == 0

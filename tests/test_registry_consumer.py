@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 pytest_plugins = ["_registry_lake"]

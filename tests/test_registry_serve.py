@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 pytest_plugins = ["_registry_lake"]
 

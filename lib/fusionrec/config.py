@@ -59,9 +59,18 @@ class SparkConfig:
 
 @dataclass(frozen=True)
 class LakeConfig:
-    """Where the Delta tables live (a local path, or any Hadoop URI on a cluster)."""
+    """Where the Delta tables live (a local path, or any Hadoop URI on a cluster), and how a
+    writer that lost a commit to a concurrent writer retries (see :mod:`fusionrec.commits`)."""
 
     root: str = "work/lake"
+    #: Re-runs of an operation after a Delta concurrency conflict, before giving up.
+    commit_retries: int = 8
+    #: Backoff before retry n: uniform in [0, min(commit_backoff_max_s, commit_backoff_s * 2^n)].
+    commit_backoff_s: float = 0.5
+    commit_backoff_max_s: float = 10.0
+    #: A temporary commit file in a table's log without any commit, older than this, is a
+    #: killed creator's and is removed; younger, a concurrent creator's, and is waited for.
+    stale_commit_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -130,9 +130,12 @@ class StandaloneCluster:
 
 def spark_submit_command(master_url: str, jars: list[str], py_files: str, job: str, job_args: list[str],
                          executor_memory: str = "2g", driver_memory: str = "4g",
-                         python: str | None = None) -> list[str]:
-    """The spark-submit command line used by the cluster test (and shown in the README)."""
-    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master_url,
+                         python: str | None = None, submit: str | None = None) -> list[str]:
+    """The spark-submit command line used by the cluster test (and shown in the README).
+
+    :param submit: the ``spark-submit`` program (default: the one of the pyspark distribution).
+    """
+    cmd = [submit or str(spark_home() / "bin" / "spark-submit"), "--master", master_url,
            "--deploy-mode", "client", "--driver-memory", driver_memory,
            "--conf", f"spark.executor.memory={executor_memory}",
            "--conf", "spark.serializer=org.apache.spark.serializer.KryoSerializer",
@@ -145,5 +148,26 @@ def spark_submit_command(master_url: str, jars: list[str], py_files: str, job: s
     return cmd
 
 
-def format_command(cmd: list[str]) -> str:
-    return " ".join(shlex.quote(c) for c in cmd)
+#: Options that start a new line of a wrapped command.
+_OWN_LINE = ("--conf", "--jars", "--packages", "--py-files", "--files", "--archives")
+
+
+def _quote(token: str) -> str:
+    # A shell expansion (``$VAR``, ``$(...)``) stays live inside double quotes.
+    return f'"{token}"' if token.startswith("$") else shlex.quote(token)
+
+
+def format_command(cmd: list[str], wrap: bool = False) -> str:
+    """``cmd`` as a shell command line; ``wrap``: one ``--conf``/``--jars``/... option per
+    line and the job (the first ``*.py``) with its arguments on the last, as in the README."""
+    if not wrap:
+        return " ".join(_quote(c) for c in cmd)
+    lines: list[list[str]] = [[]]
+    job_seen = False
+    for i, token in enumerate(cmd):
+        is_job = not job_seen and token.endswith(".py") and i > 0 and not cmd[i - 1].startswith("--")
+        if lines[-1] and (token in _OWN_LINE and not job_seen or is_job):
+            lines.append([])
+        job_seen = job_seen or is_job
+        lines[-1].append(_quote(token))
+    return " \\\n".join(("  " if n else "") + " ".join(line) for n, line in enumerate(lines))

@@ -41,7 +41,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         rec.counts["interactions"] = inputs["interactions"].count()
     with stage("evaluate.run", report) as rec:
         results = evaluate(EvalInputs(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
-                                      inputs["review_embeddings"]), cfg)
+                                      inputs["review_embeddings"], inputs["events"]), cfg)
         rec.counts.update(results["counts"])
     with stage("evaluate.save", report):
         paths = save_results(results, report_dir(cfg), args.name)

@@ -181,8 +181,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     raw_inputs = [Path(p) for p in (ingest_path, args.movielens, args.amazon) if p]
 
     # Stages run inside the pipeline's runs; ingest must not open a top-level run of its own.
-    if hasattr(cfg, "ingest") and hasattr(cfg.ingest, "log_mlflow"):
-        cfg = cfg.replace(ingest=dataclasses.replace(cfg.ingest, log_mlflow=False))
+    cfg = cfg.replace(ingest=dataclasses.replace(cfg.ingest, log_mlflow=False))
     state = {} if args.force else read_state(cfg)
     summary: dict[str, str] = {}
     with tracked_run(cfg, "pipeline") as parent:

@@ -25,7 +25,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         rec.counts["reviews"] = inputs["reviews"].count() if inputs["reviews"] is not None else 0
     with stage("train.fit", report) as rec:
         fitted = fit_pipeline(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
-                              inputs["review_embeddings"], cfg)
+                              inputs["review_embeddings"], cfg, events=inputs["events"])
         rec.counts.update(fitted.model.counts)
     with stage("train.write", report) as rec:
         doc = write_model(fitted, cfg)

@@ -33,7 +33,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fusionrec.config import Config, EmbedConfig
+from fusionrec.commits import create_table
+from fusionrec.config import Config, EmbedConfig, LakeConfig
 from fusionrec.embed.infer import embed_texts, embedding_pipeline
 from fusionrec.embed.plan import EmbeddingPlan, plan_embedding
 from fusionrec.embed.texts import prepare_texts
@@ -62,9 +63,10 @@ TARGETS: tuple[EmbedTarget, ...] = (
 )
 
 
-def ensure_table(spark: SparkSession, path: str, ddl: str) -> DeltaTable:
-    """The Delta table at ``path``, created empty with ``ddl`` if it does not exist yet."""
-    spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{path}` ({ddl}) USING delta")
+def ensure_table(spark: SparkSession, path: str, ddl: str, lake: LakeConfig) -> DeltaTable:
+    """The Delta table at ``path``, created empty with ``ddl`` if it does not exist yet (also
+    over the uncommitted ``_delta_log`` a run killed while creating it leaves behind)."""
+    create_table(spark, path, spark.createDataFrame([], ddl).schema, lake)
     return DeltaTable.forPath(spark, path)
 
 
@@ -159,7 +161,7 @@ def write_quarantine(spark: SparkSession, cfg: Config, source: str, rows: DataFr
     :returns: whether a new table version was written.
     """
     path = table_path(cfg, "quarantine", QUARANTINE_TABLE)
-    table = ensure_table(spark, path, SCHEMAS[f"quarantine.{QUARANTINE_TABLE}"])
+    table = ensure_table(spark, path, SCHEMAS[f"quarantine.{QUARANTINE_TABLE}"], cfg.lake)
     keys = ["record_id", "content_hash", "reason"]
     current = table.toDF().where(F.col("source") == source).select(keys)
     wanted = rows.select(keys)
@@ -190,7 +192,8 @@ def embed_table(
 
     :param pipeline: from :func:`fusionrec.embed.infer.embedding_pipeline` (loaded once per run).
     """
-    table = ensure_table(spark, table_path(cfg, "embeddings", target.table), SCHEMAS[f"embeddings.{target.table}"])
+    table = ensure_table(spark, table_path(cfg, "embeddings", target.table), SCHEMAS[f"embeddings.{target.table}"],
+                         cfg.lake)
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:

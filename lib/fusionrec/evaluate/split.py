@@ -6,6 +6,14 @@ test period starts at that user's ``test_start`` timestamp and contains *every*
 interaction at or after it (ties on the timestamp go to test), so that for every user
 ``max(train.first_ts) < test_start`` holds strictly — this is what the leakage test checks.
 
+A gold interaction aggregates all events of a (user, item) pair (weight, ``last_ts``,
+latest rating), so a pair first seen before ``test_start`` may carry events from the test
+period. Training rows are therefore re-aggregated from the events strictly before the
+user's ``test_start`` (:func:`cut_interactions`) with the same aggregation as the gold
+table; the test period holds the pairs first seen at or after it. Without an events table
+the gold rows are taken as they are, and the leakage check of the harness refuses any
+training row whose ``last_ts`` reaches into the test period.
+
 Cold-item protocol: a seeded pseudo-random share of items loses all of its training
 interactions (and training reviews); their test interactions stay, so the models must
 recommend them from text alone.
@@ -18,6 +26,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from fusionrec.ingest.gold import interactions as aggregate_interactions
+
 
 @dataclass(frozen=True)
 class Split:
@@ -29,6 +39,9 @@ class Split:
     boundaries: DataFrame
     #: [item_id]: items whose training interactions were removed.
     cold_items: DataFrame
+    #: the events behind ``train`` (before each user's test start, cold items removed);
+    #: None when the split was made from gold interactions alone.
+    train_events: DataFrame | None = None
 
 
 def user_boundaries(interactions: DataFrame, fraction: float, ts_col: str = "first_ts") -> DataFrame:
@@ -59,6 +72,22 @@ def split_by_boundaries(interactions: DataFrame, boundaries: DataFrame,
     return before, after
 
 
+def cut_interactions(interactions: DataFrame, boundaries: DataFrame,
+                     events: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame | None]:
+    """``(before, after, events_before)`` at each user's ``test_start``.
+
+    ``after``: the gold rows of pairs first seen at or after the boundary. ``before``: with
+    ``events`` (``[user_id, item_id, rating, ts, weight]``), the pairs re-aggregated from the
+    events strictly before the boundary, so no weight, ``last_ts`` or rating from later
+    leaks into them; without, the gold rows first seen before it.
+    """
+    before, after = split_by_boundaries(interactions, boundaries)
+    if events is None:
+        return before, after, None
+    events_before = filter_before(events.select("user_id", "item_id", "rating", "ts", "weight"), boundaries, "ts")
+    return aggregate_interactions(events_before), after, events_before
+
+
 def hash_fraction(col: Column, fraction: float, seed: int) -> Column:
     """A deterministic, seeded Bernoulli(fraction) draw per value of ``col``.
 
@@ -79,16 +108,20 @@ def choose_cold_items(interactions: DataFrame, fraction: float, seed: int,
 
 
 def chronological_split(interactions: DataFrame, test_fraction: float, cold_item_fraction: float,
-                        seed: int, eligible_items: DataFrame | None = None) -> Split:
-    """The evaluation split (see module docstring)."""
+                        seed: int, eligible_items: DataFrame | None = None,
+                        events: DataFrame | None = None) -> Split:
+    """The evaluation split (see module docstring); ``events`` (silver events) make the
+    training rows exact (:func:`cut_interactions`)."""
     boundaries = user_boundaries(interactions, test_fraction)
-    train, test = split_by_boundaries(interactions, boundaries)
+    train, test, train_events = cut_interactions(interactions, boundaries, events)
     if cold_item_fraction > 0:
         cold = choose_cold_items(interactions, cold_item_fraction, seed, eligible_items)
     else:
         cold = interactions.sparkSession.createDataFrame([], "item_id STRING")
     train = train.join(cold, "item_id", "left_anti")
-    return Split(train=train, test=test, boundaries=boundaries, cold_items=cold)
+    if train_events is not None:
+        train_events = train_events.join(cold, "item_id", "left_anti")
+    return Split(train=train, test=test, boundaries=boundaries, cold_items=cold, train_events=train_events)
 
 
 def filter_before(events: DataFrame, boundaries: DataFrame, ts_col: str) -> DataFrame:

@@ -20,9 +20,16 @@ def norm(vector: Column) -> Column:
 
 
 def l2_normalise(vector: Column) -> Column:
-    """v / ||v|| as ARRAY<FLOAT>; null for a null or all-zero vector (it has no direction)."""
+    """v / ||v|| as ARRAY<FLOAT>; null for a null or all-zero vector (it has no direction).
+
+    The norm is passed into the element-wise lambda as a repeated array argument rather
+    than referenced inside the lambda: a lambda body is evaluated once per element and
+    Spark does not hoist common subexpressions out of it, so ``transform(v, x -> x / norm(v))``
+    would cost O(d^2) per row (O(d^3) when ``v`` is itself a normalised expression).
+    """
     n = norm(vector)
-    return F.when(n > 0, F.transform(vector, lambda x: (x.cast("double") / n).cast("float")))
+    return F.when(n > 0, F.zip_with(vector, F.array_repeat(n, F.size(vector)),
+                                    lambda x, length: (x.cast("double") / length).cast("float")))
 
 
 def scaled_sum(a: Column, wa: float, b: Column, wb: float) -> Column:

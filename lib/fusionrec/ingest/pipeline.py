@@ -9,6 +9,11 @@ Order inside a batch: check files (driver) -> read and classify every kind (one 
 the input, cached) -> one aggregation per kind (counts; files of the wrong format fail
 here, before any write) -> bronze, quarantine, silver -> gold for the keys the batch
 touched -> read-back accounting -> batch recorded as complete.
+
+Ingests of different batches may run at the same time against one lake: bronze and
+quarantine are partitioned by batch, silver and gold MERGEs are re-run on a conflict, the
+read-back counts read one silver version, and gold rows are recomputed when silver moved
+while they were computed (see :func:`_upsert_gold`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
@@ -166,10 +172,10 @@ def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: 
         df = classified[kind]
         with _timed(timings, "bronze"):
             writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
-                                 writer.ensure_table(spark, cfg, f"bronze.{kind}"), bid)
+                                 writer.ensure_table(spark, cfg, f"bronze.{kind}"), bid, cfg.lake)
         with _timed(timings, "quarantine"):
             writer.replace_batch(quarantined(df, personal).select("*", *provenance),
-                                 writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid)
+                                 writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid, cfg.lake)
         accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
             .select(*SILVER_COLUMNS[kind], *provenance)
 
@@ -194,24 +200,29 @@ def _write_silver(spark: SparkSession, cfg: Config, accepted: dict[str, DataFram
         rule = "t.updated_ts IS NULL OR s.updated_ts >= t.updated_ts"
         silver_metrics["items"] = writer.merge_upsert(
             spark, path, accepted["items"], KEYS["silver.items"],
-            compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], rule=rule)
+            compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], lake=cfg.lake, rule=rule)
     if "events" in accepted:
         path = writer.ensure_table(spark, cfg, "silver.events")
-        silver_metrics["events"] = writer.merge_insert(spark, path, accepted["events"], KEYS["silver.events"])
+        silver_metrics["events"] = writer.merge_insert(spark, path, accepted["events"], KEYS["silver.events"], cfg.lake)
     derived = None
     if "reviews" in accepted:
         path = writer.ensure_table(spark, cfg, "silver.reviews")
-        silver_metrics["reviews"] = writer.merge_insert(spark, path, accepted["reviews"], KEYS["silver.reviews"])
+        silver_metrics["reviews"] = writer.merge_insert(spark, path, accepted["reviews"], KEYS["silver.reviews"], cfg.lake)
         if cfg.ingest.review_events:
             derived = review_events(accepted["reviews"], cfg.ingest).select("*", *provenance)
-            writer.merge_insert(spark, writer.ensure_table(spark, cfg, "silver.events"), derived, KEYS["silver.events"])
+            writer.merge_insert(spark, writer.ensure_table(spark, cfg, "silver.events"), derived, KEYS["silver.events"],
+                                cfg.lake)
     return silver_metrics, derived
 
 
 def _read_back(spark: SparkSession, cfg: Config, kind: str, bid: str, accepted: DataFrame,
                account: KindAccount, metrics: dict[str, int]) -> None:
-    """Fill the written counts of ``account`` from the Delta tables (equations (2), (3))."""
-    silver = writer.read(spark, cfg, f"silver.{kind}")
+    """Fill the written counts of ``account`` from the Delta tables (equations (2), (3)).
+
+    Silver is read at one version: a concurrent batch may commit between the two counts.
+    """
+    name = f"silver.{kind}"
+    silver = writer.read_at(spark, cfg, name, writer.version(spark, cfg, name))
     key = KEYS[f"silver.{kind}"][0]
     if kind == "events":
         silver = silver.where(~F.col("event_id").startswith(DERIVED_EVENT_PREFIX))
@@ -234,47 +245,82 @@ def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str,
             pairs = events.select("user_id", "item_id")
             touched_pairs = pairs if touched_pairs is None else touched_pairs.unionByName(pairs)
     if touched_pairs is not None:
-        events = writer.read(spark, cfg, "silver.events")
-        if not _only_batch(events, bid):  # else every pair of silver is touched: no filter needed
-            events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
-        path = writer.ensure_table(spark, cfg, "gold.interactions")
-        metrics = writer.merge_upsert(spark, path, gold.interactions(events), KEYS["gold.interactions"],
-                                      compare=["weight", "n_events", "first_ts", "last_ts", "rating"])
-        out["interactions"] = writer.merge_metrics_summary(metrics)
+        def interactions(read: Callable[[str], DataFrame | None]) -> DataFrame:
+            events = read("silver.events")
+            if not _only_batch(events, bid):  # else every pair of silver is touched: no filter needed
+                events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
+            return gold.interactions(events)
+
+        out["interactions"] = _upsert_gold(spark, cfg, "gold.interactions", ("silver.events",), interactions,
+                                           compare=["weight", "n_events", "first_ts", "last_ts", "rating"])
 
     items_touched = accepted["items"].select("item_id") if "items" in accepted else None
     if items_touched is not None:
-        items = writer.read(spark, cfg, "silver.items")
-        if not _only_batch(items, bid):
-            items = items.join(items_touched, "item_id", "left_semi")
-        path = writer.ensure_table(spark, cfg, "gold.item_documents")
-        metrics = writer.merge_upsert(spark, path, gold.item_documents(items), KEYS["gold.item_documents"],
-                                      compare=["title", "text", "categories", "brand", "price", "updated_ts"])
-        out["item_documents"] = writer.merge_metrics_summary(metrics)
+        def documents(read: Callable[[str], DataFrame | None]) -> DataFrame:
+            items = read("silver.items")
+            if not _only_batch(items, bid):
+                items = items.join(items_touched, "item_id", "left_semi")
+            return gold.item_documents(items)
+
+        out["item_documents"] = _upsert_gold(
+            spark, cfg, "gold.item_documents", ("silver.items",), documents,
+            compare=["title", "text", "categories", "brand", "price", "updated_ts"])
 
     if "reviews" in accepted or (items_touched is not None and writer.exists(spark, cfg, "silver.reviews")):
-        silver_reviews = writer.read(spark, cfg, "silver.reviews")
-        selector = None
-        if "reviews" in accepted:
-            selector = F.col("batch_id") == bid
-        if items_touched is not None:
-            of_items = silver_reviews.join(items_touched, "item_id", "left_semi").select("review_id")
-            ids = of_items if selector is None else of_items.unionByName(silver_reviews.where(selector).select("review_id"))
-            touched = silver_reviews.join(ids.distinct(), "review_id", "left_semi")
-        else:
-            touched = silver_reviews.where(selector)
-        items = writer.read(spark, cfg, "silver.items") if writer.exists(spark, cfg, "silver.items") \
-            else spark.createDataFrame([], "item_id STRING")
-        gold_reviews = gold.reviews(touched, items)
-        path = writer.ensure_table(spark, cfg, "gold.reviews")
-        metrics = writer.merge_upsert(spark, path, gold_reviews, KEYS["gold.reviews"],
+        def reviews(read: Callable[[str], DataFrame | None]) -> DataFrame:
+            silver_reviews = read("silver.reviews")
+            selector = None
+            if "reviews" in accepted:
+                selector = F.col("batch_id") == bid
+            if items_touched is not None:
+                of_items = silver_reviews.join(items_touched, "item_id", "left_semi").select("review_id")
+                ids = of_items if selector is None else of_items.unionByName(
+                    silver_reviews.where(selector).select("review_id"))
+                touched = silver_reviews.join(ids.distinct(), "review_id", "left_semi")
+            else:
+                touched = silver_reviews.where(selector)
+            items = read("silver.items")
+            if items is None:  # no item ingested yet
+                items = spark.createDataFrame([], "item_id STRING")
+            return gold.reviews(touched, items)
+
+        out["reviews"] = _upsert_gold(spark, cfg, "gold.reviews", ("silver.reviews", "silver.items"), reviews,
                                       compare=["user_id", "item_id", "rating", "text", "ts", "item_known"])
-        out["reviews"] = writer.merge_metrics_summary(metrics)
         if "reviews" in accepted:
             unknown = writer.read(spark, cfg, "gold.reviews").join(
                 accepted["reviews"].select("review_id"), "review_id", "left_semi").where(~F.col("item_known")).count()
             accounts["reviews"].fixes[Fix.ITEM_UNKNOWN] = unknown
     return out
+
+
+def _upsert_gold(spark: SparkSession, cfg: Config, target: str, sources: tuple[str, ...],
+                 build: Callable[[Callable[[str], DataFrame | None]], DataFrame], compare: list[str]) -> dict[str, int]:
+    """Upsert ``build(read)`` into gold ``target``, ``read`` giving the silver ``sources`` at
+    one version each; returns the inserted/updated counts.
+
+    Gold rows are aggregates over silver, and Delta checks conflicts per table: a batch
+    committed to silver concurrently with ours may have computed its gold rows without our
+    rows, or we ours without its. So after our MERGE the sources are checked; when one has
+    a newer version, the rows are recomputed and upserted again (idempotent), until the
+    sources did not move during a round. The last gold commit of any key is then computed
+    from a silver version that holds every batch committed before it.
+    """
+    path = writer.ensure_table(spark, cfg, target)
+    totals = {"inserted": 0, "updated": 0}
+    for _ in range(cfg.lake.commit_retries + 1):
+        versions = {name: writer.version(spark, cfg, name) for name in sources if writer.exists(spark, cfg, name)}
+        def read(name: str) -> DataFrame | None:
+            return writer.read_at(spark, cfg, name, versions[name]) if name in versions else None
+
+        metrics = writer.merge_upsert(spark, path, build(read), KEYS[target], compare, cfg.lake)
+        for key, value in writer.merge_metrics_summary(metrics).items():
+            totals[key] += value
+        moved = [name for name, v in versions.items() if writer.version(spark, cfg, name) != v]
+        if not moved:
+            return totals
+        log.info("%s: %s changed by a concurrent batch while computed: recomputing", target, ", ".join(moved))
+    raise CommitConflictError(f"{target}: its silver sources kept changing for {cfg.lake.commit_retries + 1} rounds "
+                              f"(lake.commit_retries={cfg.lake.commit_retries})")
 
 
 def _only_batch(table: DataFrame, bid: str) -> bool:
@@ -295,12 +341,14 @@ def _completed_report(spark: SparkSession, cfg: Config, bid: str) -> dict[str, A
 
 def _record_batch(spark: SparkSession, cfg: Config, bid: str, source: str, files: list[InputFile],
                   kinds: list[str], report: dict[str, Any]) -> None:
+    """Record ``bid`` as complete: a MERGE inserting it unless present, so two writers of
+    the same batch record it once (the loser's retry finds the row)."""
     path = writer.ensure_table(spark, cfg, "bronze._batches")
     row = spark.createDataFrame(
         [(bid, source, kinds, [f.path for f in files], "complete", json.dumps(report, default=str),
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
-    row.write.format("delta").mode("append").save(path)
+    writer.merge_insert(spark, path, row, ("batch_id", "status"), cfg.lake)
 
 
 def completed_batches(spark: SparkSession, cfg: Config) -> DataFrame:

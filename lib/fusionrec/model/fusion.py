@@ -24,7 +24,8 @@ from fusionrec.model.als import AlsFactors, AlsParams, fit_als
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
 from fusionrec.model.text_maps import apply_text_map, fit_text_map
 from fusionrec.model.topk import blocked_top_n, top_n
-from fusionrec.model.vectors import normalised, row_dot
+from fusionrec.features.vectors import dot
+from fusionrec.model.vectors import normalised
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,9 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
           .join(model.item_factors.select("item_id", F.col("factors").alias("_if")), "item_id", "left")
           .join(model.user_profiles.select("user_id", F.col("vector").alias("_up")), "user_id", "left")
           .join(model.item_vectors.select("item_id", F.col("vector").alias("_iv")), "item_id", "left"))
-    df = row_dot(df, "_uf", "_if", "als_score")
-    df = row_dot(df, "_up", "_iv", "content_cosine")
+    # Spark SQL dot products in the JVM: no round trip of four vector columns through Python.
+    df = df.select("*", F.coalesce(dot(F.col("_uf"), F.col("_if")), F.lit(0.0)).alias("als_score"),
+                   F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"))
     return (df.drop("_uf", "_if", "_up", "_iv")
             .join(model.popularity.select("item_id", "log_popularity"), "item_id", "left")
             .join(model.sentiment, "item_id", "left")

@@ -24,9 +24,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
-def _partition_stats(rows: Iterable, d: int, r: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    xtx = np.zeros((d + 1, d + 1))
-    xty = np.zeros((d + 1, r))
+def _partition_stats(rows: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """``(X^T X, X^T Y, n)`` of one partition (nothing for an empty one); the dimensions
+    come from the rows themselves, so no separate Spark job is needed to find them."""
+    xtx = xty = None
     n = 0
     chunk_x: list = []
     chunk_y: list = []
@@ -36,8 +37,8 @@ def _partition_stats(rows: Iterable, d: int, r: int) -> Iterator[tuple[np.ndarra
         if chunk_x:
             x = np.hstack([np.asarray(chunk_x, dtype=np.float64), np.ones((len(chunk_x), 1))])
             y = np.asarray(chunk_y, dtype=np.float64)
-            xtx += x.T @ x
-            xty += x.T @ y
+            xtx = x.T @ x if xtx is None else xtx + x.T @ x
+            xty = x.T @ y if xty is None else xty + x.T @ y
             chunk_x.clear()
             chunk_y.clear()
 
@@ -48,17 +49,18 @@ def _partition_stats(rows: Iterable, d: int, r: int) -> Iterator[tuple[np.ndarra
         if len(chunk_x) >= 4096:
             flush()
     flush()
-    yield xtx, xty, n
+    if n:
+        yield xtx, xty, n
 
 
 def sufficient_statistics(pairs: DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(X^T X, X^T Y, n)`` over ``pairs`` with the bias column appended to X, summed by Spark."""
-    first = pairs.select(F.size(x_col).alias("d"), F.size(y_col).alias("r")).first()
-    if first is None:
-        raise ValueError("ridge map: no rows with both a text vector and a factor to fit on")
-    d, r = int(first["d"]), int(first["r"])
-    stats = pairs.select(x_col, y_col).rdd.map(tuple).mapPartitions(lambda rows: _partition_stats(rows, d, r))
-    return stats.treeReduce(lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]))
+    """``(X^T X, X^T Y, n)`` over ``pairs`` with the bias column appended to X, summed by Spark
+    in one job."""
+    stats = pairs.select(x_col, y_col).rdd.map(tuple).mapPartitions(_partition_stats)
+    try:
+        return stats.treeReduce(lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]))
+    except ValueError:  # Spark's "Can not reduce() empty RDD"
+        raise ValueError("ridge map: no rows with both a text vector and a factor to fit on") from None
 
 
 def solve_ridge(xtx: np.ndarray, xty: np.ndarray, ridge_lambda: float) -> np.ndarray:

@@ -5,7 +5,10 @@
 split: the interactions it receives are split chronologically per user into a fit period
 and a later validation period; the ALS grid is scored on validation NDCG@K and the ranker
 is trained on validation labels (candidates from models fitted on the fit period); then
-the chosen ALS parameters are refitted on everything it received.
+the chosen ALS parameters are refitted on everything it received. Every intermediate
+table that several later steps read (splits, side features, labelled candidates) is
+computed once and kept (:func:`materialised`): on small data the cost of a step is its
+number of Spark jobs, and an uncached lineage is replayed by every one of them.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.evaluate.metrics import ranking_metrics
-from fusionrec.evaluate.split import filter_before, relevant, split_by_boundaries, user_boundaries
+from fusionrec.evaluate.split import cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.lake import table_path
 from fusionrec.model.als import AlsParams
 from fusionrec.model.fusion import FusedModel, als_top_n, candidates, fit_fused, label, with_features
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
+from fusionrec.runlog import stage
 
 log = logging.getLogger(__name__)
 
@@ -58,47 +63,85 @@ def search_grid(cfg: Config) -> list[AlsParams]:
     return [AlsParams(rank=r, reg_param=reg, alpha=a) for r, reg, a in itertools.product(ranks, regs, alphas)]
 
 
+def materialised(df: DataFrame) -> DataFrame:
+    """``df`` cached and computed once, so that the many small jobs after it (fits, metrics,
+    counts) reuse it instead of replaying its lineage."""
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    df.count()
+    return df
+
+
+def materialised_features(features: SideFeatures) -> SideFeatures:
+    sentiment = materialised(features.item_sentiment) if features.item_sentiment is not None else None
+    return SideFeatures(materialised(features.item_vectors), materialised(features.user_profiles), sentiment)
+
+
 def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: DataFrame | None,
-                 review_embeddings: DataFrame | None, cfg: Config) -> Fitted:
-    """Tune on the validation period, fit the ranker there, refit on all given data."""
+                 review_embeddings: DataFrame | None, cfg: Config, events: DataFrame | None = None) -> Fitted:
+    """Tune on the validation period, fit the ranker there, refit on all given data.
+
+    ``events``, when given, are the events behind ``interactions``: the fit period is then
+    re-aggregated from the events before each user's validation start, so that nothing of
+    the validation period reaches the models that are scored on it.
+    """
     mc, ec = cfg.model, cfg.evaluate
     k = max(ec.k_list)
-    interactions = interactions.cache()
-    bounds = user_boundaries(interactions, ec.validation_fraction).cache()
-    fit, validation = split_by_boundaries(interactions, bounds)
-    fit, validation = fit.cache(), validation.cache()
-    fit_reviews = filter_before(reviews, bounds, "ts") if reviews is not None else None
-    fit_features = side_features(fit, item_embeddings, fit_reviews, review_embeddings,
-                                 fit.agg(F.max("last_ts")).first()[0], cfg.features)
+    interactions = materialised(interactions)
+    with stage("fit.validation_split"):
+        bounds = materialised(user_boundaries(interactions, ec.validation_fraction))
+        fit, validation, _ = cut_interactions(interactions, bounds, events)
+        fit, validation = materialised(fit), materialised(validation)
+        fit_reviews = filter_before(reviews, bounds, "ts") if reviews is not None else None
+    with stage("fit.side_features"):
+        fit_features = materialised_features(
+            side_features(fit, item_embeddings, fit_reviews, review_embeddings,
+                          fit.agg(F.max("last_ts")).first()[0], cfg.features))
 
-    val_relevant = relevant(validation, ec.positive_rating, ec.positive_weight).cache()
+    val_relevant = materialised(relevant(validation, ec.positive_rating, ec.positive_weight))
     val_users = val_relevant.select("user_id").distinct()
     seen = fit.select("user_id", "item_id")
     n_items = item_embeddings.select("item_id").union(fit.select("item_id")).distinct().count()
     trials: list[dict[str, Any]] = []
     best: tuple[float, AlsParams, FusedModel] | None = None  # the grid is never empty
     for params in search_grid(cfg):
-        model = fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
-                          fit_features.item_sentiment, mc, params)
-        top = als_top_n(model, k, seen, mc, val_users, only_als=True)
-        ndcg = ranking_metrics(top, val_relevant, k, n_items)["ndcg"]
+        with stage("fit.search_trial"):
+            model = fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
+                              fit_features.item_sentiment, mc, params)
+            top = als_top_n(model, k, seen, mc, val_users, only_als=True)
+            ndcg = ranking_metrics(top, val_relevant, k, n_items)["ndcg"]
         trials.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,
                        f"validation_ndcg@{k}": round(ndcg, 5)})
         log.info("search rank=%d reg_param=%g alpha=%g validation ndcg@%d=%.4f",
                  params.rank, params.reg_param, params.alpha, k, ndcg)
         if best is None or ndcg > best[0]:
+            if best is not None:
+                release(best[2])
             best = (ndcg, params, model)
+        else:
+            release(model)
     assert best is not None
     _, params, fit_model = best
-    pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
-    ranker = fit_ranker(label(pairs, val_relevant), mc.ranker_reg)
+    with stage("fit.ranker"):
+        pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
+        labelled = materialised(label(pairs, val_relevant))
+        ranker = fit_ranker(labelled, mc.ranker_reg)
+        labelled.unpersist()
+        release(fit_model)
     log.info("ranker coef %s", dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
 
-    cutoff = interactions.agg(F.max("last_ts")).first()[0]
-    features = side_features(interactions, item_embeddings, reviews, review_embeddings, cutoff, cfg.features)
-    model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
-                      mc, params)
+    with stage("fit.refit"):
+        cutoff = interactions.agg(F.max("last_ts")).first()[0]
+        features = materialised_features(
+            side_features(interactions, item_embeddings, reviews, review_embeddings, cutoff, cfg.features))
+        model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
+                          mc, params)
     return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff)
+
+
+def release(model: FusedModel) -> None:
+    """Drop the cached tables of a model that is no longer needed (memory, not correctness)."""
+    for df in (model.user_factors, model.item_factors, model.als_user_factors, model.popularity):
+        df.unpersist()
 
 
 # ---- lake I/O -------------------------------------------------------------------------
@@ -116,15 +159,18 @@ def read_table(spark: SparkSession, cfg: Config, layer: str, name: str, required
 
 
 def read_inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
-    """gold.interactions and embeddings.item_embeddings (required); reviews (optional)."""
+    """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events
+    (optional: the events let a time cut re-aggregate interactions exactly)."""
     interactions = read_table(spark, cfg, "gold", "interactions")
+    events = read_table(spark, cfg, "silver", "events", required=False)
     item_embeddings = read_table(spark, cfg, "embeddings", "item_embeddings")
     reviews = read_table(spark, cfg, "gold", "reviews", required=False)
     review_embeddings = read_table(spark, cfg, "embeddings", "review_embeddings", required=False)
     if reviews is None or review_embeddings is None:
         reviews = review_embeddings = None
     return {"interactions": interactions, "item_embeddings": item_embeddings.select("item_id", "embedding"),
-            "reviews": reviews, "review_embeddings": review_embeddings}
+            "reviews": reviews, "review_embeddings": review_embeddings,
+            "events": events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None}
 
 
 def params_path(cfg: Config) -> str:

@@ -46,6 +46,12 @@ def row_dot(df: DataFrame, a_col: str, b_col: str, out_col: str, normalise: bool
 
 
 def normalised(df: DataFrame, col: str) -> DataFrame:
-    """``col`` scaled to unit L2 norm (Spark SQL higher-order functions, no UDF)."""
-    norm = F.sqrt(F.aggregate(F.col(col), F.lit(0.0), lambda acc, x: acc + x * x))
-    return df.withColumn(col, F.transform(F.col(col), lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float")))
+    """``col`` scaled to unit L2 norm (Spark SQL higher-order functions, no UDF).
+
+    The norm enters the element-wise lambda as an argument array, never as an expression
+    inside the lambda (that would be re-evaluated per element: O(d^2) per row).
+    """
+    vector = F.col(col)
+    norm = F.greatest(F.sqrt(F.aggregate(vector, F.lit(0.0), lambda acc, x: acc + x * x)), F.lit(1e-12))
+    return df.withColumn(col, F.zip_with(vector, F.array_repeat(norm, F.size(vector)),
+                                         lambda x, length: (x / length).cast("float")))

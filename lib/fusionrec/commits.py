@@ -1,0 +1,187 @@
+"""Delta commits that survive a killed writer and concurrent writers.
+
+Delta's optimistic concurrency control (Armbrust et al., "Delta Lake: High-Performance
+ACID Table Storage over Cloud Object Stores", VLDB 2020, section 3.2) lets two writers
+commit to one table as long as neither read data the other changed; otherwise the later
+commit fails with one of :data:`CONFLICTS` and nothing of it is visible. The remedy is to
+re-run the whole operation - re-read, recompute, re-commit - which
+:func:`retry_on_conflict` does with capped exponential backoff and full jitter
+(Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog, 2015), bounded by
+``lake.commit_retries``.
+
+:func:`create_table` creates a table in one commit (schema with NOT NULL, partitioning,
+properties, CHECK constraints). ``CREATE TABLE`` takes a ``_delta_log`` directory without
+any commit - what a creator killed before its first commit leaves - for an existing table,
+so such a skeleton (with at most a temporary commit file older than
+``lake.stale_commit_s``) is removed first; two writers creating the same table at once
+resolve like any other conflict (the loser finds the winner's table on a retry).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from typing import Callable, Iterable, TypeVar
+
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
+
+from fusionrec.config import LakeConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A commit lost to a concurrent one; the operation can be re-run from its reads.
+CONFLICTS: tuple[type[Exception], ...] = (
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    DeltaConcurrentModificationException,
+)
+
+
+class CommitConflictError(RuntimeError):
+    """An operation still conflicted after ``lake.commit_retries`` retries."""
+
+
+def backoff_s(attempt: int, lake: LakeConfig, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
+    return rng.uniform(0.0, min(lake.commit_backoff_max_s, lake.commit_backoff_s * 2 ** attempt))
+
+
+def retry_on_conflict(action: Callable[[], T], what: str, lake: LakeConfig,
+                      also: tuple[type[Exception], ...] = ()) -> T:
+    """Run ``action`` (a complete read-compute-commit), re-running it after a Delta conflict
+    (or one of the exceptions ``also``).
+
+    :raises CommitConflictError: still conflicting after ``lake.commit_retries`` retries.
+    """
+    rng = random.Random()
+    for attempt in range(lake.commit_retries + 1):
+        try:
+            return action()
+        except CONFLICTS + also as exc:
+            if attempt == lake.commit_retries:
+                raise CommitConflictError(
+                    f"{what}: {type(exc).__name__} after {attempt + 1} attempts "
+                    f"(lake.commit_retries={lake.commit_retries})") from exc
+            wait = backoff_s(attempt, lake, rng)
+            log.warning("%s: %s (concurrent writer); retry %d/%d in %.2fs", what, type(exc).__name__,
+                        attempt + 1, lake.commit_retries, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def latest_version(spark: SparkSession, path: str) -> int:
+    """The latest committed version of the Delta table at ``path``."""
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+
+#: A commit file being written (Hadoop log stores write ``.<version>.json.<uuid>.tmp``, then rename).
+_TEMP_COMMIT = re.compile(r"^\..*\.tmp(\.crc)?$")
+
+
+class TableNotReady(RuntimeError):
+    """No committed version at a table's path yet: another writer is creating it."""
+
+
+def _remove_uncommitted_log(spark: SparkSession, path: str, stale_s: float) -> None:
+    """Remove a ``_delta_log`` without any commit - what a creator killed before its first
+    commit leaves (empty directories, and a temporary commit file it was writing), and what
+    makes Delta take the path for an existing table.
+
+    Nothing is removed while the log holds anything else, or a temporary commit file younger
+    than ``stale_s``: that is a concurrent creator's commit in progress (it is renamed into
+    place within moments). Directories are deleted non-recursively, so they go only if empty.
+    """
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log_dir):
+        return
+    now_ms = time.time() * 1000
+    stale_files, empty_dirs = [], []
+    for status in fs.listStatus(log_dir):
+        name = status.getPath().getName()
+        if status.isDirectory() and not fs.listStatus(status.getPath()):
+            empty_dirs.append(status.getPath())
+        elif (not status.isDirectory() and _TEMP_COMMIT.match(name)
+              and now_ms - status.getModificationTime() > stale_s * 1000):
+            stale_files.append(status.getPath())
+        else:
+            return  # a commit, or one being written: not ours to touch
+    log.warning("%s: uncommitted _delta_log left by an interrupted creation: removing it", path)
+    for entry in stale_files + empty_dirs:
+        fs.delete(entry, False)
+    fs.delete(log_dir, False)
+
+
+def create_table(spark: SparkSession, path: str, schema: StructType, lake: LakeConfig,
+                 partition_by: Iterable[str] = (), properties: dict[str, str] | None = None) -> bool:
+    """Create an empty Delta table at ``path`` unless one exists, in one commit with its
+    schema (NOT NULL included), partitioning and ``properties`` (``delta.*`` table
+    properties, CHECK constraints as ``delta.constraints.<name>``); an existing table gets
+    the properties it lacks (:func:`reconcile_table`).
+
+    Safe over the debris of a killed creator, and against a concurrent creator: whoever
+    commits version 0 first wins, the other finds the table on a retry.
+    :returns: whether the table was absent, so this call ran the creation.
+    """
+    props = properties or {}
+
+    def create() -> bool:
+        if DeltaTable.isDeltaTable(spark, path):
+            return False
+        _remove_uncommitted_log(spark, path, lake.stale_commit_s)
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in props.items():
+            builder = builder.property(key, value)
+        try:
+            builder.execute()
+        except AnalysisException as exc:
+            # Delta saw the concurrent creator's log directory before its first commit.
+            if DeltaTable.isDeltaTable(spark, path) or "DELTA_TABLE_NOT_FOUND" in str(exc):
+                raise TableNotReady(f"{path}: being created by another writer") from exc
+            raise
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise TableNotReady(f"{path}: being created by another writer")
+        return True
+
+    created = retry_on_conflict(create, f"create {path}", lake, also=(TableNotReady,))
+    retry_on_conflict(lambda: reconcile_table(spark, path, props), f"alter {path}", lake)
+    return created
+
+
+def reconcile_table(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Give an existing table the ``properties`` it lacks (each an idempotent ALTER; nothing
+    is committed when nothing is missing)."""
+    have = DeltaTable.forPath(spark, path).detail().select("properties").first()[0] or {}
+    for key, value in properties.items():
+        if key in have:
+            continue
+        if key.startswith("delta.constraints."):
+            name = key[len("delta.constraints."):]
+            spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {name} CHECK ({value})")
+        else:
+            spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{key}' = '{value}')")

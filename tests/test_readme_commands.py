@@ -1,0 +1,33 @@
+"""The spark-submit command line in the README is the one the cluster test runs: both come
+from :func:`fusionrec.standalone.spark_submit_command` (placeholders where the README has them)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from fusionrec.standalone import format_command, spark_submit_command
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: The README's placeholders: any master, the jars of ``make jars``, the zip of ``make dist``.
+PLACEHOLDERS = dict(master_url="spark://HOST:7077", jars=["$(ls .cache/jars/*.jar | paste -sd,)"],
+                    py_files="dist/fusionrec.zip", job="jobs/doctor.py", job_args=["--conf", "conf/cluster.yaml"],
+                    python=".venv/bin/python", submit="spark-submit")
+
+
+def standalone_block() -> str:
+    """The first bash block after "Standalone" in the README's cluster section."""
+    text = README.read_text()
+    section = text[text.index("## Running on a cluster"):]
+    match = re.search(r"^Standalone\b.*?^```bash\n(.*?)^```", section, re.S | re.M)
+    assert match, "README: no ```bash block after 'Standalone' in 'Running on a cluster'"
+    return match.group(1).rstrip("\n")
+
+
+def test_readme_standalone_command_is_the_tested_one():
+    expected = spark_submit_command(**PLACEHOLDERS)
+    block = standalone_block()
+    assert block == format_command(expected, wrap=True)
+    assert shlex.split(block.replace("\\\n", " ")) == expected  # what a shell passes to spark-submit
+
