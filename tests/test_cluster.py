@@ -115,7 +115,7 @@ def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_p
 
     local_cmd = [str(PROJECT / ".venv" / "bin" / "fusionrec"), "pipeline", "--movielens", str(data),
                  "--conf", str(PROJECT / "conf" / "local.yaml"), "--set", "spark.master=local[2]",
-                 *_overrides(cfg, local)]
+                 "--set", f"spark.jars_dir={cfg.spark.jars_dir}", *_overrides(cfg, local)]
     start = time.perf_counter()
     result = subprocess.run(local_cmd, capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=env)
     local_s = time.perf_counter() - start
@@ -130,7 +130,8 @@ def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_p
     assert remote.keys() == here.keys()
     for key, row in here.items():
         for metric in ("precision", "recall", "ndcg", "hit_rate"):
-            assert remote[key][metric] == pytest.approx(row[metric], abs=0.03), (key, metric)
+            # 80 test users: 0.05 is a few users' worth of difference at K=10.
+            assert remote[key][metric] == pytest.approx(row[metric], abs=0.05), (key, metric)
 
 
 def test_doctor_on_standalone_cluster(cluster, cfg, tmp_path):
