@@ -69,13 +69,15 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
         item_factors=rng.normal(scale=0.3, size=(len(item_ids), rank)).astype(np.float32),
         item_vectors=unit(len(item_ids)), log_popularity=np.log1p(counts).astype(np.float32),
         item_sentiment=np.full(len(item_ids), 0.5, dtype=np.float32),
+        recent_popularity=np.log1p(counts * rng.uniform(0, 0.2, size=len(item_ids))).astype(np.float32),
         user_ids=np.array([str(u) for u in users]),
         user_factors=rng.normal(scale=0.3, size=(len(users), rank)).astype(np.float32),
         user_profiles=unit(len(users)),
         seen_indptr=seen_indptr, seen_indices=seen_indices, liked_indptr=liked_indptr, liked_indices=liked_indices,
         text_to_user_factor=rng.normal(scale=0.05, size=(dim + 1, rank)).astype(np.float32),
-        ranker=Ranker.from_json({"features": list(RANKER_FEATURES), "mean": [0.1, 0.2, 2.0, 0.5],
-                                 "std": [0.3, 0.1, 1.0, 0.1], "coef": [1.2, 0.8, 0.4, 0.1], "intercept": -2.0}),
+        ranker=Ranker.from_json({"features": list(RANKER_FEATURES), "mean": [0.1, 0.2, 2.0, 0.5, 0.1, 1.0],
+                                 "std": [0.3, 0.1, 1.0, 0.1, 0.3, 0.8], "coef": [1.2, 0.8, 0.4, 0.1, 0.2, 0.5],
+                                 "intercept": -2.0}),
         candidates_n=100, default_k=10,
     )
 

@@ -112,11 +112,16 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
         recs += [(user, r + 1, item_ids[i], float(scores[u, i]), "popular now") for r, i in enumerate(order)]
     write("gold", "recommendations", recs, "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING")
 
-    ranker = {"features": list(RANKER_FEATURES), "mean": [0.3, 0.3, 1.0, 0.5], "std": [0.4, 0.2, 0.5, 0.1],
-              "coef": [1.5, 1.0, 0.2, 0.1], "intercept": -1.0}
+    ranker = {"features": list(RANKER_FEATURES), "mean": [0.3, 0.3, 1.0, 0.5, 0.1, 1.0],
+              "std": [0.4, 0.2, 0.5, 0.1, 0.3, 0.5], "coef": [1.5, 1.0, 0.2, 0.1, 0.1, 0.1], "intercept": -1.0}
+    # Recommendations are made in the week of the last interaction; it and the 3 weeks before
+    # hold every interaction, so recent popularity = popularity here.
+    latest = max(row[5] for row in interactions).replace(tzinfo=dt.timezone.utc)
+    now_week = int(latest.timestamp()) // (7 * 24 * 3600)
     params = {"rank": RANK, "als": {"rank": RANK, "alpha": 10.0}, "text_to_item_factor": [],
               "text_to_user_factor": text_to_user.tolist(), "ranker": ranker if with_ranker else None,
-              "train_cutoff": "2024-01-05T00:00:00", "candidates_n": 10, "k": 5}
+              "train_cutoff": "2024-01-05T00:00:00", "candidates_n": 10, "k": 5,
+              "recent_weeks": 4, "now_week": now_week}
     Path(table_path(cfg, "model", "fusion_params.json")).write_text(json.dumps(params))
     write_evaluation(cfg, hybrid_ndcg)
     return {"item_ids": item_ids, "titles": titles, "item_factors": item_factors, "item_vectors": item_vectors,

@@ -12,7 +12,7 @@ import pytest
 from _registry_lake import item_topic
 from fusionrec.lake import table_path
 from fusionrec.registry.build import assemble_bundle, build_bundle, read_fusion_params, read_inputs
-from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, REASON_POPULAR, ModelBundle
+from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, REASON_POPULAR, ModelBundle, _top
 
 pytest_plugins = ["_registry_lake"]
 
@@ -31,15 +31,19 @@ def _reference_scores(truth: dict, user: str, n: int) -> dict[str, float]:
     unseen = [i for i, item in enumerate(ids) if item not in seen]
     als = truth["item_factors"] @ truth["user_factors"][u]
     cos = truth["item_vectors"] @ truth["profiles"][u]
-    candidates = set(sorted(unseen, key=lambda i: -als[i])[:n]) | set(sorted(unseen, key=lambda i: -cos[i])[:n])
     counts = {item: 0 for item in ids}
     for _, item, *_ in truth["interactions"]:
         counts[item] += 1
+    recent = np.log1p([counts[item] for item in ids])  # every interaction is in the recent weeks
+    allowed = np.isin(np.arange(len(ids)), unseen)
+    candidates = (set(sorted(unseen, key=lambda i: -als[i])[:n]) | set(sorted(unseen, key=lambda i: -cos[i])[:n])
+                  | set(_top(recent, allowed, n).tolist()))  # the same tie-break among equal counts
+    # (all-time popularity = recent popularity here, so its pool is the same)
     r = truth["ranker"]
     out = {}
     for i in candidates:
         sentiment = 0.4 + 0.05 * (i % 8) if i % 2 else NEUTRAL_SENTIMENT
-        x = np.array([als[i], cos[i], np.log1p(counts[ids[i]]), sentiment])
+        x = np.array([als[i], cos[i], np.log1p(counts[ids[i]]), sentiment, float(counts[ids[i]] == 0), recent[i]])
         z = float(np.sum(np.array(r["coef"]) * (x - r["mean"]) / r["std"]) + r["intercept"])
         out[ids[i]] = 1.0 / (1.0 + np.exp(-z))
     return out

@@ -169,14 +169,16 @@ def create_table(spark: SparkSession, path: str, schema: StructType, lake: LakeC
         return True
 
     created = retry_on_conflict(create, f"create {path}", lake, also=(TableNotReady,))
-    retry_on_conflict(lambda: reconcile_table(spark, path, props), f"alter {path}", lake)
+    if not created:  # ours was created with every property
+        retry_on_conflict(lambda: reconcile_table(spark, path, props), f"alter {path}", lake)
     return created
 
 
 def reconcile_table(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
     """Give an existing table the ``properties`` it lacks (each an idempotent ALTER; nothing
     is committed when nothing is missing)."""
-    have = DeltaTable.forPath(spark, path).detail().select("properties").first()[0] or {}
+    # SHOW TBLPROPERTIES reads the table's metadata only; detail() would also list its files.
+    have = {row["key"] for row in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
     for key, value in properties.items():
         if key in have:
             continue

@@ -137,6 +137,12 @@ class ModelConfig:
     item_blocks: int = 1
     #: L2 penalty of the logistic-regression ranker.
     ranker_reg: float = 0.01
+    #: Seeded share of items whose fit-period interactions and reviews are withheld while the
+    #: ranker's training candidates are built, so that it learns to score cold items.
+    ranker_cold_item_fraction: float = 0.1
+    #: The ``recent_popularity`` feature and candidates count the interactions of the week
+    #: of recommendation and the weeks before it, this many weeks in all.
+    recent_weeks: int = 4
     #: Liked items (most recent first) searched for the "because you liked" reason.
     reason_max_liked: int = 20
     #: Search on the validation period: every combination is fitted (seeded) and scored by

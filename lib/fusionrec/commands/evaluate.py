@@ -26,11 +26,14 @@ def report_dir(cfg: Config) -> Path:
 
 
 def format_table(results: dict) -> str:
-    cold = {(r["model"], r["k"]): r["recall"] for r in results["cold_items"]}
-    lines = [f"{'model':<11}{'K':>3} {'prec':>7} {'recall':>7} {'ndcg':>7} {'map':>7} {'hit':>7} {'cover':>7} {'cold_rec':>8}"]
+    cold = {(r["model"], r["k"]): r for r in results["cold_items"]}
+    lines = [f"{'model':<11}{'K':>3} {'prec':>7} {'recall':>7} {'ndcg':>7} {'map':>7} {'hit':>7} {'cover':>7} "
+             f"{'cold_rec':>8} {'cold_ranked_rec':>15}"]
     for r in results["table"]:
+        c = cold[(r["model"], r["k"])]
         lines.append(f"{r['model']:<11}{r['k']:>3} {r['precision']:7.4f} {r['recall']:7.4f} {r['ndcg']:7.4f} "
-                     f"{r['map']:7.4f} {r['hit_rate']:7.4f} {r['coverage']:7.4f} {cold[(r['model'], r['k'])]:8.4f}")
+                     f"{r['map']:7.4f} {r['hit_rate']:7.4f} {r['coverage']:7.4f} {c['recall']:8.4f} "
+                     f"{c.get('ranked_recall', 0.0):15.4f}")
     return "\n".join(lines)
 
 

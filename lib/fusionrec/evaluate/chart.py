@@ -23,12 +23,13 @@ def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "eval
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     k = results["table"][0]["k"]
     rows = [r for r in results["table"] if r["k"] == k]
-    cold = {r["model"]: r["recall"] for r in results["cold_items"] if r["k"] == k}
-    metrics = list(CHART_METRICS) + ["cold_recall"]
+    cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
+    metrics = list(CHART_METRICS) + ["cold_recall", "cold_ranked_recall"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(len(rows), 1)
     for j, row in enumerate(rows):
-        values = [row[m] for m in CHART_METRICS] + [cold.get(row["model"], 0.0)]
+        c = cold.get(row["model"], {})
+        values = [row[m] for m in CHART_METRICS] + [c.get("recall", 0.0), c.get("ranked_recall", 0.0)]
         ax.bar([i + j * width for i in range(len(metrics))], values, width, label=row["model"])
     ax.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(metrics))])
     ax.set_xticklabels([f"{m}@{k}" for m in metrics], rotation=20)

@@ -13,8 +13,13 @@ Protocol (see :mod:`fusionrec.evaluate.split`):
    trains the ranker on validation labels, then refits on the whole training split — the
    test period is never read for any choice;
 4. every model (popularity, als, content, hybrid) is scored on the test period at each K,
-   plus the cold-item slice (recall@K of cold items for users who interacted with them in
-   test). All four use the same fitted factors, profiles and seen-item exclusion.
+   plus the cold-item slice for the users who interacted with cold items in test, in two
+   ways: ``recall`` counts the cold items in the model's top-K over the whole catalogue;
+   ``ranked_recall`` / ``ranked_ndcg`` rank the cold items among themselves (the usual
+   cold-start protocol, e.g. Volkovs, Yu & Poutanen, DropoutNet, NeurIPS 2017): it asks
+   whether the text puts the right new items first, without their competing against
+   items with a training history. All four use the same fitted factors, profiles and
+   seen-item exclusion.
 
 Before scoring, :func:`check_no_leakage` counts every training-side row (interactions of
 ALS, the fit and validation periods of tuning and the ranker, reviews) whose *last* event
@@ -39,6 +44,7 @@ from fusionrec.config import Config
 from fusionrec.evaluate.baselines import model_top_k
 from fusionrec.evaluate.metrics import item_slice_recall, ranking_metrics
 from fusionrec.evaluate.split import Split, chronological_split, filter_before, relevant
+from fusionrec.model.fusion import at_weeks, only_items
 from fusionrec.model.train import Fitted, fit_pipeline, materialised
 
 log = logging.getLogger(__name__)
@@ -121,22 +127,30 @@ def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) 
     leaks = check_no_leakage(split, fitted, training_reviews(inputs.reviews, split))
     if any(leaks.values()):
         raise RuntimeError(f"evaluation: test-period data reached training: {leaks}")
-    model = fitted.model
+    model = at_weeks(fitted.model, split.boundaries, "test_start")
     test_relevant = materialised(relevant(split.test, ec.positive_rating, ec.positive_weight))
     users = materialised(test_relevant.select("user_id").distinct())
     seen = split.train.select("user_id", "item_id")
     catalogue = (inputs.item_embeddings.select("item_id").union(inputs.interactions.select("item_id"))
                  .distinct().count())
     k_max = max(ec.k_list)
+    cold_relevant = materialised(test_relevant.join(split.cold_items, "item_id"))
+    cold_users = materialised(cold_relevant.select("user_id").distinct())
+    cold_model = only_items(model, split.cold_items)
+    n_cold = split.cold_items.count()
     table: list[dict[str, Any]] = []
     cold: list[dict[str, Any]] = []
     for name in MODELS:
         top = materialised(model_top_k(name, model, users, seen, k_max, mc, fitted.ranker))
+        among_cold = materialised(model_top_k(name, cold_model, cold_users, seen, k_max, mc, fitted.ranker))
         for k in ec.k_list:
             table.append({"model": name, "k": k, **ranking_metrics(top, test_relevant, k, catalogue)})
-            cold.append({"model": name, "k": k, **item_slice_recall(top, test_relevant, split.cold_items, k)})
-        log.info("evaluated %s: %s", name, table[-1])
+            ranked = ranking_metrics(among_cold, cold_relevant, k, n_cold)
+            cold.append({"model": name, "k": k, **item_slice_recall(top, test_relevant, split.cold_items, k),
+                         "ranked_recall": ranked["recall"], "ranked_ndcg": ranked["ndcg"]})
+        log.info("evaluated %s: %s cold %s", name, table[-1], cold[-1])
         top.unpersist()
+        among_cold.unpersist()
     counts = {"interactions": inputs.interactions.count(), "train_interactions": split.train.count(),
               "test_interactions": split.test.count(), "test_users": users.count(),
               "cold_items": split.cold_items.count(), "catalogue": catalogue, **model.counts}

@@ -7,16 +7,25 @@ Pure DataFrame functions; reading/writing the lake is in :mod:`fusionrec.model.t
 - Users: ALS factors for users with at least ``min_user_interactions`` training
   interactions; otherwise x_u = [p_u, 1] W_user from the profile vector (fitted on the
   warm users). Users with neither get the popularity fallback.
-- Candidates: ALS top-N union content top-N (profile . item cosine), seen items excluded.
+- Candidates: ALS top-N union content top-N (profile . item cosine) union the N most
+  popular items, of all time and of the recent weeks (``recent_popularity``), seen items
+  excluded: the ranker can only promote what some source proposes.
 - Features: :data:`fusionrec.model.ranker.RANKER_FEATURES`.
+
+Week of recommendation: by default the last week of the training data (``now_week``);
+the evaluation sets each user's own (:func:`at_weeks`), since a per-user chronological
+split recommends to each user at the start of that user's test period. Recent popularity
+then counts training interactions of that whole week, including other users' training
+interactions later in it (as ALS itself uses other users' later training interactions);
+no test-period interaction is ever counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
@@ -50,12 +59,71 @@ class FusedModel:
     user_map: np.ndarray | None
     als_params: AlsParams
     counts: dict
+    #: [item_id, week, n]: training interactions per item and week (by first_ts)
+    item_weeks: DataFrame
+    #: the week recommendations are made in, unless ``times`` says otherwise for a user
+    now_week: int
+    #: ``recent_popularity`` counts the interactions of that week and the weeks before it,
+    #: this many weeks in all
+    recent_weeks: int
+    #: [user_id, week]: per-user week of recommendation (evaluation); None: ``now_week``
+    times: DataFrame | None = None
 
 
 def popularity(interactions: DataFrame) -> DataFrame:
     """``[item_id, n_interactions, log_popularity]`` from training interactions."""
     return (interactions.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_interactions"))
             .withColumn("log_popularity", F.log1p(F.col("n_interactions").cast("double"))))
+
+
+SECONDS_PER_WEEK = 7 * 24 * 3600
+
+
+def week_of(ts: Column) -> Column:
+    """Whole weeks since the Unix epoch (UTC)."""
+    return F.floor(F.unix_timestamp(ts) / SECONDS_PER_WEEK).cast("long")
+
+
+def item_weeks(interactions: DataFrame) -> DataFrame:
+    """``[item_id, week, n]``: interactions per item and week of ``first_ts``."""
+    return interactions.groupBy("item_id", week_of(F.col("first_ts")).alias("week")).agg(
+        F.count(F.lit(1)).alias("n"))
+
+
+def now_week(interactions: DataFrame) -> int:
+    """The week of the latest interaction (the week recommendations are made in, right after training)."""
+    latest = interactions.agg(week_of(F.max("last_ts"))).first()[0]
+    return 0 if latest is None else int(latest)
+
+
+def recent_popularity(weekly: DataFrame, weeks: DataFrame, window: int) -> DataFrame:
+    """``[item_id, week, recent_popularity]`` for every ``week`` of ``weeks``:
+    r_i(w) = log(1 + sum_{l=0..window-1} n_i(w - l)), the item's interactions in week w
+    and the ``window - 1`` weeks before it."""
+    lags = F.explode(F.sequence(F.lit(0), F.lit(window - 1))).alias("_lag")
+    lagged = weekly.select("item_id", "week", "n", lags).select(
+        "item_id", (F.col("week") + F.col("_lag")).alias("week"), "n")
+    return (lagged.join(F.broadcast(weeks.select("week").distinct()), "week")
+            .groupBy("item_id", "week").agg(F.log1p(F.sum("n").cast("double")).alias("recent_popularity")))
+
+
+def at_weeks(model: "FusedModel", times: DataFrame, ts_col: str) -> "FusedModel":
+    """``model`` recommending to each user of ``times`` ``[user_id, <ts_col>]`` in the week
+    of that timestamp (others at ``now_week``)."""
+    return replace(model, times=times.select("user_id", week_of(F.col(ts_col)).alias("week")))
+
+
+def with_week(df: DataFrame, model: "FusedModel") -> DataFrame:
+    """``df`` (keyed by ``user_id``) plus ``week``, the week each user is recommended in."""
+    if model.times is None:
+        return df.withColumn("week", F.lit(model.now_week).cast("long"))
+    return df.join(model.times, "user_id", "left").fillna({"week": model.now_week})
+
+
+def recommendation_weeks(model: "FusedModel") -> DataFrame:
+    """``[week]``: every week the model recommends in."""
+    now = model.item_weeks.sparkSession.createDataFrame([(model.now_week,)], "week LONG")
+    return now if model.times is None else model.times.select("week").union(now).distinct()
 
 
 def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: DataFrame,
@@ -100,7 +168,18 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
     return FusedModel(user_factors=user_factors, item_factors=item_factors, als_user_factors=als_users, item_vectors=item_vectors,
                       user_profiles=user_profiles, popularity=popularity(interactions).cache(),
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
-                      counts=counts)
+                      counts=counts, item_weeks=item_weeks(interactions).cache(),
+                      now_week=now_week(interactions), recent_weeks=mc.recent_weeks)
+
+
+def only_items(model: FusedModel, items: DataFrame) -> FusedModel:
+    """``model`` with its catalogue cut to ``items`` ``[item_id]`` (e.g. to rank the cold items
+    among themselves); users, profiles and the maps are unchanged."""
+    keep = items.select("item_id").distinct()
+    return replace(model, item_factors=model.item_factors.join(keep, "item_id"),
+                   item_vectors=model.item_vectors.join(keep, "item_id"),
+                   popularity=model.popularity.join(keep, "item_id"),
+                   item_weeks=model.item_weeks.join(keep, "item_id"))
 
 
 def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
@@ -128,16 +207,36 @@ def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                          mc.user_blocks, mc.item_blocks, normalise=True, user_vec="vector", item_vec="vector")
 
 
+def popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
+    """``[user_id, item_id]``: the ``n`` most popular items, of all time and in each user's
+    recent weeks, minus the user's seen items (so up to ``2 n``)."""
+    weeks = with_week(users.select("user_id").distinct(), model)
+    recent = recent_popularity(model.item_weeks, weeks, model.recent_weeks)
+    by_week = Window.partitionBy("week").orderBy(F.col("recent_popularity").desc(), F.col("item_id"))
+    recent_top = (recent.withColumn("_r", F.row_number().over(by_week)).where(F.col("_r") <= n)
+                  .select("week", "item_id"))
+    all_time = (model.popularity.orderBy(F.col("n_interactions").desc(), F.col("item_id")).limit(n)
+                .select("item_id"))
+    return (weeks.join(recent_top, "week").select("user_id", "item_id")
+            .unionByName(weeks.select("user_id").crossJoin(F.broadcast(all_time)))
+            .join(seen.select("user_id", "item_id"), ["user_id", "item_id"], "left_anti"))
+
+
 def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataFrame | None = None) -> DataFrame:
-    """``[user_id, item_id]``: ALS top-N union content top-N."""
+    """``[user_id, item_id]``: ALS top-N union content top-N union the popular top-Ns."""
     n = mc.candidates_n
+    if users is None:
+        users = model.user_factors.select("user_id").union(model.user_profiles.select("user_id"))
     return (als_top_n(model, n, seen, mc, users).select("user_id", "item_id")
             .unionByName(content_top_n(model, n, seen, mc, users).select("user_id", "item_id"))
+            .unionByName(popular_top_n(model, n, seen, users))
             .distinct())
 
 
 def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
-    """``pairs`` plus the ranker features (missing factors/vectors give 0, no reviews 0.5)."""
+    """``pairs`` plus the ranker features (missing factors/vectors give 0, no reviews 0.5,
+    no training interaction ``cold_item`` = 1, none in the recent weeks 0)."""
+    recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks)
     df = (pairs
           .join(model.user_factors.select("user_id", F.col("factors").alias("_uf")), "user_id", "left")
           .join(model.item_factors.select("item_id", F.col("factors").alias("_if")), "item_id", "left")
@@ -149,7 +248,10 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
     return (df.drop("_uf", "_if", "_up", "_iv")
             .join(model.popularity.select("item_id", "log_popularity"), "item_id", "left")
             .join(model.sentiment, "item_id", "left")
-            .fillna({"log_popularity": 0.0, "item_sentiment": NEUTRAL_SENTIMENT}))
+            .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))
+            .transform(lambda d: with_week(d, model))
+            .join(recent, ["item_id", "week"], "left").drop("week")
+            .fillna({"log_popularity": 0.0, "item_sentiment": NEUTRAL_SENTIMENT, "recent_popularity": 0.0}))
 
 
 def rank_candidates(featured: DataFrame, ranker: RankerParams, k: int) -> DataFrame:

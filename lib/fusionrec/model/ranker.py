@@ -7,7 +7,15 @@ A candidate (user u, item i) is described by, in this order:
 - ``content_cosine``: p_u . v_i, the user's profile vector against the item vector
   (both L2-normalised, so this is a cosine);
 - ``log_popularity``: log(1 + n_i), n_i the item's number of training interactions;
-- ``item_sentiment``: mean predicted review sentiment of the item (0.5 when it has no reviews).
+- ``item_sentiment``: mean predicted review sentiment of the item (0.5 when it has no reviews);
+- ``cold_item``: 1 when the item has no training interaction (its factors come from the
+  text map), else 0. Without it the ranker can only read a cold item's zero popularity as
+  "unpopular"; with it, and with cold items simulated in the period the ranker is fitted
+  on (:func:`fusionrec.model.train.fit_pipeline`), it learns what a text match of a new
+  item is worth;
+- ``recent_popularity``: log(1 + r_i), r_i the item's training interactions in the week
+  of recommendation and the weeks before it, ``model.recent_weeks`` weeks in all (what
+  is popular *now*, where ``log_popularity`` is popular over all time).
 
 The ranker is a logistic regression over standardised features,
 score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON:
@@ -24,7 +32,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment")
+RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
+                                  "recent_popularity")
 
 #: Value of ``item_sentiment`` for items without reviews (neutral).
 NEUTRAL_SENTIMENT = 0.5

@@ -12,7 +12,8 @@ recommended item decides the kind of reason:
   is nearest (cosine) to the recommended one;
 - ``als_score`` -> "popular with people who liked <title>": the liked item whose ALS
   factor is most aligned with the recommended item's factor;
-- ``log_popularity`` / ``item_sentiment`` / fallback -> "popular now" / "well reviewed".
+- ``item_sentiment`` -> "well reviewed"; ``cold_item`` -> "new arrival";
+  ``log_popularity`` and the fallback -> "popular now".
 
 "Liked" = the user's ``reason_max_liked`` most recent training interactions.
 """
@@ -24,7 +25,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
 from fusionrec.model.fusion import FusedModel, candidates, rank_candidates, with_features
-from fusionrec.model.ranker import RankerParams
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.topk import blocked_top_n, top_n
 from fusionrec.model.vectors import row_dot
 
@@ -53,7 +54,7 @@ def explain(ranked: DataFrame, model: FusedModel, interactions: DataFrame, title
     by_text = _nearest_liked(ranked, liked, model.item_vectors, "item_id", "vector", True, "_text_liked")
     by_als = _nearest_liked(ranked, liked, model.item_factors, "item_id", "factors", False, "_als_liked")
     t = titles.select(F.col("item_id").alias("_tid"), F.coalesce("title", "item_id").alias("_title"))
-    contribs = ["contrib_als_score", "contrib_content_cosine", "contrib_log_popularity", "contrib_item_sentiment"]
+    contribs = [f"contrib_{name}" for name in RANKER_FEATURES]
     strongest = F.greatest(*[F.col(c) for c in contribs])
     df = (ranked.join(by_text, ["user_id", "item_id"], "left").join(by_als, ["user_id", "item_id"], "left")
           .join(t.withColumnRenamed("_title", "_text_title"), F.col("_text_liked") == F.col("_tid"), "left").drop("_tid")
@@ -63,6 +64,7 @@ def explain(ranked: DataFrame, model: FusedModel, interactions: DataFrame, title
               .when((F.col("contrib_als_score") == strongest) & F.col("_als_title").isNotNull(),
                     F.concat(F.lit("popular with people who liked "), F.col("_als_title")))
               .when(F.col("contrib_item_sentiment") == strongest, F.lit("well reviewed"))
+              .when(F.col("contrib_cold_item") == strongest, F.lit("new arrival"))
               .otherwise(F.lit("popular now")))
     return df.withColumn("reason", reason)
 

@@ -3,7 +3,9 @@
 :func:`fit_pipeline` is pure (DataFrames in, fitted objects out) and is used both by
 ``fusionrec train`` on all interactions and by the evaluation harness on the training
 split: the interactions it receives are split chronologically per user into a fit period
-and a later validation period; the ALS grid is scored on validation NDCG@K and the ranker
+and a later validation period (a seeded ``model.ranker_cold_item_fraction`` of the items
+loses its fit-period interactions and reviews, so that the ranker's training candidates
+hold cold items as serving will); the ALS grid is scored on validation NDCG@K and the ranker
 is trained on validation labels (candidates from models fitted on the fit period); then
 the chosen ALS parameters are refitted on everything it received. Every intermediate
 table that several later steps read (splits, side features, labelled candidates) is
@@ -27,10 +29,11 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.evaluate.metrics import ranking_metrics
-from fusionrec.evaluate.split import cut_interactions, filter_before, relevant, user_boundaries
+from fusionrec.evaluate.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.lake import table_path
 from fusionrec.model.als import AlsParams
-from fusionrec.model.fusion import FusedModel, als_top_n, candidates, fit_fused, label, with_features
+from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
+                                    with_features)
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
@@ -90,8 +93,13 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     with stage("fit.validation_split"):
         bounds = materialised(user_boundaries(interactions, ec.validation_fraction))
         fit, validation, _ = cut_interactions(interactions, bounds, events)
+        # Items new at serving time have no interactions; the ranker only learns what they
+        # are worth if some items of its training candidates are cold too.
+        made_cold = choose_cold_items(fit, mc.ranker_cold_item_fraction, mc.seed, item_embeddings)
+        fit = fit.join(made_cold, "item_id", "left_anti")
         fit, validation = materialised(fit), materialised(validation)
-        fit_reviews = filter_before(reviews, bounds, "ts") if reviews is not None else None
+        fit_reviews = (filter_before(reviews, bounds, "ts").join(made_cold, "item_id", "left_anti")
+                       if reviews is not None else None)
     with stage("fit.side_features"):
         fit_features = materialised_features(
             side_features(fit, item_embeddings, fit_reviews, review_embeddings,
@@ -121,6 +129,8 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
             release(model)
     assert best is not None
     _, params, fit_model = best
+    # Validation users are recommended to at their validation start, as test users at theirs.
+    fit_model = at_weeks(fit_model, bounds, "test_start")
     with stage("fit.ranker"):
         pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
         labelled = materialised(label(pairs, val_relevant))
@@ -140,7 +150,7 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
 
 def release(model: FusedModel) -> None:
     """Drop the cached tables of a model that is no longer needed (memory, not correctness)."""
-    for df in (model.user_factors, model.item_factors, model.als_user_factors, model.popularity):
+    for df in (model.user_factors, model.item_factors, model.als_user_factors, model.popularity, model.item_weeks):
         df.unpersist()
 
 
@@ -193,6 +203,8 @@ def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
         "k": mc.k,
         "search": fitted.trials,
         "min_user_interactions": mc.min_user_interactions,
+        "recent_weeks": fitted.model.recent_weeks,
+        "now_week": fitted.model.now_week,
     }
 
 
@@ -246,5 +258,7 @@ def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | N
         popularity=popularity(interactions).cache(), sentiment=sentiment,
         item_map=np.asarray(doc["text_to_item_factor"]),
         user_map=np.asarray(doc["text_to_user_factor"]) if doc.get("text_to_user_factor") else None,
-        als_params=AlsParams(doc["als"]["rank"], doc["als"]["reg_param"], doc["als"]["alpha"]), counts={})
+        als_params=AlsParams(doc["als"]["rank"], doc["als"]["reg_param"], doc["als"]["alpha"]), counts={},
+        item_weeks=item_weeks(interactions).cache(), now_week=int(doc["now_week"]),
+        recent_weeks=int(doc["recent_weeks"]))
     return model, ranker, doc

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.lake import table_path
+from fusionrec.model.fusion import item_weeks, recent_popularity
 from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, ModelBundle, Ranker, csr_from_lists
 
 log = logging.getLogger(__name__)
@@ -127,12 +128,15 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
     interactions = frames["gold.interactions"]
 
     popularity = interactions.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_interactions"))
+    now = interactions.sparkSession.createDataFrame([(int(params["now_week"]),)], "week LONG")
+    recent = recent_popularity(item_weeks(interactions), now, int(params["recent_weeks"])).drop("week")
     catalogue = (
         frames["model.item_factors"].select("item_id", "factors")
         .join(frames["gold.item_documents"].select("item_id", "title"), "item_id", "full")
         .join(frames["features.item_vectors"].select("item_id", "vector"), "item_id", "left")
         .join(frames["features.item_sentiment"].select("item_id", "sentiment_mean"), "item_id", "left")
         .join(popularity, "item_id", "left")
+        .join(recent, "item_id", "left")
         .orderBy("item_id")
         .toPandas()
     )
@@ -173,6 +177,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
         item_vectors=_matrix(catalogue["vector"], len(item_ids), dimension, "features.item_vectors.vector"),
         log_popularity=np.log1p(counts).astype(np.float32),
         item_sentiment=sentiment,
+        recent_popularity=catalogue["recent_popularity"].astype("float64").fillna(0.0).to_numpy(np.float32),
         user_ids=users["user_id"].astype(str).to_numpy(),
         user_factors=_matrix(users["factors"], len(users), rank, "model.user_factors.factors"),
         user_profiles=_matrix(users["profile"], len(users), dimension, "features.user_profiles.vector"),

@@ -7,10 +7,12 @@ titles, popularity, sentiment, and each user's seen and liked items.
 
 Scoring a user u with factors x_u (rank r) and profile p_u (unit vector, d dims):
 
-1. candidates C = top-N_als(x_u . y_i) ∪ top-N_content(p_u . v_i), seen items excluded;
+1. candidates C = top-N_als(x_u . y_i) ∪ top-N_content(p_u . v_i) ∪ top-N(n_i) ∪ top-N(r_i),
+   seen items excluded (n_i: the item's training interactions, r_i: those of the last weeks);
 2. for i in C the features of :data:`fusionrec.model.ranker.RANKER_FEATURES`:
    als_score = x_u . y_i, content_cosine = p_u . v_i, log_popularity = log(1 + n_i),
-   item_sentiment (0.5 without reviews);
+   item_sentiment (0.5 without reviews), cold_item = 1 when n_i = 0,
+   recent_popularity = log(1 + r_i) (recommendations are made after training ends);
 3. score = sigmoid(w . (f - mean) / std + b) (the logistic-regression ranker); without a
    ranker the ALS score (or the cosine when the user has no factors);
 4. top-k by score; the reason names the feature with the largest contribution
@@ -43,6 +45,7 @@ REASON_ALS = "popular with people who liked {title}"
 REASON_ALS_TEXT = "popular with people like you"
 REASON_POPULAR = "popular now"
 REASON_SENTIMENT = "well reviewed"
+REASON_NEW = "new arrival"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ class ModelBundle:
     item_vectors: np.ndarray
     log_popularity: np.ndarray
     item_sentiment: np.ndarray
+    #: log(1 + interactions in week ``now_week`` (the last of training) and the weeks before
+    #: it, ``recent_weeks`` in all)
+    recent_popularity: np.ndarray
     user_ids: np.ndarray
     user_factors: np.ndarray
     user_profiles: np.ndarray
@@ -134,6 +140,7 @@ class ModelBundle:
             "item_vectors": (self.item_vectors.shape[0], n_items),
             "log_popularity": (self.log_popularity.shape[0], n_items),
             "item_sentiment": (self.item_sentiment.shape[0], n_items),
+            "recent_popularity": (self.recent_popularity.shape[0], n_items),
             "user_factors": (self.user_factors.shape[0], n_users),
             "user_profiles": (self.user_profiles.shape[0], n_users),
             "seen_indptr": (self.seen_indptr.shape[0], n_users + 1),
@@ -207,7 +214,8 @@ class ModelBundle:
         n = max(self.candidates_n, k)
         als = self.item_factors @ query.factors if query.factors is not None else None
         cosine = self.item_vectors @ query.profile if query.profile is not None else None
-        pools = [_top(scores, allowed, n) for scores in (als, cosine) if scores is not None]
+        pools = [_top(scores, allowed, n) for scores in (als, cosine, self.log_popularity, self.recent_popularity)
+                 if scores is not None]
         candidates = np.unique(np.concatenate(pools))
         if candidates.size == 0:
             return Ranked(np.empty(0, dtype=np.int64), np.empty(0), [], False)
@@ -216,6 +224,8 @@ class ModelBundle:
             cosine[candidates] if cosine is not None else np.zeros(candidates.size),
             self.log_popularity[candidates],
             self.item_sentiment[candidates],
+            self.log_popularity[candidates] == 0.0,
+            self.recent_popularity[candidates],
         ]).astype(np.float64)
         if self.ranker is not None:
             contributions = self.ranker.contributions(features)
@@ -243,7 +253,7 @@ class ModelBundle:
 
     def _reasons(self, items: np.ndarray, contributions: np.ndarray, liked: np.ndarray) -> list[str]:
         # The dominant signal per item, as in the batch recommendations (fusionrec.model.recommend):
-        # 0 als, 1 content, 2 popularity, 3 sentiment.
+        # 0 als, 1 content, 2 popularity, 3 sentiment, 4 cold item, 5 recent popularity.
         signal = np.argmax(contributions, axis=1)
         reasons = []
         for item, s in zip(items.tolist(), signal.tolist()):
@@ -257,6 +267,8 @@ class ModelBundle:
                                else REASON_ALS.format(title=self.titles[nearest]))
             elif s == 3:
                 reasons.append(REASON_SENTIMENT)
+            elif s == 4:
+                reasons.append(REASON_NEW)
             else:
                 reasons.append(REASON_POPULAR)
         return reasons
@@ -309,7 +321,7 @@ class ModelBundle:
 
 
 _ARRAY_FIELDS = ("item_ids", "titles", "item_factors", "item_vectors", "log_popularity", "item_sentiment",
-                 "user_ids", "user_factors", "user_profiles", "seen_indptr", "seen_indices",
+                 "recent_popularity", "user_ids", "user_factors", "user_profiles", "seen_indptr", "seen_indices",
                  "liked_indptr", "liked_indices")
 
 
