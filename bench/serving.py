@@ -75,8 +75,9 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
         user_profiles=unit(len(users)),
         seen_indptr=seen_indptr, seen_indices=seen_indices, liked_indptr=liked_indptr, liked_indices=liked_indices,
         text_to_user_factor=rng.normal(scale=0.05, size=(dim + 1, rank)).astype(np.float32),
-        ranker=Ranker.from_json({"features": list(RANKER_FEATURES), "mean": [0.1, 0.2, 2.0, 0.5, 0.1, 1.0],
-                                 "std": [0.3, 0.1, 1.0, 0.1, 0.3, 0.8], "coef": [1.2, 0.8, 0.4, 0.1, 0.2, 0.5],
+        ranker=Ranker.from_json({"features": list(RANKER_FEATURES), "mean": [0.1, 0.2, 2.0, 0.5, 0.1, 1.0, 0.2, 0.2],
+                                 "std": [0.3, 0.1, 1.0, 0.1, 0.3, 0.8, 0.2, 0.2],
+                                 "coef": [1.2, 0.8, 0.4, 0.1, 0.2, 0.5, 0.6, 0.3],
                                  "intercept": -2.0}),
         candidates_n=100, default_k=10,
     )

@@ -172,9 +172,11 @@ def main() -> int:
             model = fit_fused(interactions, feats.item_vectors, feats.user_profiles, feats.item_sentiment, mc, als=als)
             # ranker on a validation period: each user's last 10% of interactions, a 5% user sample
             bounds = user_boundaries(interactions, 0.1)
-            _, validation = split_by_boundaries(interactions, bounds)
+            before, validation = split_by_boundaries(interactions, bounds)
             sample = validation.select("user_id").distinct().sample(fraction=0.05, seed=1)
-            pairs = with_features(candidates(model, interactions.select("user_id", "item_id"), mc, sample), model)
+            # Candidates exclude what each user saw before the validation period, so that the
+            # validation items can be candidates (labels); the factors are the full fit's.
+            pairs = with_features(candidates(model, before.select("user_id", "item_id"), mc, sample), model)
             ranker = fit_ranker(label(pairs, validation), mc.ranker_reg)
             return model, ranker
 

@@ -94,4 +94,5 @@ def test_every_model_is_scored_on_the_same_split(fitted_view):
     # the synthetic users follow their topic, so text and CF both beat chance
     assert table["content"]["ndcg"] > 0.1 and table["hybrid"]["ndcg"] > 0.1
     assert results["ranker"]["features"] == ["als_score", "content_cosine", "log_popularity", "item_sentiment",
-                                                    "cold_item", "recent_popularity"]
+                                                    "cold_item", "recent_popularity",
+                                                    "als_rank_gain", "content_rank_gain"]

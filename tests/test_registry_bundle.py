@@ -36,14 +36,16 @@ def _reference_scores(truth: dict, user: str, n: int) -> dict[str, float]:
         counts[item] += 1
     recent = np.log1p([counts[item] for item in ids])  # every interaction is in the recent weeks
     allowed = np.isin(np.arange(len(ids)), unseen)
-    candidates = (set(sorted(unseen, key=lambda i: -als[i])[:n]) | set(sorted(unseen, key=lambda i: -cos[i])[:n])
-                  | set(_top(recent, allowed, n).tolist()))  # the same tie-break among equal counts
-    # (all-time popularity = recent popularity here, so its pool is the same)
+    by_als, by_cos = sorted(unseen, key=lambda i: -als[i])[:n], sorted(unseen, key=lambda i: -cos[i])[:n]
+    # Popularity pools: all-time = recent here; _top for the bundle's tie-break among equal counts.
+    candidates = set(by_als) | set(by_cos) | set(_top(recent, allowed, n).tolist())
     r = truth["ranker"]
     out = {}
     for i in candidates:
         sentiment = 0.4 + 0.05 * (i % 8) if i % 2 else NEUTRAL_SENTIMENT
-        x = np.array([als[i], cos[i], np.log1p(counts[ids[i]]), sentiment, float(counts[ids[i]] == 0), recent[i]])
+        x = np.array([als[i], cos[i], np.log1p(counts[ids[i]]), sentiment, float(counts[ids[i]] == 0), recent[i],
+                      1 / np.log2(2 + by_als.index(i)) if i in by_als else 0.0,
+                      1 / np.log2(2 + by_cos.index(i)) if i in by_cos else 0.0])
         z = float(np.sum(np.array(r["coef"]) * (x - r["mean"]) / r["std"]) + r["intercept"])
         out[ids[i]] = 1.0 / (1.0 + np.exp(-z))
     return out

@@ -3,7 +3,8 @@
 - popularity: the most-interacted training items the user has not seen;
 - als: plain ALS, x_u . y_i over ALS users and ALS items (cold items structurally absent);
 - content: profile . item cosine;
-- hybrid: the ranker over ALS top-N union content top-N, with text-map factors for cold items.
+- hybrid: the ranker over ALS, content and popular top-N candidates, with text-map factors for
+  cold items.
 """
 
 from __future__ import annotations

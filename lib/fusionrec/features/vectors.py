@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.stat import Summarizer
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -30,6 +30,14 @@ def l2_normalise(vector: Column) -> Column:
     n = norm(vector)
     return F.when(n > 0, F.zip_with(vector, F.array_repeat(n, F.size(vector)),
                                     lambda x, length: (x.cast("double") / length).cast("float")))
+
+
+def normalised(df: DataFrame, col: str) -> DataFrame:
+    """``df`` with ``col`` scaled to unit L2 norm; an all-zero vector stays zero (unlike
+    :func:`l2_normalise`, which gives null), so that scoring treats it as "no signal"."""
+    n = F.greatest(norm(F.col(col)), F.lit(1e-12))
+    return df.withColumn(col, F.zip_with(F.col(col), F.array_repeat(n, F.size(col)),
+                                         lambda x, length: (x.cast("double") / length).cast("float")))
 
 
 def scaled_sum(a: Column, wa: float, b: Column, wb: float) -> Column:

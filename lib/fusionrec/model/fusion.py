@@ -33,8 +33,7 @@ from fusionrec.model.als import AlsFactors, AlsParams, fit_als
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
 from fusionrec.model.text_maps import apply_text_map, fit_text_map
 from fusionrec.model.topk import blocked_top_n, top_n
-from fusionrec.features.vectors import dot
-from fusionrec.model.vectors import normalised
+from fusionrec.features.vectors import dot, normalised
 
 
 @dataclass(frozen=True)
@@ -223,31 +222,56 @@ def popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) 
 
 
 def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataFrame | None = None) -> DataFrame:
-    """``[user_id, item_id]``: ALS top-N union content top-N union the popular top-Ns."""
+    """``[user_id, item_id, als_rank, content_rank]``: ALS top-N union content top-N union
+    the popular top-Ns; a rank is null where that source did not propose the item."""
     n = mc.candidates_n
     if users is None:
         users = model.user_factors.select("user_id").union(model.user_profiles.select("user_id"))
-    return (als_top_n(model, n, seen, mc, users).select("user_id", "item_id")
-            .unionByName(content_top_n(model, n, seen, mc, users).select("user_id", "item_id"))
-            .unionByName(popular_top_n(model, n, seen, users))
-            .distinct())
+    none = F.lit(None).cast("int")
+    proposed = (als_top_n(model, n, seen, mc, users)
+                .select("user_id", "item_id", F.col("rank").alias("als_rank"), none.alias("content_rank"))
+                .unionByName(content_top_n(model, n, seen, mc, users)
+                             .select("user_id", "item_id", none.alias("als_rank"), F.col("rank").alias("content_rank")))
+                .unionByName(popular_top_n(model, n, seen, users)
+                             .select("user_id", "item_id", none.alias("als_rank"), none.alias("content_rank"))))
+    return proposed.groupBy("user_id", "item_id").agg(F.min("als_rank").alias("als_rank"),
+                                                      F.min("content_rank").alias("content_rank"))
+
+
+def rank_gain(rank: Column) -> Column:
+    """1 / log2(1 + rank); 0 for a null rank (the item was not in that source's top-N)."""
+    return F.coalesce(1.0 / F.log2(rank.cast("double") + 1.0), F.lit(0.0))
 
 
 def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
-    """``pairs`` plus the ranker features (missing factors/vectors give 0, no reviews 0.5,
-    no training interaction ``cold_item`` = 1, none in the recent weeks 0)."""
+    """``pairs`` (from :func:`candidates`) plus the ranker features (missing factors/vectors
+    give 0, no reviews 0.5, no training interaction ``cold_item`` = 1, none in the recent
+    weeks 0).
+
+    Vectors never travel through a shuffle with the pairs (hundreds per user, each would
+    carry two 384-d vectors): the pairs are grouped per user, the user's factors and
+    profile joined once per user, and the catalogue's factors and vectors broadcast (the
+    serving bundle holds them in memory too) before the pairs are unfolded again.
+    """
     recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks)
-    df = (pairs
+    per_user = pairs.groupBy("user_id").agg(
+        F.collect_list(F.struct(*[c for c in pairs.columns if c != "user_id"])).alias("_pairs"))
+    items = (model.item_factors.select("item_id", F.col("factors").alias("_if"))
+             .join(model.item_vectors.select("item_id", F.col("vector").alias("_iv")), "item_id", "full"))
+    df = (per_user
           .join(model.user_factors.select("user_id", F.col("factors").alias("_uf")), "user_id", "left")
-          .join(model.item_factors.select("item_id", F.col("factors").alias("_if")), "item_id", "left")
           .join(model.user_profiles.select("user_id", F.col("vector").alias("_up")), "user_id", "left")
-          .join(model.item_vectors.select("item_id", F.col("vector").alias("_iv")), "item_id", "left"))
+          .select("user_id", "_uf", "_up", F.explode("_pairs").alias("_p"))
+          .select("user_id", "_uf", "_up", "_p.*")
+          .join(F.broadcast(items), "item_id", "left"))
     # Spark SQL dot products in the JVM: no round trip of four vector columns through Python.
     df = df.select("*", F.coalesce(dot(F.col("_uf"), F.col("_if")), F.lit(0.0)).alias("als_score"),
-                   F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"))
-    return (df.drop("_uf", "_if", "_up", "_iv")
-            .join(model.popularity.select("item_id", "log_popularity"), "item_id", "left")
-            .join(model.sentiment, "item_id", "left")
+                   F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"),
+                   rank_gain(F.col("als_rank")).alias("als_rank_gain"),
+                   rank_gain(F.col("content_rank")).alias("content_rank_gain"))
+    return (df.drop("_uf", "_if", "_up", "_iv", "als_rank", "content_rank")
+            .join(F.broadcast(model.popularity.select("item_id", "log_popularity")), "item_id", "left")
+            .join(F.broadcast(model.sentiment), "item_id", "left")
             .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))
             .transform(lambda d: with_week(d, model))
             .join(recent, ["item_id", "week"], "left").drop("week")

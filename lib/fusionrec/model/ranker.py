@@ -15,7 +15,11 @@ A candidate (user u, item i) is described by, in this order:
   item is worth;
 - ``recent_popularity``: log(1 + r_i), r_i the item's training interactions in the week
   of recommendation and the weeks before it, ``model.recent_weeks`` weeks in all (what
-  is popular *now*, where ``log_popularity`` is popular over all time).
+  is popular *now*, where ``log_popularity`` is popular over all time);
+- ``als_rank_gain``, ``content_rank_gain``: 1 / log2(1 + r), r the item's rank among the
+  user's unseen items by ALS score / by cosine (1 = best), 0 outside that source's top-N.
+  Raw scores are on a different scale for every user, and one logistic regression over
+  all users' candidates cannot correct that; ranks are on the same scale for everyone.
 
 The ranker is a logistic regression over standardised features,
 score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON:
@@ -33,7 +37,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
-                                  "recent_popularity")
+                                  "recent_popularity", "als_rank_gain", "content_rank_gain")
 
 #: Value of ``item_sentiment`` for items without reviews (neutral).
 NEUTRAL_SENTIMENT = 0.5

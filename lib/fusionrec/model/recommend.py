@@ -1,6 +1,6 @@
 """Top-K recommendations for every user, with the reason each item is there.
 
-Score: the ranker over ALS top-N union content top-N (:mod:`fusionrec.model.fusion`).
+Score: the ranker over the candidates of :func:`fusionrec.model.fusion.candidates`.
 Users with neither factors nor a profile get the popularity fallback: the most popular
 unseen items, interleaved across categories (each category's best item first) so the
 list is not one genre.
@@ -8,12 +8,12 @@ list is not one genre.
 Reason: the ranker contribution coef_k (x_k - mean_k) / std_k that is largest for the
 recommended item decides the kind of reason:
 
-- ``content_cosine`` -> "similar to <title> you liked": the liked item whose text vector
-  is nearest (cosine) to the recommended one;
-- ``als_score`` -> "popular with people who liked <title>": the liked item whose ALS
-  factor is most aligned with the recommended item's factor;
+- ``content_cosine`` / ``content_rank_gain`` -> "similar to <title> you liked": the liked
+  item whose text vector is nearest (cosine) to the recommended one;
+- ``als_score`` / ``als_rank_gain`` -> "popular with people who liked <title>": the liked
+  item whose ALS factor is most aligned with the recommended item's factor;
 - ``item_sentiment`` -> "well reviewed"; ``cold_item`` -> "new arrival";
-  ``log_popularity`` and the fallback -> "popular now".
+  ``log_popularity``, ``recent_popularity`` and the fallback -> "popular now".
 
 "Liked" = the user's ``reason_max_liked`` most recent training interactions.
 """
@@ -27,7 +27,7 @@ from fusionrec.config import ModelConfig
 from fusionrec.model.fusion import FusedModel, candidates, rank_candidates, with_features
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.topk import blocked_top_n, top_n
-from fusionrec.model.vectors import row_dot
+from fusionrec.features.vectors import dot, normalised
 
 
 def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
@@ -38,30 +38,38 @@ def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
 
 
 def _nearest_liked(recs: DataFrame, liked: DataFrame, vectors: DataFrame, key: str, vec: str,
-                   normalise: bool, out: str) -> DataFrame:
-    """``[user_id, item_id, <out>]``: the liked item closest to each recommended item."""
+                   out: str) -> DataFrame:
+    """``[user_id, item_id, <out>]``: the liked item whose vector has the highest cosine with
+    each recommended item's.
+
+    The catalogue's vectors are broadcast (the serving bundle holds them in memory too) and
+    the cosine is computed in the JVM, so the (recommended, liked) pairs - K x liked per
+    user - never carry vectors through a shuffle.
+    """
+    unit = F.broadcast(normalised(vectors.select(F.col(key).alias("_id"), F.col(vec).alias("_v")), "_v"))
     pairs = (recs.select("user_id", "item_id").join(liked, "user_id")
-             .join(vectors.select(F.col(key).alias("item_id"), F.col(vec).alias("_a")), "item_id")
-             .join(vectors.select(F.col(key).alias("liked_id"), F.col(vec).alias("_b")), "liked_id"))
-    scored = row_dot(pairs, "_a", "_b", "_sim", normalise=normalise)
-    return scored.groupBy("user_id", "item_id").agg(F.max_by("liked_id", "_sim").alias(out))
+             .join(unit.select(F.col("_id").alias("item_id"), F.col("_v").alias("_a")), "item_id")
+             .join(unit.select(F.col("_id").alias("liked_id"), F.col("_v").alias("_b")), "liked_id"))
+    return pairs.groupBy("user_id", "item_id").agg(F.max_by("liked_id", dot(F.col("_a"), F.col("_b"))).alias(out))
 
 
 def explain(ranked: DataFrame, model: FusedModel, interactions: DataFrame, titles: DataFrame,
             mc: ModelConfig) -> DataFrame:
     """``ranked`` (with ``contrib_*`` columns) plus a readable ``reason``."""
+    strongest = F.greatest(*[F.col(f"contrib_{name}") for name in RANKER_FEATURES])
+    content_led = (F.col("contrib_content_cosine") == strongest) | (F.col("contrib_content_rank_gain") == strongest)
+    als_led = (F.col("contrib_als_score") == strongest) | (F.col("contrib_als_rank_gain") == strongest)
     liked = liked_items(interactions, mc.reason_max_liked)
-    by_text = _nearest_liked(ranked, liked, model.item_vectors, "item_id", "vector", True, "_text_liked")
-    by_als = _nearest_liked(ranked, liked, model.item_factors, "item_id", "factors", False, "_als_liked")
+    # The nearest liked item is only looked for where that signal names the reason.
+    by_text = _nearest_liked(ranked.where(content_led), liked, model.item_vectors, "item_id", "vector", "_text_liked")
+    by_als = _nearest_liked(ranked.where(als_led), liked, model.item_factors, "item_id", "factors", "_als_liked")
     t = titles.select(F.col("item_id").alias("_tid"), F.coalesce("title", "item_id").alias("_title"))
-    contribs = [f"contrib_{name}" for name in RANKER_FEATURES]
-    strongest = F.greatest(*[F.col(c) for c in contribs])
     df = (ranked.join(by_text, ["user_id", "item_id"], "left").join(by_als, ["user_id", "item_id"], "left")
           .join(t.withColumnRenamed("_title", "_text_title"), F.col("_text_liked") == F.col("_tid"), "left").drop("_tid")
           .join(t.withColumnRenamed("_title", "_als_title"), F.col("_als_liked") == F.col("_tid"), "left").drop("_tid"))
-    reason = (F.when((F.col("contrib_content_cosine") == strongest) & F.col("_text_title").isNotNull(),
+    reason = (F.when(content_led & F.col("_text_title").isNotNull(),
                      F.concat(F.lit("similar to "), F.col("_text_title"), F.lit(" you liked")))
-              .when((F.col("contrib_als_score") == strongest) & F.col("_als_title").isNotNull(),
+              .when(als_led & F.col("_als_title").isNotNull(),
                     F.concat(F.lit("popular with people who liked "), F.col("_als_title")))
               .when(F.col("contrib_item_sentiment") == strongest, F.lit("well reviewed"))
               .when(F.col("contrib_cold_item") == strongest, F.lit("new arrival"))

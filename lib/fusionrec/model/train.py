@@ -245,7 +245,7 @@ def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | N
     feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],
                           cutoff, cfg.features)
     from fusionrec.model.fusion import popularity
-    from fusionrec.model.vectors import normalised
+    from fusionrec.features.vectors import normalised
 
     sentiment = (feats.item_sentiment.select("item_id", F.col("sentiment_mean").alias("item_sentiment"))
                  if feats.item_sentiment is not None

@@ -12,7 +12,8 @@ Scoring a user u with factors x_u (rank r) and profile p_u (unit vector, d dims)
 2. for i in C the features of :data:`fusionrec.model.ranker.RANKER_FEATURES`:
    als_score = x_u . y_i, content_cosine = p_u . v_i, log_popularity = log(1 + n_i),
    item_sentiment (0.5 without reviews), cold_item = 1 when n_i = 0,
-   recent_popularity = log(1 + r_i) (recommendations are made after training ends);
+   recent_popularity = log(1 + r_i) (recommendations are made after training ends),
+   als_rank_gain / content_rank_gain = 1 / log2(1 + rank in that source's top-N), else 0;
 3. score = sigmoid(w . (f - mean) / std + b) (the logistic-regression ranker); without a
    ranker the ALS score (or the cosine when the user has no factors);
 4. top-k by score; the reason names the feature with the largest contribution
@@ -214,8 +215,10 @@ class ModelBundle:
         n = max(self.candidates_n, k)
         als = self.item_factors @ query.factors if query.factors is not None else None
         cosine = self.item_vectors @ query.profile if query.profile is not None else None
-        pools = [_top(scores, allowed, n) for scores in (als, cosine, self.log_popularity, self.recent_popularity)
-                 if scores is not None]
+        none = np.empty(0, dtype=np.int64)
+        als_pool = _top(als, allowed, n) if als is not None else none
+        content_pool = _top(cosine, allowed, n) if cosine is not None else none
+        pools = [als_pool, content_pool, _top(self.log_popularity, allowed, n), _top(self.recent_popularity, allowed, n)]
         candidates = np.unique(np.concatenate(pools))
         if candidates.size == 0:
             return Ranked(np.empty(0, dtype=np.int64), np.empty(0), [], False)
@@ -226,6 +229,8 @@ class ModelBundle:
             self.item_sentiment[candidates],
             self.log_popularity[candidates] == 0.0,
             self.recent_popularity[candidates],
+            _rank_gain(als, als_pool, candidates),
+            _rank_gain(cosine, content_pool, candidates),
         ]).astype(np.float64)
         if self.ranker is not None:
             contributions = self.ranker.contributions(features)
@@ -253,15 +258,16 @@ class ModelBundle:
 
     def _reasons(self, items: np.ndarray, contributions: np.ndarray, liked: np.ndarray) -> list[str]:
         # The dominant signal per item, as in the batch recommendations (fusionrec.model.recommend):
-        # 0 als, 1 content, 2 popularity, 3 sentiment, 4 cold item, 5 recent popularity.
+        # 0 als, 1 content, 2 popularity, 3 sentiment, 4 cold item, 5 recent popularity,
+        # 6 als rank, 7 content rank.
         signal = np.argmax(contributions, axis=1)
         reasons = []
         for item, s in zip(items.tolist(), signal.tolist()):
-            if s == 1:
+            if s in (1, 7):
                 nearest = self._nearest_liked(self.item_vectors, item, liked)
                 reasons.append(REASON_CONTENT_TEXT if nearest is None
                                else REASON_CONTENT.format(title=self.titles[nearest]))
-            elif s == 0:
+            elif s in (0, 6):
                 nearest = self._nearest_liked(self.item_factors, item, liked)
                 reasons.append(REASON_ALS_TEXT if nearest is None
                                else REASON_ALS.format(title=self.titles[nearest]))
@@ -337,6 +343,17 @@ def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
         return index
     part = np.argpartition(-scores[index], n - 1)[:n]
     return index[part]
+
+
+def _rank_gain(scores: np.ndarray | None, pool: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """1 / log2(1 + rank) of ``items`` in ``pool`` ordered by ``scores`` (ties: lower index,
+    i.e. item id, first); 0 for items outside the pool."""
+    if scores is None or pool.size == 0:
+        return np.zeros(items.size)
+    ordered = pool[np.lexsort((pool, -scores[pool]))]
+    gain = np.zeros(scores.shape[0])
+    gain[ordered] = 1.0 / np.log2(np.arange(2, ordered.size + 2))
+    return gain[items]
 
 
 def csr_from_lists(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
