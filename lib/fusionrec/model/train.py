@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -67,11 +66,18 @@ def search_grid(cfg: Config) -> list[AlsParams]:
 
 
 def materialised(df: DataFrame) -> DataFrame:
-    """``df`` cached and computed once, so that the many small jobs after it (fits, metrics,
-    counts) reuse it instead of replaying its lineage."""
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
-    df.count()
-    return df
+    """``df`` computed once and kept (memory, spilling to disk), so that the many small jobs
+    after it (fits, metrics, counts) reuse it instead of replaying its lineage.
+
+    A local checkpoint, not ``persist``: it also cuts the logical plan. A cached table's
+    plan is printed inside every plan that reads it, so tables built from cached tables
+    built from cached tables give plan strings that grow multiplicatively with the steps;
+    adaptive execution renders such a string on every re-plan, which exhausted a 4 GB heap
+    in the ranker's candidate stage. The blocks live on the executors and are freed when the
+    DataFrame is garbage collected. Unlike a cache, a lost block is not recomputed: losing an
+    executor fails the run, which is then started again.
+    """
+    return df.localCheckpoint(eager=True)
 
 
 def materialised_features(features: SideFeatures) -> SideFeatures:
