@@ -34,7 +34,8 @@ import pandas as pd
 from fusionrec.config import load_config
 from fusionrec.embed.model import model_files
 from fusionrec.model.ranker import RANKER_FEATURES
-from fusionrec.registry.bundle import ModelBundle, Ranker, csr_from_lists
+from fusionrec.model.scoring import Ranker
+from fusionrec.registry.bundle import ModelBundle, csr_from_lists
 from fusionrec.registry.pyfunc import (
     BUNDLE_ARTIFACT, SIGNATURE, TEXT_MODEL_ARTIFACT, FusionRecommender, input_example)
 

@@ -12,7 +12,9 @@ import pytest
 from _registry_lake import item_topic
 from fusionrec.lake import table_path
 from fusionrec.registry.build import assemble_bundle, build_bundle, read_fusion_params, read_inputs
-from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, REASON_POPULAR, ModelBundle, _top
+from fusionrec.model.ranker import NEUTRAL_SENTIMENT
+from fusionrec.model.scoring import REASON_POPULAR
+from fusionrec.registry.bundle import ModelBundle
 
 pytest_plugins = ["_registry_lake"]
 
@@ -35,10 +37,11 @@ def _reference_scores(truth: dict, user: str, n: int) -> dict[str, float]:
     for _, item, *_ in truth["interactions"]:
         counts[item] += 1
     recent = np.log1p([counts[item] for item in ids])  # every interaction is in the recent weeks
-    allowed = np.isin(np.arange(len(ids)), unseen)
     by_als, by_cos = sorted(unseen, key=lambda i: -als[i])[:n], sorted(unseen, key=lambda i: -cos[i])[:n]
-    # Popularity pools: all-time = recent here; _top for the bundle's tie-break among equal counts.
-    candidates = set(by_als) | set(by_cos) | set(_top(recent, allowed, n).tolist())
+    # Popularity pools (all-time = recent here): the n most popular items overall, ties by
+    # catalogue order, then the user's seen items removed.
+    popular = [i for i in sorted(range(len(ids)), key=lambda i: (-recent[i], i)) if recent[i] > 0][:n]
+    candidates = set(by_als) | set(by_cos) | {i for i in popular if i in unseen}
     r = truth["ranker"]
     out = {}
     for i in candidates:

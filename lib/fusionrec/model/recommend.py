@@ -1,33 +1,37 @@
 """Top-K recommendations for every user, with the reason each item is there.
 
-Score: the ranker over the candidates of :func:`fusionrec.model.fusion.candidates`.
+Scoring is :func:`fusionrec.model.scoring.score_user` (candidates, ranker features, ranker
+score, top k, reason), the code the MLflow serving bundle runs for one request, run here
+for every user in Spark: users are hashed into ``model.user_blocks`` blocks, each block
+collected into one row (ids, factors, profiles, seen and liked items), the catalogue into
+one row (ids, titles, factors, unit vectors, popularity, sentiment, recent popularity)
+that is broadcast to every block, and each block is scored in one pandas task with two
+matrix products per chunk of users (S_als = X Y^T, S_content = P V^T, BLAS) followed by
+the per-user candidate and ranking steps. No factor matrix reaches the driver, and no
+(user, candidate) pair is shuffled: only the K recommendations per user leave a task.
+
 Users with neither factors nor a profile get the popularity fallback: the most popular
 unseen items, interleaved across categories (each category's best item first) so the
-list is not one genre.
-
-Reason: the ranker contribution coef_k (x_k - mean_k) / std_k that is largest for the
-recommended item decides the kind of reason:
-
-- ``content_cosine`` / ``content_rank_gain`` -> "similar to <title> you liked": the liked
-  item whose text vector is nearest (cosine) to the recommended one;
-- ``als_score`` / ``als_rank_gain`` -> "popular with people who liked <title>": the liked
-  item whose ALS factor is most aligned with the recommended item's factor;
-- ``item_sentiment`` -> "well reviewed"; ``cold_item`` -> "new arrival";
-  ``log_popularity``, ``recent_popularity`` and the fallback -> "popular now".
-
-"Liked" = the user's ``reason_max_liked`` most recent training interactions.
+list is not one genre. "Liked" (named in reasons) = the user's ``reason_max_liked`` most
+recent training interactions.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
-from fusionrec.model.fusion import FusedModel, candidates, rank_candidates, with_features
-from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
-from fusionrec.model.topk import blocked_top_n, top_n
-from fusionrec.features.vectors import dot, normalised
+from fusionrec.model.fusion import FusedModel, recent_popularity, recommendation_weeks
+from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
+from fusionrec.model.scoring import Catalogue, Ranker, reasons, score_user, unit_rows
+from fusionrec.model.topk import blocked_top_n
+
+RECOMMENDATIONS_SCHEMA = "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING"
 
 
 def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
@@ -37,44 +41,108 @@ def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
             .select("user_id", F.col("item_id").alias("liked_id")))
 
 
-def _nearest_liked(recs: DataFrame, liked: DataFrame, vectors: DataFrame, key: str, vec: str,
-                   out: str) -> DataFrame:
-    """``[user_id, item_id, <out>]``: the liked item whose vector has the highest cosine with
-    each recommended item's.
+def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
+    """One row: the catalogue's columns as parallel lists (missing factors/vectors: empty)."""
+    if model.times is not None:
+        raise ValueError("recommend_all scores every user in the model's own week; model.times must be None")
+    recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks).drop("week")
+    items = (model.item_factors.select("item_id", "factors")
+             .join(model.item_vectors.select("item_id", "vector"), "item_id", "full")
+             .join(model.popularity.select("item_id", "log_popularity"), "item_id", "left")
+             .join(model.sentiment, "item_id", "left")
+             .join(recent, "item_id", "left")
+             .join(titles.select("item_id", "title"), "item_id", "left"))
+    empty = F.array().cast("array<float>")
+    return items.agg(
+        F.collect_list("item_id").alias("i_ids"),
+        F.collect_list(F.coalesce("title", "item_id")).alias("i_titles"),
+        F.collect_list(F.coalesce("factors", empty)).alias("i_factors"),
+        F.collect_list(F.coalesce("vector", empty)).alias("i_vectors"),
+        F.collect_list(F.coalesce("log_popularity", F.lit(0.0))).alias("i_log_popularity"),
+        F.collect_list(F.coalesce("item_sentiment", F.lit(NEUTRAL_SENTIMENT))).alias("i_sentiment"),
+        F.collect_list(F.coalesce("recent_popularity", F.lit(0.0))).alias("i_recent"))
 
-    The catalogue's vectors are broadcast (the serving bundle holds them in memory too) and
-    the cosine is computed in the JVM, so the (recommended, liked) pairs - K x liked per
-    user - never carry vectors through a shuffle.
-    """
-    unit = F.broadcast(normalised(vectors.select(F.col(key).alias("_id"), F.col(vec).alias("_v")), "_v"))
-    pairs = (recs.select("user_id", "item_id").join(liked, "user_id")
-             .join(unit.select(F.col("_id").alias("item_id"), F.col("_v").alias("_a")), "item_id")
-             .join(unit.select(F.col("_id").alias("liked_id"), F.col("_v").alias("_b")), "liked_id"))
-    return pairs.groupBy("user_id", "item_id").agg(F.max_by("liked_id", dot(F.col("_a"), F.col("_b"))).alias(out))
+
+def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, mc: ModelConfig) -> DataFrame:
+    """One row per block of users: ids, factors, profiles, seen and liked items as parallel lists."""
+    seen = interactions.groupBy("user_id").agg(F.collect_list("item_id").alias("seen"))
+    liked = liked_items(interactions, mc.reason_max_liked).groupBy("user_id").agg(
+        F.collect_list("liked_id").alias("liked"))
+    rows = (users.select("user_id").distinct()
+            .join(model.user_factors.select("user_id", "factors"), "user_id", "left")
+            .join(model.user_profiles.select("user_id", F.col("vector").alias("profile")), "user_id", "left")
+            .join(seen, "user_id", "left").join(liked, "user_id", "left"))
+    empty_f, empty_s = F.array().cast("array<float>"), F.array().cast("array<string>")
+    return (rows.withColumn("block", F.pmod(F.xxhash64("user_id"), F.lit(mc.user_blocks)))
+            .groupBy("block").agg(
+                F.collect_list("user_id").alias("u_ids"),
+                F.collect_list(F.coalesce("factors", empty_f)).alias("u_factors"),
+                F.collect_list(F.coalesce("profile", empty_f)).alias("u_profiles"),
+                F.collect_list(F.coalesce("seen", empty_s)).alias("u_seen"),
+                F.collect_list(F.coalesce("liked", empty_s)).alias("u_liked")))
 
 
-def explain(ranked: DataFrame, model: FusedModel, interactions: DataFrame, titles: DataFrame,
-            mc: ModelConfig) -> DataFrame:
-    """``ranked`` (with ``contrib_*`` columns) plus a readable ``reason``."""
-    strongest = F.greatest(*[F.col(f"contrib_{name}") for name in RANKER_FEATURES])
-    content_led = (F.col("contrib_content_cosine") == strongest) | (F.col("contrib_content_rank_gain") == strongest)
-    als_led = (F.col("contrib_als_score") == strongest) | (F.col("contrib_als_rank_gain") == strongest)
-    liked = liked_items(interactions, mc.reason_max_liked)
-    # The nearest liked item is only looked for where that signal names the reason.
-    by_text = _nearest_liked(ranked.where(content_led), liked, model.item_vectors, "item_id", "vector", "_text_liked")
-    by_als = _nearest_liked(ranked.where(als_led), liked, model.item_factors, "item_id", "factors", "_als_liked")
-    t = titles.select(F.col("item_id").alias("_tid"), F.coalesce("title", "item_id").alias("_title"))
-    df = (ranked.join(by_text, ["user_id", "item_id"], "left").join(by_als, ["user_id", "item_id"], "left")
-          .join(t.withColumnRenamed("_title", "_text_title"), F.col("_text_liked") == F.col("_tid"), "left").drop("_tid")
-          .join(t.withColumnRenamed("_title", "_als_title"), F.col("_als_liked") == F.col("_tid"), "left").drop("_tid"))
-    reason = (F.when(content_led & F.col("_text_title").isNotNull(),
-                     F.concat(F.lit("similar to "), F.col("_text_title"), F.lit(" you liked")))
-              .when(als_led & F.col("_als_title").isNotNull(),
-                    F.concat(F.lit("popular with people who liked "), F.col("_als_title")))
-              .when(F.col("contrib_item_sentiment") == strongest, F.lit("well reviewed"))
-              .when(F.col("contrib_cold_item") == strongest, F.lit("new arrival"))
-              .otherwise(F.lit("popular now")))
-    return df.withColumn("reason", reason)
+def _matrix(rows: list, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(len(rows) x width float32 matrix with zero rows for empty entries, mask of non-empty rows)."""
+    present = np.array([len(r) > 0 for r in rows], dtype=bool)
+    out = np.zeros((len(rows), width), dtype=np.float32)
+    if present.any():
+        out[present] = np.stack([r for r in rows if len(r) > 0]).astype(np.float32)
+    return out, present
+
+
+def _width(rows: list) -> int:
+    return next((len(r) for r in rows if len(r) > 0), 0)
+
+
+def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
+                  ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for row in batch.itertuples(index=False):
+                order = np.argsort(np.asarray(row.i_ids, dtype=object).astype(str), kind="stable")
+                item_ids = np.asarray(row.i_ids, dtype=object)[order]
+                titles = np.asarray(row.i_titles, dtype=object)[order]
+                factors, has_factors = _matrix([row.i_factors[j] for j in order], _width(row.i_factors))
+                vectors, has_vector = _matrix([row.i_vectors[j] for j in order], _width(row.i_vectors))
+                catalogue = Catalogue(
+                    factors=factors, vectors=unit_rows(vectors), has_factors=has_factors, has_vector=has_vector,
+                    log_popularity=np.asarray(row.i_log_popularity, dtype=np.float64)[order],
+                    item_sentiment=np.asarray(row.i_sentiment, dtype=np.float64)[order],
+                    recent_popularity=np.asarray(row.i_recent, dtype=np.float64)[order])
+                pools = catalogue.popular_pools(n)
+                position = {item: j for j, item in enumerate(item_ids.tolist())}
+                for lo in range(0, len(row.u_ids), chunk_users):
+                    hi = lo + chunk_users
+                    user_factors, has_uf = _matrix(list(row.u_factors[lo:hi]), factors.shape[1])
+                    profiles, has_profile = _matrix(list(row.u_profiles[lo:hi]), vectors.shape[1])
+                    als = user_factors @ factors.T  # (chunk, items)
+                    cosine = unit_rows(profiles) @ catalogue.vectors.T
+                    out: dict[str, list] = {"user_id": [], "rank": [], "item_id": [], "score": [], "reason": []}
+                    for u, user in enumerate(row.u_ids[lo:hi]):
+                        allowed = np.ones(catalogue.n_items, dtype=bool)
+                        allowed[[position[i] for i in row.u_seen[lo + u] if i in position]] = False
+                        liked = np.array([position[i] for i in row.u_liked[lo + u] if i in position], dtype=np.int64)
+                        scored = score_user(catalogue, als[u] if has_uf[u] else None,
+                                            cosine[u] if has_profile[u] else None, allowed, pools, n, k, ranker)
+                        m = scored.items.size
+                        out["user_id"] += [user] * m
+                        out["rank"] += list(range(1, m + 1))
+                        out["item_id"] += item_ids[scored.items].tolist()
+                        out["score"] += scored.scores.tolist()
+                        out["reason"] += reasons(catalogue, titles, scored, liked)
+                    yield pd.DataFrame(out)
+    return score
+
+
+def score_all(model: FusedModel, ranker: RankerParams, users: DataFrame, interactions: DataFrame,
+              titles: DataFrame, mc: ModelConfig) -> DataFrame:
+    """``[user_id, rank, item_id, score, reason]``: the ranker's top ``mc.k`` of every user of
+    ``users`` that has factors or a profile, seen items (``interactions``) excluded."""
+    catalogue = F.broadcast(_catalogue_row(model, titles))
+    blocks = _user_blocks(model, users, interactions, mc).crossJoin(catalogue).repartition(mc.user_blocks)
+    fn = _score_blocks(Ranker.from_json(ranker.to_json()), mc.candidates_n, mc.k)
+    return blocks.mapInPandas(fn, RECOMMENDATIONS_SCHEMA)
 
 
 def popularity_fallback(model: FusedModel, users: DataFrame, seen: DataFrame, categories: DataFrame | None,
@@ -98,17 +166,13 @@ def popularity_fallback(model: FusedModel, users: DataFrame, seen: DataFrame, ca
 def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFrame, titles: DataFrame,
                   categories: DataFrame | None, mc: ModelConfig) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]`` for every user with interactions or a
-    profile: K ranked unseen items each."""
+    profile: K ranked unseen items each (fewer where fewer unseen candidates exist)."""
     seen = interactions.select("user_id", "item_id")
     known = model.user_factors.select("user_id").union(model.user_profiles.select("user_id")).distinct()
-    everyone = known.union(interactions.select("user_id")).distinct()
-    featured = with_features(candidates(model, seen, mc, known), model)
-    ranked = explain(rank_candidates(featured, ranker, mc.k), model, interactions, titles, mc)
-    ranked = ranked.select("user_id", "item_id", "score", "reason")
-    unknown = everyone.join(ranked.select("user_id").distinct(), "user_id", "left_anti")
-    # Negative rank as score keeps the fallback's own order in the final ranking.
+    unknown = interactions.select("user_id").distinct().join(known, "user_id", "left_anti")
+    ranked = score_all(model, ranker, known, interactions, titles, mc)
+    # Negative rank as score keeps the fallback's own order.
     fallback = popularity_fallback(model, unknown, seen, categories, mc).select(
-        "user_id", "item_id", (-F.col("rank").cast("double")).alias("score"), F.lit("popular now").alias("reason"))
-    out = top_n(ranked.unionByName(fallback), mc.k)
-    return out.select("user_id", F.col("rank").cast("int").alias("rank"), "item_id",
-                      F.col("score").cast("double").alias("score"), "reason")
+        "user_id", F.col("rank").cast("int").alias("rank"), "item_id",
+        (-F.col("rank").cast("double")).alias("score"), F.lit("popular now").alias("reason"))
+    return ranked.unionByName(fallback)

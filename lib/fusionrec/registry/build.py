@@ -26,7 +26,9 @@ from pyspark.sql import functions as F
 from fusionrec.config import Config
 from fusionrec.lake import table_path
 from fusionrec.model.fusion import item_weeks, recent_popularity
-from fusionrec.registry.bundle import NEUTRAL_SENTIMENT, ModelBundle, Ranker, csr_from_lists
+from fusionrec.model.ranker import NEUTRAL_SENTIMENT
+from fusionrec.model.scoring import Ranker
+from fusionrec.registry.bundle import ModelBundle, csr_from_lists
 
 log = logging.getLogger(__name__)
 

@@ -5,19 +5,14 @@ items carry factors from the text-to-factor map), item vectors and user profile
 vectors, the text-to-user-factor map for new users, the ranker, the catalogue with
 titles, popularity, sentiment, and each user's seen and liked items.
 
-Scoring a user u with factors x_u (rank r) and profile p_u (unit vector, d dims):
-
-1. candidates C = top-N_als(x_u . y_i) ∪ top-N_content(p_u . v_i) ∪ top-N(n_i) ∪ top-N(r_i),
-   seen items excluded (n_i: the item's training interactions, r_i: those of the last weeks);
-2. for i in C the features of :data:`fusionrec.model.ranker.RANKER_FEATURES`:
-   als_score = x_u . y_i, content_cosine = p_u . v_i, log_popularity = log(1 + n_i),
-   item_sentiment (0.5 without reviews), cold_item = 1 when n_i = 0,
-   recent_popularity = log(1 + r_i) (recommendations are made after training ends),
-   als_rank_gain / content_rank_gain = 1 / log2(1 + rank in that source's top-N), else 0;
-3. score = sigmoid(w . (f - mean) / std + b) (the logistic-regression ranker); without a
-   ranker the ALS score (or the cosine when the user has no factors);
-4. top-k by score; the reason names the feature with the largest contribution
-   w_k (f_k - mean_k) / std_k and the liked item closest to the candidate in that space.
+Scoring a known user u (factors x_u, unit profile p_u) is
+:func:`fusionrec.model.scoring.score_user`, the same code the batch top-K runs in every
+Spark task: candidates from ALS, content and the popular lists (seen items excluded),
+the ranker's features and score, the top k. Recommendations are made right after
+training, so recent popularity is that of the last training weeks. The reason names the
+feature with the largest contribution w_k (f_k - mean_k) / std_k and the liked item
+closest to the candidate in that space. A user with neither factors nor a profile gets
+the most popular unseen items.
 
 A new user is described by a text and/or liked items: profile = normalise(sum of the text
 vector and the mean vector of the liked items); factors = mean of [t, 1] . M_user (the
@@ -33,56 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from fusionrec.model.ranker import RANKER_FEATURES
+from fusionrec.model.scoring import REASON_POPULAR, Catalogue, Ranker, reasons, score_user
 
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "bundle.json"
-#: Sentiment of an item without reviews (the ranker contract's neutral value).
-NEUTRAL_SENTIMENT = 0.5
-
-REASON_CONTENT = "similar to {title} you liked"
-REASON_CONTENT_TEXT = "matches your description"
-REASON_ALS = "popular with people who liked {title}"
-REASON_ALS_TEXT = "popular with people like you"
-REASON_POPULAR = "popular now"
-REASON_SENTIMENT = "well reviewed"
-REASON_NEW = "new arrival"
-
-
-@dataclass(frozen=True)
-class Ranker:
-    """Logistic regression over standardised features (see :mod:`fusionrec.model.ranker`)."""
-
-    features: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
-    coef: np.ndarray
-    intercept: float
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Ranker":
-        features = tuple(data["features"])
-        if features != RANKER_FEATURES:
-            raise ValueError(f"ranker.features: {list(features)} is not the contract {list(RANKER_FEATURES)}")
-        arrays = {key: np.asarray(data[key], dtype=np.float64) for key in ("mean", "std", "coef")}
-        for key, value in arrays.items():
-            if value.shape != (len(features),):
-                raise ValueError(f"ranker.{key}: expected {len(features)} numbers, got shape {value.shape}")
-        # A constant feature has std 0; it then contributes nothing instead of dividing by zero.
-        std = np.where(arrays["std"] > 0, arrays["std"], 1.0)
-        return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept}
-
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """w_k (f_k - mean_k) / std_k per candidate and feature, shape (n, len(features))."""
-        return (features - self.mean) / self.std * self.coef
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        z = self.contributions(features).sum(axis=1) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass(frozen=True)
@@ -159,6 +108,11 @@ class ModelBundle:
         object.__setattr__(self, "_item_index", {item: i for i, item in enumerate(self.item_ids.tolist())})
         object.__setattr__(self, "_user_index", {user: u for u, user in enumerate(self.user_ids.tolist())})
         object.__setattr__(self, "_popularity_order", np.argsort(-self.log_popularity, kind="stable"))
+        object.__setattr__(self, "_catalogue", Catalogue(
+            factors=self.item_factors, vectors=self.item_vectors,
+            has_factors=np.any(self.item_factors != 0, axis=1), has_vector=np.any(self.item_vectors != 0, axis=1),
+            log_popularity=self.log_popularity, item_sentiment=self.item_sentiment,
+            recent_popularity=self.recent_popularity))
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -215,36 +169,9 @@ class ModelBundle:
         n = max(self.candidates_n, k)
         als = self.item_factors @ query.factors if query.factors is not None else None
         cosine = self.item_vectors @ query.profile if query.profile is not None else None
-        none = np.empty(0, dtype=np.int64)
-        als_pool = _top(als, allowed, n) if als is not None else none
-        content_pool = _top(cosine, allowed, n) if cosine is not None else none
-        pools = [als_pool, content_pool, _top(self.log_popularity, allowed, n), _top(self.recent_popularity, allowed, n)]
-        candidates = np.unique(np.concatenate(pools))
-        if candidates.size == 0:
-            return Ranked(np.empty(0, dtype=np.int64), np.empty(0), [], False)
-        features = np.column_stack([
-            als[candidates] if als is not None else np.zeros(candidates.size),
-            cosine[candidates] if cosine is not None else np.zeros(candidates.size),
-            self.log_popularity[candidates],
-            self.item_sentiment[candidates],
-            self.log_popularity[candidates] == 0.0,
-            self.recent_popularity[candidates],
-            _rank_gain(als, als_pool, candidates),
-            _rank_gain(cosine, content_pool, candidates),
-        ]).astype(np.float64)
-        if self.ranker is not None:
-            contributions = self.ranker.contributions(features)
-            scores = self.ranker.score(features)
-        else:
-            # No ranker: the ALS score alone, or the cosine for a user without factors.
-            column = 0 if als is not None else 1
-            contributions = np.zeros_like(features)
-            contributions[:, column] = 1.0
-            scores = features[:, column]
-        order = np.lexsort((candidates, -scores))[:k]
-        chosen = candidates[order]
-        reasons = self._reasons(chosen, contributions[order], query.liked)
-        return Ranked(chosen, scores[order], reasons, False)
+        catalogue = self._catalogue  # type: ignore[attr-defined]
+        scored = score_user(catalogue, als, cosine, allowed, catalogue.popular_pools(n), n, k, self.ranker)
+        return Ranked(scored.items, scored.scores, reasons(catalogue, self.titles, scored, query.liked), False)
 
     def popular(self, k: int, exclude: np.ndarray) -> Ranked:
         """The ``k`` most popular items not in ``exclude``; score = log(1 + n_i) / max log(1 + n)."""
@@ -255,40 +182,6 @@ class ModelBundle:
         top = float(self.log_popularity.max()) if self.n_items else 0.0
         scores = self.log_popularity[chosen] / top if top > 0 else np.zeros(chosen.size)
         return Ranked(chosen, scores.astype(np.float64), [REASON_POPULAR] * chosen.size, True)
-
-    def _reasons(self, items: np.ndarray, contributions: np.ndarray, liked: np.ndarray) -> list[str]:
-        # The dominant signal per item, as in the batch recommendations (fusionrec.model.recommend):
-        # 0 als, 1 content, 2 popularity, 3 sentiment, 4 cold item, 5 recent popularity,
-        # 6 als rank, 7 content rank.
-        signal = np.argmax(contributions, axis=1)
-        reasons = []
-        for item, s in zip(items.tolist(), signal.tolist()):
-            if s in (1, 7):
-                nearest = self._nearest_liked(self.item_vectors, item, liked)
-                reasons.append(REASON_CONTENT_TEXT if nearest is None
-                               else REASON_CONTENT.format(title=self.titles[nearest]))
-            elif s in (0, 6):
-                nearest = self._nearest_liked(self.item_factors, item, liked)
-                reasons.append(REASON_ALS_TEXT if nearest is None
-                               else REASON_ALS.format(title=self.titles[nearest]))
-            elif s == 3:
-                reasons.append(REASON_SENTIMENT)
-            elif s == 4:
-                reasons.append(REASON_NEW)
-            else:
-                reasons.append(REASON_POPULAR)
-        return reasons
-
-    @staticmethod
-    def _nearest_liked(space: np.ndarray, item: int, liked: np.ndarray) -> int | None:
-        """The liked item with the highest cosine to ``item`` in ``space`` (vectors or factors)."""
-        if liked.size == 0:
-            return None
-        target = space[item]
-        candidates = space[liked]
-        norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
-        cosines = candidates @ target / np.maximum(norms, 1e-12)
-        return int(liked[int(np.argmax(cosines))])
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -334,26 +227,6 @@ _ARRAY_FIELDS = ("item_ids", "titles", "item_factors", "item_vectors", "log_popu
 def _normalise(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
-
-
-def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` highest ``scores`` among ``allowed`` items (unordered)."""
-    index = np.flatnonzero(allowed)
-    if index.size <= n:
-        return index
-    part = np.argpartition(-scores[index], n - 1)[:n]
-    return index[part]
-
-
-def _rank_gain(scores: np.ndarray | None, pool: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """1 / log2(1 + rank) of ``items`` in ``pool`` ordered by ``scores`` (ties: lower index,
-    i.e. item id, first); 0 for items outside the pool."""
-    if scores is None or pool.size == 0:
-        return np.zeros(items.size)
-    ordered = pool[np.lexsort((pool, -scores[pool]))]
-    gain = np.zeros(scores.shape[0])
-    gain[ordered] = 1.0 / np.log2(np.arange(2, ordered.size + 2))
-    return gain[items]
 
 
 def csr_from_lists(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,221 @@
+"""The fused model's scoring of one user against the whole catalogue, in numpy.
+
+One implementation shared by the batch top-K for all users (:mod:`fusionrec.model.recommend`,
+one user block per Spark task) and the MLflow serving bundle
+(:mod:`fusionrec.registry.bundle`); it computes exactly what the Spark ranker path
+(:func:`fusionrec.model.fusion.candidates` + :func:`~fusionrec.model.fusion.with_features`,
+used to fit and evaluate the ranker) computes for a user recommended to in the catalogue's
+week:
+
+1. candidates C = top-N_als(x_u . y_i) among items with factors
+   ∪ top-N_content(p_u . v_i) among items with a text vector
+   ∪ the N most popular items of all time ∪ the N most popular of the recent weeks,
+   the user's seen items excluded (the popular lists are global, so a user who has seen
+   some of them gets fewer);
+2. the features of :data:`fusionrec.model.ranker.RANKER_FEATURES` for every i in C;
+3. score = sigmoid(sum_k w_k (f_k - mean_k) / std_k + b), the logistic-regression ranker;
+4. the top k by score (ties: lower catalogue index first; catalogues are sorted by item id);
+5. a reason per item, from the feature with the largest contribution: content signals ->
+   "similar to <the liked item nearest in text space> you liked", ALS signals -> "popular
+   with people who liked <the liked item nearest in factor space>", sentiment -> "well
+   reviewed", cold item -> "new arrival", popularity -> "popular now".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fusionrec.model.ranker import RANKER_FEATURES
+
+#: Signals (indices into RANKER_FEATURES) whose reason names the nearest liked item.
+CONTENT_SIGNALS = (RANKER_FEATURES.index("content_cosine"), RANKER_FEATURES.index("content_rank_gain"))
+ALS_SIGNALS = (RANKER_FEATURES.index("als_score"), RANKER_FEATURES.index("als_rank_gain"))
+SENTIMENT_SIGNAL = RANKER_FEATURES.index("item_sentiment")
+COLD_SIGNAL = RANKER_FEATURES.index("cold_item")
+
+REASON_CONTENT = "similar to {title} you liked"
+REASON_CONTENT_TEXT = "matches your description"
+REASON_ALS = "popular with people who liked {title}"
+REASON_ALS_TEXT = "popular with people like you"
+REASON_POPULAR = "popular now"
+REASON_SENTIMENT = "well reviewed"
+REASON_NEW = "new arrival"
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """The logistic-regression ranker (JSON of :class:`fusionrec.model.ranker.RankerParams`) in numpy."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Ranker":
+        features = tuple(data["features"])
+        if features != RANKER_FEATURES:
+            raise ValueError(f"ranker.features: {list(features)} is not the contract {list(RANKER_FEATURES)}")
+        arrays = {key: np.asarray(data[key], dtype=np.float64) for key in ("mean", "std", "coef")}
+        for key, value in arrays.items():
+            if value.shape != (len(features),):
+                raise ValueError(f"ranker.{key}: expected {len(features)} numbers, got shape {value.shape}")
+        # A constant feature has std 0; it then contributes nothing instead of dividing by zero.
+        std = np.where(arrays["std"] > 0, arrays["std"], 1.0)
+        return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """w_k (f_k - mean_k) / std_k per candidate and feature, shape (n, len(features))."""
+        return (features - self.mean) / self.std * self.coef
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        z = self.contributions(features).sum(axis=1) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The item side of scoring; row i of every array is catalogue item i."""
+
+    #: (n, rank) ALS factors (text-map factors for cold items); zero rows where ``has_factors`` is False
+    factors: np.ndarray
+    #: (n, d) unit text vectors; zero rows where ``has_vector`` is False
+    vectors: np.ndarray
+    has_factors: np.ndarray
+    has_vector: np.ndarray
+    #: log(1 + training interactions); 0 = cold item
+    log_popularity: np.ndarray
+    #: mean review sentiment, NEUTRAL_SENTIMENT without reviews
+    item_sentiment: np.ndarray
+    #: log(1 + training interactions of the recent weeks)
+    recent_popularity: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.factors.shape[0])
+
+    def popular_pools(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` most popular items of all time and of the recent weeks (items with at
+        least one such interaction; ties: lower index first)."""
+        return _global_top(self.log_popularity, n), _global_top(self.recent_popularity, n)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The top-k of one user: catalogue indices best first, ranker scores and contributions."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    contributions: np.ndarray
+
+
+def score_user(catalogue: Catalogue, als: np.ndarray | None, cosine: np.ndarray | None, allowed: np.ndarray,
+               pools: tuple[np.ndarray, np.ndarray], n: int, k: int, ranker: Ranker | None) -> Scored:
+    """Steps 1-4 of the module docstring for one user.
+
+    :param als: x_u . y_i for every catalogue item, None when the user has no factors
+    :param cosine: p_u . v_i for every item, None when the user has no profile
+    :param allowed: False for the user's seen items
+    :param pools: :meth:`Catalogue.popular_pools` of ``n``
+    :param ranker: None: the ALS score orders (the cosine for a user without factors)
+    """
+    none = np.empty(0, dtype=np.int64)
+    als_pool = _top(als, allowed & catalogue.has_factors, n) if als is not None else none
+    content_pool = _top(cosine, allowed & catalogue.has_vector, n) if cosine is not None else none
+    popular = [pool[allowed[pool]] for pool in pools]
+    candidates = np.unique(np.concatenate([als_pool, content_pool, *popular]))
+    if candidates.size == 0:
+        return Scored(none, np.empty(0), np.empty((0, len(RANKER_FEATURES))))
+    zeros = np.zeros(candidates.size)
+    features = np.column_stack([
+        np.where(catalogue.has_factors[candidates], als[candidates], 0.0) if als is not None else zeros,
+        np.where(catalogue.has_vector[candidates], cosine[candidates], 0.0) if cosine is not None else zeros,
+        catalogue.log_popularity[candidates],
+        catalogue.item_sentiment[candidates],
+        catalogue.log_popularity[candidates] == 0.0,
+        catalogue.recent_popularity[candidates],
+        _rank_gain(als, als_pool, candidates),
+        _rank_gain(cosine, content_pool, candidates),
+    ]).astype(np.float64)
+    if ranker is not None:
+        contributions = ranker.contributions(features)
+        scores = ranker.score(features)
+    else:
+        column = 0 if als is not None else 1
+        contributions = np.zeros_like(features)
+        contributions[:, column] = 1.0
+        scores = features[:, column]
+    order = np.lexsort((candidates, -scores))[:k]
+    return Scored(candidates[order], scores[order], contributions[order])
+
+
+def reasons(catalogue: Catalogue, titles: np.ndarray, scored: Scored, liked: np.ndarray) -> list[str]:
+    """Step 5 of the module docstring for the items of ``scored``; ``liked``: catalogue
+    indices of the user's liked items (none: the text forms of the reasons)."""
+    out = []
+    for item, signal in zip(scored.items.tolist(), np.argmax(scored.contributions, axis=1).tolist()):
+        if signal in CONTENT_SIGNALS:
+            nearest = nearest_liked(catalogue.vectors, item, liked)
+            out.append(REASON_CONTENT_TEXT if nearest is None else REASON_CONTENT.format(title=titles[nearest]))
+        elif signal in ALS_SIGNALS:
+            nearest = nearest_liked(catalogue.factors, item, liked)
+            out.append(REASON_ALS_TEXT if nearest is None else REASON_ALS.format(title=titles[nearest]))
+        elif signal == SENTIMENT_SIGNAL:
+            out.append(REASON_SENTIMENT)
+        elif signal == COLD_SIGNAL:
+            out.append(REASON_NEW)
+        else:
+            out.append(REASON_POPULAR)
+    return out
+
+
+def nearest_liked(space: np.ndarray, item: int, liked: np.ndarray) -> int | None:
+    """The liked item with the highest cosine to ``item`` in ``space`` (vectors or factors)."""
+    if liked.size == 0:
+        return None
+    target = space[item]
+    candidates = space[liked]
+    norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
+    cosines = candidates @ target / np.maximum(norms, 1e-12)
+    return int(liked[int(np.argmax(cosines))])
+
+
+def unit_rows(m: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+def _global_top(values: np.ndarray, n: int) -> np.ndarray:
+    positive = np.flatnonzero(values > 0)
+    return positive[np.lexsort((positive, -values[positive]))][:n]
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest ``scores`` among ``allowed`` items (unordered; ties at
+    the cut: lower index first)."""
+    index = np.flatnonzero(allowed)
+    if index.size <= n:
+        return index
+    negated = -scores[index]
+    cut = np.partition(negated, n - 1)[n - 1]  # O(items), not a sort per user
+    better = index[negated < cut]
+    return np.concatenate([better, index[negated == cut][:n - better.size]])
+
+
+def _rank_gain(scores: np.ndarray | None, pool: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """1 / log2(1 + rank) of ``items`` in ``pool`` ordered by ``scores`` (ties: lower index,
+    i.e. item id, first); 0 for items outside the pool."""
+    if scores is None or pool.size == 0:
+        return np.zeros(items.size)
+    ordered = pool[np.lexsort((pool, -scores[pool]))]
+    gain = np.zeros(scores.shape[0])
+    gain[ordered] = 1.0 / np.log2(np.arange(2, ordered.size + 2))
+    return gain[items]
