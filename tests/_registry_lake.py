@@ -112,8 +112,9 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
         recs += [(user, r + 1, item_ids[i], float(scores[u, i]), "popular now") for r, i in enumerate(order)]
     write("gold", "recommendations", recs, "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING")
 
-    ranker = {"features": list(RANKER_FEATURES), "mean": [0.3, 0.3, 1.0, 0.5, 0.1, 1.0, 0.3, 0.3],
-              "std": [0.4, 0.2, 0.5, 0.1, 0.3, 0.5, 0.2, 0.2], "coef": [1.5, 1.0, 0.2, 0.1, 0.1, 0.1, 0.3, 0.2],
+    ranker = {"features": list(RANKER_FEATURES), "mean": [0.3, 0.3, 1.0, 0.5, 0.1, 1.0, 0.3, 0.3, 0.3, 0.3],
+              "std": [0.4, 0.2, 0.5, 0.1, 0.3, 0.5, 0.2, 0.2, 0.4, 0.2],
+              "coef": [1.5, 1.0, 0.2, 0.1, 0.1, 0.1, 0.3, 0.2, 0.8, 0.2],
               "intercept": -1.0}
     # Recommendations are made in the week of the last interaction; it and the 3 weeks before
     # hold every interaction, so recent popularity = popularity here.

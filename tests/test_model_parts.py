@@ -75,7 +75,8 @@ def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
         als, content = rng.normal(), rng.normal()
         label = float(content + 0.2 * rng.normal() > 0.5)
         rows.append((float(als), float(content), float(rng.uniform(0, 5)), 0.5, float(rng.uniform() < 0.1),
-                     float(rng.uniform(0, 2)), float(rng.uniform(0, 1)), float(rng.uniform(0, 1)), label))
+                     float(rng.uniform(0, 2)), float(rng.uniform(0, 1)), float(rng.uniform(0, 1)),
+                     float(rng.normal()), float(rng.uniform(0, 1)), label))
     df = spark.createDataFrame(rows, [*RANKER_FEATURES, "label"])
     ranker = fit_ranker(df, reg_param=0.01)
     coef = dict(zip(ranker.features, ranker.coef))
@@ -86,11 +87,12 @@ def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
     scored = df.withColumn("p", ranker.score()).agg(F.corr("p", "label")).first()[0]
     assert scored > 0.5
     with pytest.raises(ValueError, match="contract"):
-        RankerParams.from_json({**ranker.to_json(), "features": ["a", "b", "c", "d", "e", "f", "g", "h"]})
+        RankerParams.from_json({**ranker.to_json(), "features": list("abcdefghij")})
 
 
 def test_ranker_refuses_single_class_labels(spark):
-    df = spark.createDataFrame([(1.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0)] * 3, [*RANKER_FEATURES, "label"])
+    df = spark.createDataFrame([(1.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)] * 3,
+                               [*RANKER_FEATURES, "label"])
     with pytest.raises(RuntimeError, match="positive and negative"):
         fit_ranker(df, 0.01)
 

@@ -29,9 +29,9 @@ def fitted(spark, cfg):
     mc = dataclasses.replace(cfg.model, rank=4, max_iter=4, checkpoint_interval=2, candidates_n=6, k=5,
                              user_blocks=3, min_user_interactions=3)
     model = fit_fused(interactions, feats.item_vectors, feats.user_profiles, sentiment, mc)
-    ranker = RankerParams(list(RANKER_FEATURES), mean=[0.1, 0.2, 1.0, 0.5, 0.1, 0.5, 0.2, 0.2],
-                          std=[1.0, 0.5, 1.0, 0.2, 0.3, 1.0, 0.3, 0.3],
-                          coef=[0.8, 1.1, 0.3, 0.4, 0.6, 0.2, 0.5, 0.7], intercept=-1.0)
+    ranker = RankerParams(list(RANKER_FEATURES), mean=[0.1, 0.2, 1.0, 0.5, 0.1, 0.5, 0.2, 0.2, 0.1, 0.2],
+                          std=[1.0, 0.5, 1.0, 0.2, 0.3, 1.0, 0.3, 0.3, 1.0, 0.3],
+                          coef=[0.8, 1.1, 0.3, 0.4, 0.6, 0.2, 0.5, 0.7, 0.9, 0.4], intercept=-1.0)
     return model, ranker, interactions, d["item_documents"], mc
 
 

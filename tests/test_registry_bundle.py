@@ -37,18 +37,24 @@ def _reference_scores(truth: dict, user: str, n: int) -> dict[str, float]:
     for _, item, *_ in truth["interactions"]:
         counts[item] += 1
     recent = np.log1p([counts[item] for item in ids])  # every interaction is in the recent weeks
+    # Session vector: the mean factor of the user's 5 latest interactions (ties by item id).
+    mine = sorted((row for row in truth["interactions"] if row[0] == user), key=lambda row: (-row[5].timestamp(), row[1]))
+    session = truth["item_factors"][[ids.index(row[1]) for row in mine[:5]]].mean(axis=0)
+    ses = truth["item_factors"] @ session
     by_als, by_cos = sorted(unseen, key=lambda i: -als[i])[:n], sorted(unseen, key=lambda i: -cos[i])[:n]
+    by_ses = sorted(unseen, key=lambda i: -ses[i])[:n]
     # Popularity pools (all-time = recent here): the n most popular items overall, ties by
     # catalogue order, then the user's seen items removed.
     popular = [i for i in sorted(range(len(ids)), key=lambda i: (-recent[i], i)) if recent[i] > 0][:n]
-    candidates = set(by_als) | set(by_cos) | {i for i in popular if i in unseen}
+    candidates = set(by_als) | set(by_cos) | set(by_ses) | {i for i in popular if i in unseen}
     r = truth["ranker"]
     out = {}
     for i in candidates:
         sentiment = 0.4 + 0.05 * (i % 8) if i % 2 else NEUTRAL_SENTIMENT
         x = np.array([als[i], cos[i], np.log1p(counts[ids[i]]), sentiment, float(counts[ids[i]] == 0), recent[i],
                       1 / np.log2(2 + by_als.index(i)) if i in by_als else 0.0,
-                      1 / np.log2(2 + by_cos.index(i)) if i in by_cos else 0.0])
+                      1 / np.log2(2 + by_cos.index(i)) if i in by_cos else 0.0,
+                      ses[i], 1 / np.log2(2 + by_ses.index(i)) if i in by_ses else 0.0])
         z = float(np.sum(np.array(r["coef"]) * (x - r["mean"]) / r["std"]) + r["intercept"])
         out[ids[i]] = 1.0 / (1.0 + np.exp(-z))
     return out

@@ -143,6 +143,9 @@ class ModelConfig:
     #: The ``recent_popularity`` feature and candidates count the interactions of the week
     #: of recommendation and the weeks before it, this many weeks in all.
     recent_weeks: int = 4
+    #: The session vector (``session_score`` feature and candidates) is the mean ALS factor
+    #: of the user's this many latest training interactions.
+    session_items: int = 5
     #: Liked items (most recent first) searched for the "because you liked" reason.
     reason_max_liked: int = 20
     #: Search on the validation period: every combination is fitted (seeded) and scored by

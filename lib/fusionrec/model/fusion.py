@@ -7,9 +7,14 @@ Pure DataFrame functions; reading/writing the lake is in :mod:`fusionrec.model.t
 - Users: ALS factors for users with at least ``min_user_interactions`` training
   interactions; otherwise x_u = [p_u, 1] W_user from the profile vector (fitted on the
   warm users). Users with neither get the popularity fallback.
-- Candidates: ALS top-N union content top-N (profile . item cosine) union the N most
-  popular items, of all time and of the recent weeks (``recent_popularity``), seen items
-  excluded: the ranker can only promote what some source proposes.
+- Sessions: r_u = mean ALS factor of the user's ``session_items`` latest training
+  interactions (by ``last_ts``): what the user is into now, where x_u is everything the
+  user ever did. Users interact in bursts (MovieLens raters rate a genre at a sitting), so
+  the next items are near the last ones.
+- Candidates: ALS top-N union session top-N (r_u . y_i) union content top-N (profile .
+  item cosine) union the N most popular items, of all time and of the recent weeks
+  (``recent_popularity``), seen items excluded: the ranker can only promote what some
+  source proposes.
 - Features: :data:`fusionrec.model.ranker.RANKER_FEATURES`.
 
 Week of recommendation: by default the last week of the training data (``now_week``);
@@ -46,6 +51,8 @@ class FusedModel:
     item_factors: DataFrame
     #: [user_id, factors]: plain ALS factors of every user ALS saw
     als_user_factors: DataFrame
+    #: [user_id, factors]: r_u, the mean factor of the user's latest items (:func:`session_vectors`)
+    sessions: DataFrame
     #: [item_id, vector] (unit norm)
     item_vectors: DataFrame
     #: [user_id, vector] (unit norm)
@@ -67,6 +74,23 @@ class FusedModel:
     recent_weeks: int
     #: [user_id, week]: per-user week of recommendation (evaluation); None: ``now_week``
     times: DataFrame | None = None
+
+
+def latest_items(interactions: DataFrame, n: int) -> DataFrame:
+    """``[user_id, item_id]``: each user's ``n`` latest interactions (by ``last_ts``, ties by item id)."""
+    w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
+    return (interactions.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= n)
+            .select("user_id", "item_id"))
+
+
+def session_vectors(interactions: DataFrame, item_factors: DataFrame, n: int) -> DataFrame:
+    """``[user_id, factors]``: r_u = mean of y_j over the user's ``n`` latest interactions j
+    that have factors (element-wise mean in the JVM; no Python round trip)."""
+    latest = latest_items(interactions, n).join(item_factors.select("item_id", "factors"), "item_id")
+    means = (latest.select("user_id", F.posexplode("factors").alias("_pos", "_v"))
+             .groupBy("user_id", "_pos").agg(F.avg("_v").alias("_m")))
+    return (means.groupBy("user_id").agg(F.sort_array(F.collect_list(F.struct("_pos", "_m"))).alias("_s"))
+            .select("user_id", F.transform("_s", lambda e: e["_m"].cast("float")).alias("factors")))
 
 
 def popularity(interactions: DataFrame) -> DataFrame:
@@ -160,11 +184,13 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
                  else spark.createDataFrame([], "item_id STRING, item_sentiment DOUBLE"))
     item_factors = item_factors.cache()
     user_factors = user_factors.cache()
+    sessions = session_vectors(interactions, als_items, mc.session_items).cache()
     counts = {"als_users": als_users.count(), "als_items": als_items.count(),
               "text_map_items": item_factors.where(F.col("source") == "text_map").count(),
               "text_map_users": user_factors.where(F.col("source") == "text_map").count(),
               "item_map_fit_rows": n_item_fit, "user_map_fit_rows": n_user_fit}
-    return FusedModel(user_factors=user_factors, item_factors=item_factors, als_user_factors=als_users, item_vectors=item_vectors,
+    return FusedModel(user_factors=user_factors, item_factors=item_factors, als_user_factors=als_users,
+                      sessions=sessions, item_vectors=item_vectors,
                       user_profiles=user_profiles, popularity=popularity(interactions).cache(),
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
                       counts=counts, item_weeks=item_weeks(interactions).cache(),
@@ -199,6 +225,13 @@ def als_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                          mc.user_blocks, mc.item_blocks)
 
 
+def session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
+                  users: DataFrame | None = None) -> DataFrame:
+    """Session candidates ``[user_id, item_id, score, rank]`` (r_u . y_i), seen items excluded."""
+    return blocked_top_n(restrict(model.sessions, users), model.item_factors, n, seen,
+                         mc.user_blocks, mc.item_blocks)
+
+
 def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                   users: DataFrame | None = None) -> DataFrame:
     """Content candidates ``[user_id, item_id, score, rank]`` (profile . item cosine)."""
@@ -222,20 +255,22 @@ def popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) 
 
 
 def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataFrame | None = None) -> DataFrame:
-    """``[user_id, item_id, als_rank, content_rank]``: ALS top-N union content top-N union
-    the popular top-Ns; a rank is null where that source did not propose the item."""
+    """``[user_id, item_id, als_rank, session_rank, content_rank]``: ALS, session and content
+    top-N union the popular top-Ns; a rank is null where that source did not propose the item."""
     n = mc.candidates_n
     if users is None:
         users = model.user_factors.select("user_id").union(model.user_profiles.select("user_id"))
-    none = F.lit(None).cast("int")
-    proposed = (als_top_n(model, n, seen, mc, users)
-                .select("user_id", "item_id", F.col("rank").alias("als_rank"), none.alias("content_rank"))
-                .unionByName(content_top_n(model, n, seen, mc, users)
-                             .select("user_id", "item_id", none.alias("als_rank"), F.col("rank").alias("content_rank")))
-                .unionByName(popular_top_n(model, n, seen, users)
-                             .select("user_id", "item_id", none.alias("als_rank"), none.alias("content_rank"))))
-    return proposed.groupBy("user_id", "item_id").agg(F.min("als_rank").alias("als_rank"),
-                                                      F.min("content_rank").alias("content_rank"))
+    ranks = ("als_rank", "session_rank", "content_rank")
+
+    def proposed_by(df: DataFrame, source: str | None) -> DataFrame:
+        return df.select("user_id", "item_id", *[(F.col("rank") if r == source else F.lit(None)).cast("int").alias(r)
+                                                 for r in ranks])
+
+    proposed = (proposed_by(als_top_n(model, n, seen, mc, users), "als_rank")
+                .unionByName(proposed_by(session_top_n(model, n, seen, mc, users), "session_rank"))
+                .unionByName(proposed_by(content_top_n(model, n, seen, mc, users), "content_rank"))
+                .unionByName(proposed_by(popular_top_n(model, n, seen, users), None)))
+    return proposed.groupBy("user_id", "item_id").agg(*[F.min(r).alias(r) for r in ranks])
 
 
 def rank_gain(rank: Column) -> Column:
@@ -260,16 +295,19 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
              .join(model.item_vectors.select("item_id", F.col("vector").alias("_iv")), "item_id", "full"))
     df = (per_user
           .join(model.user_factors.select("user_id", F.col("factors").alias("_uf")), "user_id", "left")
+          .join(model.sessions.select("user_id", F.col("factors").alias("_us")), "user_id", "left")
           .join(model.user_profiles.select("user_id", F.col("vector").alias("_up")), "user_id", "left")
-          .select("user_id", "_uf", "_up", F.explode("_pairs").alias("_p"))
-          .select("user_id", "_uf", "_up", "_p.*")
+          .select("user_id", "_uf", "_us", "_up", F.explode("_pairs").alias("_p"))
+          .select("user_id", "_uf", "_us", "_up", "_p.*")
           .join(F.broadcast(items), "item_id", "left"))
     # Spark SQL dot products in the JVM: no round trip of four vector columns through Python.
     df = df.select("*", F.coalesce(dot(F.col("_uf"), F.col("_if")), F.lit(0.0)).alias("als_score"),
                    F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"),
                    rank_gain(F.col("als_rank")).alias("als_rank_gain"),
-                   rank_gain(F.col("content_rank")).alias("content_rank_gain"))
-    return (df.drop("_uf", "_if", "_up", "_iv", "als_rank", "content_rank")
+                   rank_gain(F.col("content_rank")).alias("content_rank_gain"),
+                   F.coalesce(dot(F.col("_us"), F.col("_if")), F.lit(0.0)).alias("session_score"),
+                   rank_gain(F.col("session_rank")).alias("session_rank_gain"))
+    return (df.drop("_uf", "_us", "_if", "_up", "_iv", "als_rank", "session_rank", "content_rank")
             .join(F.broadcast(model.popularity.select("item_id", "log_popularity")), "item_id", "left")
             .join(F.broadcast(model.sentiment), "item_id", "left")
             .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))

@@ -19,7 +19,12 @@ A candidate (user u, item i) is described by, in this order:
 - ``als_rank_gain``, ``content_rank_gain``: 1 / log2(1 + r), r the item's rank among the
   user's unseen items by ALS score / by cosine (1 = best), 0 outside that source's top-N.
   Raw scores are on a different scale for every user, and one logistic regression over
-  all users' candidates cannot correct that; ranks are on the same scale for everyone.
+  all users' candidates cannot correct that; ranks are on the same scale for everyone;
+- ``session_score``: r_u . y_i, r_u the mean ALS factor of the user's
+  ``model.session_items`` latest training interactions (what the user is into now;
+  :func:`fusionrec.model.fusion.session_vectors`), 0 without one;
+- ``session_rank_gain``: 1 / log2(1 + r), r the item's rank by ``session_score``, 0
+  outside the session top-N.
 
 The ranker is a logistic regression over standardised features,
 score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON:
@@ -37,7 +42,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
-                                  "recent_popularity", "als_rank_gain", "content_rank_gain")
+                                  "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
+                                  "session_rank_gain")
 
 #: Value of ``item_sentiment`` for items without reviews (neutral).
 NEUTRAL_SENTIMENT = 0.5

@@ -3,10 +3,11 @@
 Scoring is :func:`fusionrec.model.scoring.score_user` (candidates, ranker features, ranker
 score, top k, reason), the code the MLflow serving bundle runs for one request, run here
 for every user in Spark: users are hashed into ``model.user_blocks`` blocks, each block
-collected into one row (ids, factors, profiles, seen and liked items), the catalogue into
+collected into one row (ids, factors, session vectors, profiles, seen and liked items), the catalogue into
 one row (ids, titles, factors, unit vectors, popularity, sentiment, recent popularity)
 that is broadcast to every block, and each block is scored in one pandas task with two
-matrix products per chunk of users (S_als = X Y^T, S_content = P V^T, BLAS) followed by
+matrix products per chunk of users (S_als = X Y^T, S_session = R Y^T, S_content = P V^T,
+BLAS) followed by
 the per-user candidate and ranking steps. No factor matrix reaches the driver, and no
 (user, candidate) pair is shuffled: only the K recommendations per user leave a task.
 
@@ -26,19 +27,12 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
-from fusionrec.model.fusion import FusedModel, recent_popularity, recommendation_weeks
+from fusionrec.model.fusion import FusedModel, latest_items, recent_popularity, recommendation_weeks
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
 from fusionrec.model.scoring import Catalogue, Ranker, reasons, score_user, unit_rows
 from fusionrec.model.topk import blocked_top_n
 
 RECOMMENDATIONS_SCHEMA = "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING"
-
-
-def liked_items(interactions: DataFrame, max_liked: int) -> DataFrame:
-    """``[user_id, liked_id]``: each user's most recent ``max_liked`` interactions."""
-    w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
-    return (interactions.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= max_liked)
-            .select("user_id", F.col("item_id").alias("liked_id")))
 
 
 def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
@@ -66,10 +60,11 @@ def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
 def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, mc: ModelConfig) -> DataFrame:
     """One row per block of users: ids, factors, profiles, seen and liked items as parallel lists."""
     seen = interactions.groupBy("user_id").agg(F.collect_list("item_id").alias("seen"))
-    liked = liked_items(interactions, mc.reason_max_liked).groupBy("user_id").agg(
-        F.collect_list("liked_id").alias("liked"))
+    liked = latest_items(interactions, mc.reason_max_liked).groupBy("user_id").agg(
+        F.collect_list("item_id").alias("liked"))
     rows = (users.select("user_id").distinct()
             .join(model.user_factors.select("user_id", "factors"), "user_id", "left")
+            .join(model.sessions.select("user_id", F.col("factors").alias("session")), "user_id", "left")
             .join(model.user_profiles.select("user_id", F.col("vector").alias("profile")), "user_id", "left")
             .join(seen, "user_id", "left").join(liked, "user_id", "left"))
     empty_f, empty_s = F.array().cast("array<float>"), F.array().cast("array<string>")
@@ -77,6 +72,7 @@ def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, m
             .groupBy("block").agg(
                 F.collect_list("user_id").alias("u_ids"),
                 F.collect_list(F.coalesce("factors", empty_f)).alias("u_factors"),
+                F.collect_list(F.coalesce("session", empty_f)).alias("u_sessions"),
                 F.collect_list(F.coalesce("profile", empty_f)).alias("u_profiles"),
                 F.collect_list(F.coalesce("seen", empty_s)).alias("u_seen"),
                 F.collect_list(F.coalesce("liked", empty_s)).alias("u_liked")))
@@ -115,8 +111,10 @@ def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
                 for lo in range(0, len(row.u_ids), chunk_users):
                     hi = lo + chunk_users
                     user_factors, has_uf = _matrix(list(row.u_factors[lo:hi]), factors.shape[1])
+                    sessions, has_session = _matrix(list(row.u_sessions[lo:hi]), factors.shape[1])
                     profiles, has_profile = _matrix(list(row.u_profiles[lo:hi]), vectors.shape[1])
                     als = user_factors @ factors.T  # (chunk, items)
+                    session = sessions @ factors.T
                     cosine = unit_rows(profiles) @ catalogue.vectors.T
                     out: dict[str, list] = {"user_id": [], "rank": [], "item_id": [], "score": [], "reason": []}
                     for u, user in enumerate(row.u_ids[lo:hi]):
@@ -124,6 +122,7 @@ def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
                         allowed[[position[i] for i in row.u_seen[lo + u] if i in position]] = False
                         liked = np.array([position[i] for i in row.u_liked[lo + u] if i in position], dtype=np.int64)
                         scored = score_user(catalogue, als[u] if has_uf[u] else None,
+                                            session[u] if has_session[u] else None,
                                             cosine[u] if has_profile[u] else None, allowed, pools, n, k, ranker)
                         m = scored.items.size
                         out["user_id"] += [user] * m

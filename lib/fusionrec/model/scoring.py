@@ -7,7 +7,7 @@ one user block per Spark task) and the MLflow serving bundle
 used to fit and evaluate the ranker) computes for a user recommended to in the catalogue's
 week:
 
-1. candidates C = top-N_als(x_u . y_i) among items with factors
+1. candidates C = top-N_als(x_u . y_i) ∪ top-N_session(r_u . y_i) among items with factors
    ∪ top-N_content(p_u . v_i) among items with a text vector
    ∪ the N most popular items of all time ∪ the N most popular of the recent weeks,
    the user's seen items excluded (the popular lists are global, so a user who has seen
@@ -32,7 +32,8 @@ from fusionrec.model.ranker import RANKER_FEATURES
 
 #: Signals (indices into RANKER_FEATURES) whose reason names the nearest liked item.
 CONTENT_SIGNALS = (RANKER_FEATURES.index("content_cosine"), RANKER_FEATURES.index("content_rank_gain"))
-ALS_SIGNALS = (RANKER_FEATURES.index("als_score"), RANKER_FEATURES.index("als_rank_gain"))
+ALS_SIGNALS = tuple(RANKER_FEATURES.index(f) for f in ("als_score", "als_rank_gain", "session_score",
+                                                      "session_rank_gain"))
 SENTIMENT_SIGNAL = RANKER_FEATURES.index("item_sentiment")
 COLD_SIGNAL = RANKER_FEATURES.index("cold_item")
 
@@ -117,11 +118,13 @@ class Scored:
     contributions: np.ndarray
 
 
-def score_user(catalogue: Catalogue, als: np.ndarray | None, cosine: np.ndarray | None, allowed: np.ndarray,
-               pools: tuple[np.ndarray, np.ndarray], n: int, k: int, ranker: Ranker | None) -> Scored:
+def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray | None, cosine: np.ndarray | None,
+               allowed: np.ndarray, pools: tuple[np.ndarray, np.ndarray], n: int, k: int,
+               ranker: Ranker | None) -> Scored:
     """Steps 1-4 of the module docstring for one user.
 
     :param als: x_u . y_i for every catalogue item, None when the user has no factors
+    :param session: r_u . y_i for every item, None when the user has no session vector
     :param cosine: p_u . v_i for every item, None when the user has no profile
     :param allowed: False for the user's seen items
     :param pools: :meth:`Catalogue.popular_pools` of ``n``
@@ -129,14 +132,19 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, cosine: np.ndarray 
     """
     none = np.empty(0, dtype=np.int64)
     als_pool = _top(als, allowed & catalogue.has_factors, n) if als is not None else none
+    session_pool = _top(session, allowed & catalogue.has_factors, n) if session is not None else none
     content_pool = _top(cosine, allowed & catalogue.has_vector, n) if cosine is not None else none
     popular = [pool[allowed[pool]] for pool in pools]
-    candidates = np.unique(np.concatenate([als_pool, content_pool, *popular]))
+    candidates = np.unique(np.concatenate([als_pool, session_pool, content_pool, *popular]))
     if candidates.size == 0:
         return Scored(none, np.empty(0), np.empty((0, len(RANKER_FEATURES))))
     zeros = np.zeros(candidates.size)
+
+    def by_factors(scores: np.ndarray | None) -> np.ndarray:
+        return np.where(catalogue.has_factors[candidates], scores[candidates], 0.0) if scores is not None else zeros
+
     features = np.column_stack([
-        np.where(catalogue.has_factors[candidates], als[candidates], 0.0) if als is not None else zeros,
+        by_factors(als),
         np.where(catalogue.has_vector[candidates], cosine[candidates], 0.0) if cosine is not None else zeros,
         catalogue.log_popularity[candidates],
         catalogue.item_sentiment[candidates],
@@ -144,6 +152,8 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, cosine: np.ndarray 
         catalogue.recent_popularity[candidates],
         _rank_gain(als, als_pool, candidates),
         _rank_gain(cosine, content_pool, candidates),
+        by_factors(session),
+        _rank_gain(session, session_pool, candidates),
     ]).astype(np.float64)
     if ranker is not None:
         contributions = ranker.contributions(features)

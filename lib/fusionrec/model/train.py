@@ -156,7 +156,8 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
 
 def release(model: FusedModel) -> None:
     """Drop the cached tables of a model that is no longer needed (memory, not correctness)."""
-    for df in (model.user_factors, model.item_factors, model.als_user_factors, model.popularity, model.item_weeks):
+    for df in (model.user_factors, model.item_factors, model.als_user_factors, model.sessions, model.popularity,
+               model.item_weeks):
         df.unpersist()
 
 
@@ -250,7 +251,7 @@ def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | N
     cutoff = datetime.fromisoformat(doc["train_cutoff"]) if doc.get("train_cutoff") else None
     feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],
                           cutoff, cfg.features)
-    from fusionrec.model.fusion import popularity
+    from fusionrec.model.fusion import popularity, session_vectors
     from fusionrec.features.vectors import normalised
 
     sentiment = (feats.item_sentiment.select("item_id", F.col("sentiment_mean").alias("item_sentiment"))
@@ -259,6 +260,7 @@ def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | N
     model = FusedModel(
         user_factors=users, item_factors=items,
         als_user_factors=users.where(F.col("source") == "als").select("user_id", "factors"),
+        sessions=session_vectors(interactions, items.where(F.col("source") == "als"), cfg.model.session_items).cache(),
         item_vectors=normalised(feats.item_vectors.select("item_id", "vector"), "vector").cache(),
         user_profiles=normalised(feats.user_profiles.select("user_id", "vector"), "vector").cache(),
         popularity=popularity(interactions).cache(), sentiment=sentiment,

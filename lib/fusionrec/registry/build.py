@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.lake import table_path
-from fusionrec.model.fusion import item_weeks, recent_popularity
+from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import Ranker
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
@@ -155,8 +155,11 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
             1, cfg.model.reason_max_liked,
         ).alias("liked"),
     )
+    als_items = frames["model.item_factors"].where(F.col("source") == "als")
+    sessions = session_vectors(interactions, als_items, cfg.model.session_items)
     users = (
         frames["model.user_factors"].select("user_id", "factors")
+        .join(sessions.select("user_id", F.col("factors").alias("session")), "user_id", "full")
         .join(frames["features.user_profiles"].select("user_id", F.col("vector").alias("profile")), "user_id", "full")
         .join(per_user, "user_id", "full")
         .orderBy("user_id")
@@ -182,6 +185,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
         recent_popularity=catalogue["recent_popularity"].astype("float64").fillna(0.0).to_numpy(np.float32),
         user_ids=users["user_id"].astype(str).to_numpy(),
         user_factors=_matrix(users["factors"], len(users), rank, "model.user_factors.factors"),
+        user_sessions=_matrix(users["session"], len(users), rank, "session vectors (model.item_factors)"),
         user_profiles=_matrix(users["profile"], len(users), dimension, "features.user_profiles.vector"),
         seen_indptr=seen_indptr, seen_indices=seen_indices,
         liked_indptr=liked_indptr, liked_indices=liked_indices,

@@ -16,7 +16,8 @@ the most popular unseen items.
 
 A new user is described by a text and/or liked items: profile = normalise(sum of the text
 vector and the mean vector of the liked items); factors = mean of [t, 1] . M_user (the
-ridge map from a text vector to user factors) and the liked items' factors.
+ridge map from a text vector to user factors) and the liked items' factors; session = the
+liked items' mean factor.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Query:
     """One user to score: factors and/or a profile vector, items to exclude and to explain with."""
 
     factors: np.ndarray | None
+    #: r_u, the mean factor of the user's latest items (see fusionrec.model.fusion.session_vectors)
+    session: np.ndarray | None
     profile: np.ndarray | None
     exclude: np.ndarray
     liked: np.ndarray
@@ -69,6 +72,8 @@ class ModelBundle:
     recent_popularity: np.ndarray
     user_ids: np.ndarray
     user_factors: np.ndarray
+    #: session vectors r_u (zero rows: none)
+    user_sessions: np.ndarray
     user_profiles: np.ndarray
     #: CSR rows per user: every item the user interacted with (excluded from recommendations).
     seen_indptr: np.ndarray
@@ -92,10 +97,12 @@ class ModelBundle:
             "item_sentiment": (self.item_sentiment.shape[0], n_items),
             "recent_popularity": (self.recent_popularity.shape[0], n_items),
             "user_factors": (self.user_factors.shape[0], n_users),
+            "user_sessions": (self.user_sessions.shape[0], n_users),
             "user_profiles": (self.user_profiles.shape[0], n_users),
             "seen_indptr": (self.seen_indptr.shape[0], n_users + 1),
             "liked_indptr": (self.liked_indptr.shape[0], n_users + 1),
             "user_factors rank": (self.user_factors.shape[1], self.item_factors.shape[1]),
+            "user_sessions rank": (self.user_sessions.shape[1], self.item_factors.shape[1]),
             "user_profiles dim": (self.user_profiles.shape[1], self.item_vectors.shape[1]),
         }
         for name, (got, expected) in checks.items():
@@ -135,11 +142,13 @@ class ModelBundle:
 
     # -- queries -------------------------------------------------------------------------
     def known_user_query(self, u: int) -> Query:
-        """The stored factors, profile, seen and liked items of user row ``u``."""
+        """The stored factors, session vector, profile, seen and liked items of user row ``u``."""
         factors = self.user_factors[u]
+        session = self.user_sessions[u]
         profile = self.user_profiles[u]
         return Query(
             factors=factors if np.any(factors) else None,
+            session=session if np.any(session) else None,
             profile=profile if np.any(profile) else None,
             exclude=self.seen_indices[self.seen_indptr[u]:self.seen_indptr[u + 1]],
             liked=self.liked_indices[self.liked_indptr[u]:self.liked_indptr[u + 1]],
@@ -147,17 +156,18 @@ class ModelBundle:
 
     def new_user_query(self, text_vector: np.ndarray | None, liked: np.ndarray) -> Query:
         """A user described by a text vector and/or liked catalogue items (see the module docstring)."""
-        profile_parts, factor_parts = [], []
+        profile_parts, factor_parts, session = [], [], None
         if text_vector is not None:
             profile_parts.append(text_vector)
             if self.text_to_user_factor is not None:
                 factor_parts.append(np.append(text_vector, 1.0) @ self.text_to_user_factor)
         if len(liked):
             profile_parts.append(_normalise(self.item_vectors[liked].mean(axis=0)))
-            factor_parts.append(self.item_factors[liked].mean(axis=0))
+            session = self.item_factors[liked].mean(axis=0)  # the liked items are what the user is into now
+            factor_parts.append(session)
         profile = _normalise(np.sum(profile_parts, axis=0)) if profile_parts else None
         factors = np.mean(factor_parts, axis=0) if factor_parts else None
-        return Query(factors=factors, profile=profile, exclude=liked, liked=liked)
+        return Query(factors=factors, session=session, profile=profile, exclude=liked, liked=liked)
 
     # -- scoring -------------------------------------------------------------------------
     def recommend(self, query: Query, k: int) -> Ranked:
@@ -168,9 +178,10 @@ class ModelBundle:
         allowed[query.exclude] = False
         n = max(self.candidates_n, k)
         als = self.item_factors @ query.factors if query.factors is not None else None
+        session = self.item_factors @ query.session if query.session is not None else None
         cosine = self.item_vectors @ query.profile if query.profile is not None else None
         catalogue = self._catalogue  # type: ignore[attr-defined]
-        scored = score_user(catalogue, als, cosine, allowed, catalogue.popular_pools(n), n, k, self.ranker)
+        scored = score_user(catalogue, als, session, cosine, allowed, catalogue.popular_pools(n), n, k, self.ranker)
         return Ranked(scored.items, scored.scores, reasons(catalogue, self.titles, scored, query.liked), False)
 
     def popular(self, k: int, exclude: np.ndarray) -> Ranked:
@@ -220,8 +231,8 @@ class ModelBundle:
 
 
 _ARRAY_FIELDS = ("item_ids", "titles", "item_factors", "item_vectors", "log_popularity", "item_sentiment",
-                 "recent_popularity", "user_ids", "user_factors", "user_profiles", "seen_indptr", "seen_indices",
-                 "liked_indptr", "liked_indices")
+                 "recent_popularity", "user_ids", "user_factors", "user_sessions", "user_profiles", "seen_indptr",
+                 "seen_indices", "liked_indptr", "liked_indices")
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
