@@ -104,3 +104,15 @@ def test_als_gives_every_user_and_item_a_factor_of_rank_size(cfg, spark):
     users = als.users.collect()
     assert len(users) == 30 and {len(r.factors) for r in users} == {4}
     assert als.items.count() == d["interactions"].select("item_id").distinct().count()
+
+
+def test_label_marks_positives_and_keeps_only_users_with_one(spark):
+    from fusionrec.model.fusion import label
+
+    pairs = spark.createDataFrame([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("u3", "b")],
+                                  "user_id STRING, item_id STRING")
+    positives = spark.createDataFrame([("u1", "b"), ("u2", "c"), ("u2", "c"), ("u9", "a")],
+                                      "user_id STRING, item_id STRING")
+    got = {(r.user_id, r.item_id): r.label for r in label(pairs, positives).collect()}
+    # u3 had no positive among its candidates; u9's positive was no candidate.
+    assert got == {("u1", "a"): 0.0, ("u1", "b"): 1.0, ("u2", "a"): 0.0, ("u2", "c"): 1.0}

@@ -326,6 +326,14 @@ def rank_candidates(featured: DataFrame, ranker: RankerParams, k: int) -> DataFr
 
 
 def label(pairs: DataFrame, positives: DataFrame) -> DataFrame:
-    """``pairs`` plus ``label`` = 1.0 where the pair is in ``positives`` ``[user_id, item_id]``."""
+    """``pairs`` plus ``label`` = 1.0 where the pair is in ``positives`` ``[user_id, item_id]``,
+    for the users with at least one positive candidate.
+
+    The ranker only ever orders one user's candidates against each other; a user none of
+    whose candidates was taken says nothing about that order, and would only teach it that
+    popular items are taken more (Joachims 2002 trains on the queries with a click, for
+    the same reason)."""
     pos = positives.select("user_id", "item_id").distinct().withColumn("label", F.lit(1.0))
-    return pairs.join(pos, ["user_id", "item_id"], "left").fillna({"label": 0.0})
+    labelled = pairs.join(pos, ["user_id", "item_id"], "left").fillna({"label": 0.0})
+    informative = labelled.where(F.col("label") > 0).select("user_id").distinct()
+    return labelled.join(informative, "user_id", "left_semi")
