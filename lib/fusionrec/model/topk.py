@@ -18,6 +18,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fusionrec.model.scoring import unit_rows
+
 SCORES_SCHEMA = "user_id STRING, item_id STRING, score DOUBLE"
 
 
@@ -33,21 +35,18 @@ def _block_rows(df: DataFrame, id_col: str, vec_col: str, n_blocks: int, prefix:
 def _score_blocks(n: int, normalise: bool, chunk_users: int = 1024) -> "callable":
     """The pandas function scoring one (user block, item block) pair per input row, in
     chunks of ``chunk_users`` users so a score matrix stays ~chunk x items floats."""
-    def unit(m: np.ndarray) -> np.ndarray:
-        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             for row in batch.itertuples(index=False):
                 items = np.stack(row.i_vecs).astype(np.float32)
-                items = unit(items) if normalise else items
+                items = unit_rows(items) if normalise else items
                 item_ids = np.asarray(row.i_ids, dtype=object)
                 position = {item: j for j, item in enumerate(item_ids)}
                 top = min(n, len(item_ids))
                 all_users = np.asarray(row.u_ids, dtype=object)
                 for lo in range(0, len(all_users), chunk_users):
                     users = np.stack(row.u_vecs[lo:lo + chunk_users]).astype(np.float32)
-                    scores = (unit(users) if normalise else users) @ items.T
+                    scores = (unit_rows(users) if normalise else users) @ items.T
                     for u, seen in enumerate(row.u_seen[lo:lo + chunk_users]):
                         cols = [position[s] for s in seen if s in position]
                         if cols:
