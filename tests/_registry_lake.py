@@ -10,6 +10,7 @@ Delta tables at version 0, plus ``fusion_params.json`` and ``evaluation.json``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from pyspark.sql import SparkSession
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
 from fusionrec.embed.reference import OnnxReferenceEmbedder
-from fusionrec.lake import table_path
+from conftest import table_path, lake_of
 from fusionrec.model.ranker import RANKER_FEATURES
-from fusionrec.registry.register import evaluation_file
+from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.model.train import FUSION_PARAMS
 
 TOPICS = {
     "space": ["Voyage to the Outer Planets", "Rocket Engineers", "The Astronaut's Diary", "Stars and Galaxies",
@@ -124,8 +126,8 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
               "text_to_user_factor": text_to_user.tolist(), "ranker": ranker if with_ranker else None,
               "train_cutoff": "2024-01-05T00:00:00", "candidates_n": 10, "k": 5,
               "recent_weeks": 4, "now_week": now_week}
-    Path(table_path(cfg, "model", "fusion_params.json")).write_text(json.dumps(params))
-    write_evaluation(cfg, hybrid_ndcg)
+    lake_of(spark, cfg).write_text(FUSION_PARAMS, json.dumps(params))
+    write_evaluation(spark, cfg, hybrid_ndcg)
     return {"item_ids": item_ids, "titles": titles, "item_factors": item_factors, "item_vectors": item_vectors,
             "user_ids": user_ids, "user_factors": user_factors, "profiles": profiles, "seen": seen,
             "ranker": ranker, "interactions": interactions}
@@ -139,20 +141,21 @@ def evaluation_results(hybrid_ndcg: float) -> dict:
     return {"table": table, "cold_items": cold}
 
 
-def write_evaluation(cfg: Config, hybrid_ndcg: float) -> Path:
+def write_evaluation(spark, cfg: Config, hybrid_ndcg: float) -> None:
     """The evaluation JSON and a chart, where ``fusionrec evaluate`` writes them."""
-    path = evaluation_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(evaluation_results(hybrid_ndcg)))
+    lake = lake_of(spark, cfg)
+    name = evaluation_report(EVALUATION_NAME)
+    lake.write_text(f"{name}.json", json.dumps(evaluation_results(hybrid_ndcg)))
     # A real (tiny) PNG, so that the chart is logged as the evaluate stage's would be.
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.bar(["hybrid"], [hybrid_ndcg])
-    fig.savefig(path.with_suffix(".png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return path
+    lake.write_bytes(f"{name}.png", buffer.getvalue())
 
 
 # -- fixtures shared by the registry tests (loaded with ``pytest_plugins``) -------------------
@@ -181,4 +184,4 @@ def registered(registry_lake: tuple[Config, dict], spark: SparkSession):
     from fusionrec.runlog import RunReport
 
     lake_cfg, _ = registry_lake
-    return register_model(spark, lake_cfg, RunReport("register"))
+    return register_model(lake_of(spark, lake_cfg), lake_cfg, RunReport("register"))

@@ -63,6 +63,20 @@ def mlflow_cfg(cfg: Config, tmp_path: Path) -> Config:
     ))
 
 
+def table_path(cfg: Config, layer: str, name: str) -> str:
+    """Where table ``layer.name`` of ``cfg``'s (local) lake is, as a plain path."""
+    from fusionrec.lake import table_location
+
+    return table_location(cfg.lake.root, f"{layer}.{name}").removeprefix("file://")
+
+
+def lake_of(spark, cfg: Config):
+    """The :class:`~fusionrec.lake.Lake` of ``cfg`` through ``spark``."""
+    from fusionrec.lake import Lake
+
+    return Lake(spark, cfg.lake)
+
+
 def shared_dataset(name: str) -> Path:
     """A dataset from ../shared/datasets; the test is skipped where it is absent (a user's clone)."""
     path = SHARED_DATA / name

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_dataset
-from fusionrec.maintain import delta_tables
+from fusionrec.config import LakeConfig
+from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.lake import Lake
 from fusionrec.session import local_jars
 from fusionrec.standalone import StandaloneCluster, format_command, spark_submit_command
 
@@ -79,13 +81,15 @@ def movielens_slice(source: Path, out: Path, n_movies: int = 250, n_users: int =
     return out
 
 
-def table_counts(spark, lake_root: Path) -> dict[str, int]:
-    return {str(Path(p).relative_to(lake_root)): spark.read.format("delta").load(p).count()
-            for p in delta_tables(str(lake_root))}
+def table_counts(spark, lake_root: str) -> dict[str, int]:
+    """Rows of every table of the lake at ``lake_root`` (any Hadoop URI)."""
+    lake = Lake(spark, LakeConfig(root=str(lake_root)))
+    return {table: lake.read(table).count() for table in lake.tables()}
 
 
-def evaluation_rows(work: Path) -> dict[tuple[str, int], dict]:
-    data = json.loads((work / "reports" / "evaluation.json").read_text())
+def evaluation_rows(spark, lake_root: str) -> dict[tuple[str, int], dict]:
+    lake = Lake(spark, LakeConfig(root=str(lake_root)))
+    data = lake.read_json(f"{evaluation_report(EVALUATION_NAME)}.json", written_by="evaluate")
     return {(r["model"], r["k"]): r for r in data["table"]}
 
 
@@ -124,9 +128,9 @@ def test_pipeline_on_standalone_cluster_matches_local(cluster, cfg, spark, tmp_p
 
     cluster_counts = table_counts(spark, on_cluster / "lake")
     assert cluster_counts == table_counts(spark, local / "lake")
-    assert cluster_counts["gold/recommendations"] > 0 and cluster_counts["silver/events"] > 0
+    assert cluster_counts["gold.recommendations"] > 0 and cluster_counts["silver.events"] > 0
 
-    remote, here = evaluation_rows(on_cluster), evaluation_rows(local)
+    remote, here = evaluation_rows(spark, on_cluster / "lake"), evaluation_rows(spark, local / "lake")
     assert remote.keys() == here.keys()
     for key, row in here.items():
         for metric in ("precision", "recall", "ndcg", "hit_rate"):

@@ -13,7 +13,8 @@ from _kill import cli_args, committed_version, keyed, kill_midway, log_contains,
 from fusionrec.commands import embed as embed_cmd
 from fusionrec.config import LakeConfig
 from fusionrec.embed.stage import QUARANTINE_TABLE
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS
+from conftest import table_path
 from fusionrec.runlog import RunReport
 
 TOPICS = {

@@ -16,7 +16,8 @@ from fusionrec.config import Config
 from fusionrec.embed.model import MANIFEST, cache_path
 from fusionrec.embed.stage import QUARANTINE_TABLE, run_embed
 from fusionrec.embed.validate import VECTOR_REASONS, classify_vectors
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS
+from conftest import table_path, lake_of
 
 TS = datetime(2024, 1, 1)
 LONG_TEXT = " ".join(f"word{i % 97} and the magazine issue number {i}" for i in range(600))  # ~4,800 tokens
@@ -76,7 +77,7 @@ def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark,
                                       ("i-dup", "D", "second text", None, None, None, TS)]
     write_gold(spark, lake_cfg, items, REVIEWS)
 
-    first = run_embed(spark, lake_cfg)
+    first = run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
 
     items_counts = first["item_embeddings"]
     assert items_counts["input"] == 12
@@ -111,7 +112,7 @@ def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark,
     assert float(stored["i-ru"][1] @ stored["i-plain"][1]) > float(stored["i-emoji"][1] @ stored["i-plain"][1])
 
     versions = {name: _version(spark, lake_cfg, layer, name) for layer, name in TABLES}
-    second = run_embed(spark, lake_cfg)
+    second = run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
     assert second["item_embeddings"]["texts_embedded"] == 0
     assert second["item_embeddings"]["skipped_present"] == 9
     assert second["item_embeddings"]["quarantined"] == 3
@@ -128,14 +129,14 @@ def test_changed_text_replaces_its_vector_and_identical_new_text_is_reused(spark
     base = {"a": "Gardening tips for small balconies.", "b": "Chess openings explained for beginners.",
             "c": "A magazine about vintage motorcycles."}
     write_gold(spark, lake_cfg, _item_rows(base))
-    run_embed(spark, lake_cfg)
+    run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
     before = vectors(spark, lake_cfg)
 
     changed = {"a": "Deep-sea fishing boats and the people who sail them.",  # changed
                "b": base["b"],                                               # unchanged
                "d": base["c"]}                                               # new id, identical text; c removed
     write_gold(spark, lake_cfg, _item_rows(changed))
-    counts = run_embed(spark, lake_cfg)["item_embeddings"]
+    counts = run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)["item_embeddings"]
 
     assert counts["texts_embedded"] == 1  # only the changed text goes through the model
     assert (counts["embedded"], counts["reused_identical"], counts["skipped_present"]) == (1, 1, 1)
@@ -152,7 +153,7 @@ def test_changed_text_replaces_its_vector_and_identical_new_text_is_reused(spark
 def test_a_model_change_reembeds_everything(spark, lake_cfg, tmp_path):
     texts = {"a": "Gardening tips for small balconies.", "b": "Chess openings explained for beginners."}
     write_gold(spark, lake_cfg, _item_rows(texts))
-    run_embed(spark, lake_cfg)
+    run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
     before = vectors(spark, lake_cfg)
 
     # The same weights published under a new model id (a version bump): cache it under that id.
@@ -163,7 +164,7 @@ def test_a_model_change_reembeds_everything(spark, lake_cfg, tmp_path):
     (cache_path(new_embed) / MANIFEST).write_text(json.dumps({**manifest, "model_id": new_embed.model_id}))
     cfg2 = lake_cfg.replace(embed=new_embed)
 
-    counts = run_embed(spark, cfg2)["item_embeddings"]
+    counts = run_embed(lake_of(spark, cfg2), cfg2.embed)["item_embeddings"]
     assert (counts["texts_embedded"], counts["skipped_present"], counts["reused_identical"]) == (2, 0, 0)
     assert counts["merge"]["updated"] == 2
     after = read(spark, cfg2, "embeddings", "item_embeddings").collect()
@@ -191,7 +192,7 @@ def test_vector_checks_give_a_reason_for_every_bad_vector(spark):
 
 def test_missing_gold_tables_are_a_clear_error(spark, lake_cfg):
     with pytest.raises(FileNotFoundError, match=r"gold/item_documents: no gold text tables"):
-        run_embed(spark, lake_cfg)
+        run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
 
 
 def test_failed_model_outputs_are_quarantined_with_their_reason_and_nothing_is_lost(spark, lake_cfg):

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from conftest import shared_dataset
+from conftest import shared_dataset, lake_of
 from fusionrec.features import item_sentiment, item_vectors, score_sentiment, train_sentiment, user_profiles
 from fusionrec.features.sentiment import SentimentSettings, TooFewLabels
 from fusionrec.features.vectors import dot
@@ -171,12 +171,12 @@ def test_movielens_profiles_point_towards_the_next_items(spark, lake_cfg):
     """Chronological split per user: the profile built from the first 80% of a user's ratings is
     closer (cosine) to the movies the user rates next than to random movies of the catalogue."""
     from fusionrec.embed.stage import run_embed
-    from fusionrec.lake import table_path
+    from conftest import table_path
 
     ratings, docs = _movielens_sample(shared_dataset("movielens-small"), n_users=12, min_ratings=25, max_ratings=60)
     spark.createDataFrame(docs, SCHEMAS["gold.item_documents"]).write.format("delta").save(
         table_path(lake_cfg, "gold", "item_documents"))
-    counts = run_embed(spark, lake_cfg)["item_embeddings"]
+    counts = run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)["item_embeddings"]
     assert counts["embedded"] + counts["quarantined"] == len(docs) and counts["quarantined"] == 0
 
     events = spark.createDataFrame(ratings, "user_id STRING, item_id STRING, rating DOUBLE, t LONG").select(
@@ -220,7 +220,7 @@ def test_embed_command_writes_embeddings_and_every_feature_table(spark, lake_cfg
     import json
 
     from fusionrec.cli import main
-    from fusionrec.lake import table_path
+    from conftest import table_path
 
     def save(rows, name):
         spark.createDataFrame(rows, SCHEMAS[f"gold.{name}"]).write.format("delta").save(table_path(lake_cfg, "gold", name))

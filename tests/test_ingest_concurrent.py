@@ -11,7 +11,7 @@ from fusionrec.config import LakeConfig
 from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import completed_batches, ingest_directory
 from fusionrec.ingest.schema import KEYS
-from fusionrec.lake import table_path
+from conftest import table_path, lake_of
 
 KINDS = ("events", "items")
 #: Every table a directory ingest writes: key columns, and the value columns that do not
@@ -65,7 +65,7 @@ def test_two_concurrent_ingests_of_different_batches_both_land(spark, cfg, tmp_p
     print(f"\nconcurrent ingests: {retries} retries after a conflict")
 
     for path in inputs:
-        ingest_directory(spark, apart, str(path))
+        ingest_directory(lake_of(spark, apart), apart, str(path))
     assert snapshot(spark, together) == snapshot(spark, apart)
     batches = completed_batches(spark, together).select("batch_id").collect()
     assert len(batches) == len({b.batch_id for b in batches}) == 4

@@ -9,7 +9,7 @@ from fusionrec.config import LakeConfig
 from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import ingest_directory
 from fusionrec.ingest.schema import KEYS
-from fusionrec.lake import table_path
+from conftest import table_path, lake_of
 
 #: Every table a directory ingest writes, with its key columns.
 TABLES = {("bronze", "events"): ["batch_id", "raw"], ("quarantine", "events"): ["batch_id", "raw"],
@@ -37,8 +37,8 @@ def test_sigkill_midway_then_rerun_matches_uninterrupted(spark, cfg, tmp_path):
                 tmp_path / "killed.log")
     assert not Path(table_path(killed_cfg, "gold", "reviews")).exists()  # really interrupted
 
-    rerun = ingest_directory(spark, killed_cfg, str(data))
+    rerun = ingest_directory(lake_of(spark, killed_cfg), killed_cfg, str(data))
     assert rerun["batches"]["items"]["skipped"]  # completed before the kill
     assert not rerun["batches"]["events"]["skipped"]
-    ingest_directory(spark, clean_cfg, str(data))
+    ingest_directory(lake_of(spark, clean_cfg), clean_cfg, str(data))
     assert snapshot(spark, killed_cfg) == snapshot(spark, clean_cfg)

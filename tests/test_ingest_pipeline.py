@@ -12,7 +12,8 @@ from pyspark.sql import functions as F
 from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import ingest, ingest_directory
 from fusionrec.ingest.privacy import pseudonym_key, pseudonymise_py
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS
+from conftest import table_path, lake_of
 
 TABLES = ["silver.events", "silver.items", "silver.reviews", "gold.interactions", "gold.item_documents",
           "gold.reviews", "quarantine.events", "quarantine.items", "quarantine.reviews", "bronze.events"]
@@ -34,7 +35,7 @@ def generated(tmp_path_factory):
 
 
 def test_generated_logs_accounted_exactly_and_rerun_changes_nothing(spark, lake_cfg, generated):
-    report = ingest_directory(spark, lake_cfg, generated["out_dir"])
+    report = ingest_directory(lake_of(spark, lake_cfg), lake_cfg, generated["out_dir"])
     for kind, expected in generated["expected"].items():
         got = report["batches"][kind]["tables"][kind]
         assert {k: got[k] for k in expected} == expected, kind
@@ -94,14 +95,14 @@ def test_generated_logs_accounted_exactly_and_rerun_changes_nothing(spark, lake_
 
     # Re-running the same batch changes nothing: it is recognised and no table gets a commit.
     before = versions(spark, lake_cfg)
-    again = ingest_directory(spark, lake_cfg, generated["out_dir"])
+    again = ingest_directory(lake_of(spark, lake_cfg), lake_cfg, generated["out_dir"])
     assert all(b["skipped"] for b in again["batches"].values())
     assert versions(spark, lake_cfg) == before
 
     # A forced replay under a new batch id: MERGE keeps silver and gold identical.
     counts = {n: load(spark, lake_cfg, n).count() for n in TABLES if not n.startswith(("bronze", "quarantine"))}
     gold_before = sorted(map(tuple, load(spark, lake_cfg, "gold.interactions").collect()))
-    replay = ingest(spark, lake_cfg, "events", generated["out_dir"], batch_id="replay-1")
+    replay = ingest(lake_of(spark, lake_cfg), lake_cfg, "events", generated["out_dir"], batch_id="replay-1")
     assert replay["tables"]["events"]["held_by_other_batches"] == replay["tables"]["events"]["accepted"]
     assert {n: load(spark, lake_cfg, n).count() for n in counts} == counts
     assert sorted(map(tuple, load(spark, lake_cfg, "gold.interactions").collect())) == gold_before

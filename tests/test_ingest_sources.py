@@ -10,7 +10,7 @@ from delta.tables import DeltaTable
 
 from fusionrec.cli import main
 from fusionrec.ingest.pipeline import ingest
-from fusionrec.lake import table_path
+from conftest import table_path, lake_of
 from conftest import shared_dataset
 
 
@@ -20,7 +20,7 @@ def load(spark, cfg, layer, name):
 
 def test_amazon_magazines(spark, lake_cfg):
     path = shared_dataset("amazon-magazine-subscriptions")
-    report = ingest(spark, lake_cfg, "amazon", str(path))
+    report = ingest(lake_of(spark, lake_cfg), lake_cfg, "amazon", str(path))
     items, reviews = report["tables"]["items"], report["tables"]["reviews"]
     assert items["rows_in"] == 3385 and reviews["rows_in"] == 2375
     # 2,320 distinct asins: each kept once, the rest duplicates or empty records.
@@ -43,7 +43,7 @@ def test_amazon_magazines(spark, lake_cfg):
 @pytest.mark.slow
 def test_movielens_small(spark, lake_cfg):
     path = shared_dataset("movielens-small")
-    report = ingest(spark, lake_cfg, "movielens", str(path))
+    report = ingest(lake_of(spark, lake_cfg), lake_cfg, "movielens", str(path))
     t = report["tables"]
     assert (t["events"]["rows_in"], t["items"]["rows_in"], t["reviews"]["rows_in"]) == (100836, 9742, 3683)
     assert t["events"]["accepted"] == 100836 and t["items"]["accepted"] == 9742

@@ -4,16 +4,18 @@ import dataclasses
 
 import pytest
 
-from fusionrec.maintain import delta_tables, maintain_lake
+from conftest import lake_of
+from fusionrec.maintain import maintain_lake
 
 
 def test_compacts_small_files_and_keeps_time_travel(spark, lake_cfg):
+    lake = lake_of(spark, lake_cfg)
     path = f"{lake_cfg.lake.root}/silver/things"
     for i in range(4):  # four appends -> at least four small files
         spark.range(i * 10, i * 10 + 10).repartition(1).write.format("delta").mode("append").save(path)
-    assert delta_tables(lake_cfg.lake.root) == [path]
+    assert lake.tables() == ["silver.things"]
 
-    [result] = maintain_lake(spark, lake_cfg.lake.root, lake_cfg.maintain)
+    [result] = maintain_lake(lake, lake_cfg.maintain)
     assert result.files_before >= 4 and result.files_after == 1
     assert spark.read.format("delta").load(path).count() == 40
     # Files of old versions are younger than the retention: time travel still works.
@@ -24,4 +26,4 @@ def test_refuses_retention_that_breaks_time_travel(spark, lake_cfg):
     spark.range(3).write.format("delta").save(f"{lake_cfg.lake.root}/gold/x")
     short = dataclasses.replace(lake_cfg.maintain, vacuum_retention_hours=1)
     with pytest.raises(ValueError, match="maintain.vacuum_retention_hours: 1 is below 168"):
-        maintain_lake(spark, lake_cfg.lake.root, short)
+        maintain_lake(lake_of(spark, lake_cfg), short)

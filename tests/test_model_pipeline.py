@@ -12,7 +12,8 @@ import pytest
 
 from pyspark.sql import functions as F
 
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS
+from conftest import table_path
 from fusionrec.model.ranker import RANKER_FEATURES
 from _synthetic import synthetic
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from _registry_lake import item_topic
-from fusionrec.lake import table_path
-from fusionrec.registry.build import assemble_bundle, build_bundle, read_fusion_params, read_inputs
+from conftest import table_path, lake_of
+from fusionrec.registry.build import assemble_bundle, build_bundle, read_bundle_inputs, read_fusion_params
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import REASON_POPULAR
 from fusionrec.registry.bundle import ModelBundle
@@ -22,7 +22,7 @@ pytest_plugins = ["_registry_lake"]
 @pytest.fixture(scope="module")
 def built(registry_lake, spark):
     lake_cfg, truth = registry_lake
-    return build_bundle(spark, lake_cfg), truth
+    return build_bundle(lake_of(spark, lake_cfg), lake_cfg), truth
 
 
 def _reference_scores(truth: dict, user: str, n: int) -> dict[str, float]:
@@ -140,8 +140,8 @@ def test_save_load_roundtrip(built, tmp_path):
 
 def test_bad_model_outputs_are_named(registry_lake, spark, tmp_path):
     lake_cfg, _ = registry_lake
-    frames, _ = read_inputs(spark, lake_cfg)
-    params = read_fusion_params(lake_cfg)
+    frames, _ = read_bundle_inputs(lake_of(spark, lake_cfg))
+    params = read_fusion_params(lake_of(spark, lake_cfg))
     with pytest.raises(ValueError, match="model.item_factors.factors: row 0 has 4 values, expected 5"):
         assemble_bundle(frames, dict(params, rank=5), lake_cfg)
     bad_ranker = dict(params["ranker"], features=["als_score", "content_cosine"])
@@ -149,8 +149,7 @@ def test_bad_model_outputs_are_named(registry_lake, spark, tmp_path):
         assemble_bundle(frames, dict(params, ranker=bad_ranker), lake_cfg)
     empty = lake_cfg.replace(lake=lake_cfg.lake.__class__(root=str(tmp_path / "empty")))
     with pytest.raises(FileNotFoundError, match="fusion_params.json"):
-        read_fusion_params(empty)
-    Path(table_path(empty, "model", "x")).parent.mkdir(parents=True)
-    Path(table_path(empty, "model", "fusion_params.json")).write_text(json.dumps({"rank": 4, "text_to_user_factor": []}))
-    with pytest.raises(FileNotFoundError, match="not a Delta table"):
-        build_bundle(spark, empty)
+        read_fusion_params(lake_of(spark, empty))
+    lake_of(spark, empty).write_text("model/fusion_params.json", json.dumps({"rank": 4, "text_to_user_factor": []}))
+    with pytest.raises(FileNotFoundError, match="Delta table model.user_factors not found"):
+        build_bundle(lake_of(spark, empty), empty)

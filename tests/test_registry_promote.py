@@ -9,13 +9,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fusionrec.cli import main
-from fusionrec.registry.build import delta_version
 from fusionrec.registry.promote import (
     CHALLENGER, CHAMPION, TAG_METRIC_VALUE, TAG_SPLIT, current_champion, decide, promote_version)
 from _registry_lake import evaluation_results
 from fusionrec.registry.register import evaluation_from_results, register_model
 from fusionrec.registry.store import StoreError, configure_mlflow
-from fusionrec.lake import table_path
+from conftest import table_path, lake_of
 from fusionrec.runlog import RunReport
 
 pytest_plugins = ["_registry_lake"]
@@ -107,7 +106,7 @@ def test_registering_a_worse_model_is_refused_end_to_end(registered, registry_la
     ratings = spark.createDataFrame([(u, i, 1.0) for u in range(4) for i in range(3) if (u + i) % 2],
                                     "user INT, item INT, rating DOUBLE")
     als_model = ALS(rank=2, maxIter=2, implicitPrefs=True, seed=1).fit(ratings)
-    result = register_model(spark, lake_cfg, RunReport("register"), evaluation=worse, als_model=als_model)
+    result = register_model(lake_of(spark, lake_cfg), lake_cfg, RunReport("register"), evaluation=worse, als_model=als_model)
     client = MlflowClient(lake_cfg.mlflow.tracking_uri)
     als_uri = client.get_run(result.run_id).data.tags["als.model_uri"]
     assert "spark" in mlflow.models.get_model_info(als_uri).flavors
@@ -121,11 +120,11 @@ def test_unreachable_store_fails_clearly_and_leaves_the_lake_alone(registry_lake
     lake_cfg, _ = registry_lake
     broken = lake_cfg.replace(mlflow=dataclasses.replace(lake_cfg.mlflow,
                                                          tracking_uri="sqlite:////proc/forbidden/mlflow.db"))
-    recs = table_path(lake_cfg, "gold", "recommendations")
-    before = delta_version(spark, recs)
+    lake = lake_of(spark, lake_cfg)
+    before = lake.version("gold.recommendations")
     with pytest.raises((StoreError, OSError), match="/proc/forbidden"):
-        register_model(spark, broken, RunReport("register"))
-    assert delta_version(spark, recs) == before
+        register_model(lake_of(spark, broken), broken, RunReport("register"))
+    assert lake.version("gold.recommendations") == before
 
 
 def test_evaluation_results_are_flattened_for_the_gate(cfg):

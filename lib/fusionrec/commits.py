@@ -91,11 +91,6 @@ def retry_on_conflict(action: Callable[[], T], what: str, lake: LakeConfig,
     raise AssertionError("unreachable")
 
 
-def latest_version(spark: SparkSession, path: str) -> int:
-    """The latest committed version of the Delta table at ``path``."""
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
-
-
 #: A commit file being written (Hadoop log stores write ``.<version>.json.<uuid>.tmp``, then rename).
 _TEMP_COMMIT = re.compile(r"^\..*\.tmp(\.crc)?$")
 

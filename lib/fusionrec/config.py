@@ -170,8 +170,6 @@ class EvaluateConfig:
     positive_rating: float = 3.5
     positive_weight: float = 1.0
     seed: int = 7
-    #: Where the JSON table and bar chart go; None: <lake.root>/../reports.
-    report_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,8 +183,6 @@ class RegistryConfig:
     promotion_tolerance: float = 0.005
     #: Largest ``k`` a prediction request may ask for.
     max_k: int = 100
-    #: Where the evaluation JSON is read from; None: ``<evaluate.report_dir>/evaluation.json``.
-    evaluation_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,8 +306,6 @@ _PATH_KEYS = {
     ("embed", "wheels_dir"),
     ("embed", "model_cache"),
     ("mlflow", "artifact_location"),
-    ("evaluate", "report_dir"),
-    ("registry", "evaluation_file"),
 }
 
 

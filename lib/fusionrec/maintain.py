@@ -14,12 +14,8 @@ every table that gained files), and VACUUM weekly with the default 168 hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
-
 from fusionrec.config import MaintainConfig
+from fusionrec.lake import Lake
 
 #: Delta's own safety floor (spark.databricks.delta.retentionDurationCheck).
 MIN_RETENTION_HOURS = 168
@@ -34,35 +30,27 @@ class TableUpkeep:
     version_after: int
 
 
-def delta_tables(lake_root: str) -> list[str]:
-    """Every Delta table below ``lake_root`` (folders holding a ``_delta_log``)."""
-    root = Path(lake_root)
-    if not root.is_dir():
-        return []
-    return sorted(str(p.parent) for p in root.rglob("_delta_log") if p.is_dir())
+def _file_count(lake: Lake, table: str) -> int:
+    return int(lake.delta(table).detail().first()["numFiles"])
 
 
-def _file_count(spark: SparkSession, path: str) -> int:
-    return int(DeltaTable.forPath(spark, path).detail().first()["numFiles"])
-
-
-def maintain_table(spark: SparkSession, path: str, cfg: MaintainConfig) -> TableUpkeep:
+def maintain_table(lake: Lake, table: str, cfg: MaintainConfig) -> TableUpkeep:
     """OPTIMIZE (if configured) then VACUUM one table."""
     if cfg.vacuum_retention_hours < MIN_RETENTION_HOURS:
         raise ValueError(
             f"maintain.vacuum_retention_hours: {cfg.vacuum_retention_hours} is below {MIN_RETENTION_HOURS} "
             "hours; a shorter retention breaks time travel and concurrent readers"
         )
-    table = DeltaTable.forPath(spark, path)
-    before = _file_count(spark, path)
+    delta = lake.delta(table)
+    before = _file_count(lake, table)
     removed = 0
     if cfg.optimize and before > 1:
-        metrics = table.optimize().executeCompaction().first()["metrics"]
+        metrics = delta.optimize().executeCompaction().first()["metrics"]
         removed = int(metrics["numFilesRemoved"])
-    table.vacuum(float(cfg.vacuum_retention_hours))
-    version = int(table.history(1).first()["version"])
-    return TableUpkeep(path, before, _file_count(spark, path), removed, version)
+    delta.vacuum(float(cfg.vacuum_retention_hours))
+    return TableUpkeep(lake.path(table), before, _file_count(lake, table), removed, lake.version(table))
 
 
-def maintain_lake(spark: SparkSession, lake_root: str, cfg: MaintainConfig) -> list[TableUpkeep]:
-    return [maintain_table(spark, path, cfg) for path in delta_tables(lake_root)]
+def maintain_lake(lake: Lake, cfg: MaintainConfig) -> list[TableUpkeep]:
+    """OPTIMIZE and VACUUM every table of ``lake`` (:meth:`Lake.tables`)."""
+    return [maintain_table(lake, table, cfg) for table in lake.tables()]

@@ -10,6 +10,7 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from fusionrec.lake import normalise_uri
 from fusionrec.config import Config
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def build_spark(cfg: Config) -> SparkSession:
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Delta's default of 50 snapshot partitions dominates small-table latency.
         "spark.databricks.delta.snapshotPartitions": str(sc.shuffle_partitions),
-        "spark.sql.warehouse.dir": str(Path(cfg.lake.root) / "_warehouse") if "://" not in cfg.lake.root else f"{cfg.lake.root}/_warehouse",
+        "spark.sql.warehouse.dir": f"{normalise_uri(cfg.lake.root)}/_warehouse",
     }
     if sc.log4j_config and Path(sc.log4j_config).is_file():
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{sc.log4j_config}"

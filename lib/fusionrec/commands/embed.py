@@ -8,9 +8,21 @@ from fusionrec.config import Config
 from fusionrec.embed.stage import run_embed
 from fusionrec.features import build_features
 from fusionrec.runlog import RunReport
+from fusionrec.lake import Lake
 from fusionrec.session import build_spark
+from fusionrec.stages import Stage
 
 HELP = "embed item documents and reviews into Delta (incremental), then write the feature tables"
+
+
+STAGE = Stage(
+    "embed",
+    reads=("gold.interactions", "gold.item_documents", "gold.reviews"),
+    writes=("embeddings.item_embeddings", "embeddings.review_embeddings", "quarantine.embedding_failures",
+            "features.item_vectors", "features.user_profiles", "features.review_sentiment",
+            "features.item_sentiment"),
+    params=("embed", "features"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
-    embedded = run_embed(spark, cfg, report)
+    lake = Lake(build_spark(cfg), cfg.lake)
+    embedded = run_embed(lake, cfg.embed, report)
     report.results["embeddings"] = embedded
     for table, counts in embedded.items():
         if counts.get("status") == "absent":
@@ -35,7 +47,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
             f"{counts['quarantined']} quarantined ({failed}), {counts['deleted']} stale vectors deleted"
         )
     if args.features:
-        features = build_features(spark, cfg, report)
+        features = build_features(lake, cfg.features, report)
         report.results["features"] = features
         sentiment = features["sentiment"]
         auc = sentiment.get("auc")

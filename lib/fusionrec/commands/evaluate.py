@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from fusionrec.config import Config
-from fusionrec.evaluate.chart import save_results
+from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report, render_results
 from fusionrec.evaluate.harness import EvalInputs, evaluate
+from fusionrec.lake import Lake
 from fusionrec.model.train import read_inputs
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
+from fusionrec.stages import Stage
 
 HELP = "evaluate popularity / ALS / content / hybrid on a per-user chronological split (+ cold items)"
 
 
+STAGE = Stage(
+    "evaluate",
+    reads=("gold.interactions", "gold.reviews", "silver.events", "embeddings.item_embeddings",
+           "embeddings.review_embeddings"),
+    params=("model", "evaluate", "features"),
+    artifacts_out=(f"{evaluation_report(EVALUATION_NAME)}.json", f"{evaluation_report(EVALUATION_NAME)}.png"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", default="evaluation", help="file name stem of the JSON and PNG results")
-
-
-def report_dir(cfg: Config) -> Path:
-    if cfg.evaluate.report_dir:
-        return Path(cfg.evaluate.report_dir)
-    return Path(cfg.lake.root).parent / "reports"
+    parser.add_argument("--name", default=EVALUATION_NAME, help="file name stem of the JSON and PNG results")
 
 
 def format_table(results: dict) -> str:
@@ -38,16 +42,18 @@ def format_table(results: dict) -> str:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
+    lake = Lake(build_spark(cfg), cfg.lake)
     with stage("evaluate.read", report) as rec:
-        inputs = read_inputs(spark, cfg)
+        inputs = read_inputs(lake)
         rec.counts["interactions"] = inputs["interactions"].count()
     with stage("evaluate.run", report) as rec:
         results = evaluate(EvalInputs(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
                                       inputs["review_embeddings"], inputs["events"]), cfg)
         rec.counts.update(results["counts"])
     with stage("evaluate.save", report):
-        paths = save_results(results, report_dir(cfg), args.name)
+        rendered = render_results(results, args.name)
+        paths = {kind: lake.write_bytes(f"{evaluation_report(args.name)}.{kind}", data)
+                 for kind, data in rendered.items()}
     report.results["evaluation"] = {**results, "files": paths}
     print(format_table(results))
     print(f"results: {paths['json']} chart: {paths['png']}")

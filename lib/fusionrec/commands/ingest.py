@@ -7,11 +7,22 @@ import logging
 from typing import Any
 
 from fusionrec.config import Config
+from fusionrec.ingest.schema import KINDS
 from fusionrec.runlog import RunReport, stage
+from fusionrec.stages import Stage
 
 HELP = "ingest events/items/reviews JSONL, a MovieLens or an Amazon directory into the Delta lake"
 
 log = logging.getLogger("fusionrec")
+
+
+STAGE = Stage(
+    "ingest",
+    writes=("bronze._batches", *(f"{layer}.{kind}" for layer in ("bronze", "quarantine", "silver") for kind in KINDS),
+            "gold.interactions", "gold.item_documents", "gold.reviews"),
+    params=("ingest",),
+    uses=("mlflow",),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +76,15 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     from fusionrec.ingest.pipeline import ingest, ingest_directory
     from fusionrec.session import build_spark
 
-    spark = build_spark(cfg)
+    from fusionrec.lake import Lake
+
+    lake = Lake(build_spark(cfg), cfg.lake)
     with stage("ingest", report) as rec:
         if args.dir:
-            result = ingest_directory(spark, cfg, args.path)
+            result = ingest_directory(lake, cfg, args.path)
             batches = list(result["batches"].values())
         else:
-            result = ingest(spark, cfg, args.source, args.path, args.batch_id)
+            result = ingest(lake, cfg, args.source, args.path, args.batch_id)
             batches = [result]
         for b in batches:
             for kind, t in b.get("tables", {}).items():

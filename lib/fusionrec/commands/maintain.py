@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
+from fusionrec.lake import Lake
 from fusionrec.maintain import maintain_lake
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
@@ -17,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
+    lake = Lake(build_spark(cfg), cfg.lake)
     with stage("maintain", report) as rec:
-        results = maintain_lake(spark, cfg.lake.root, cfg.maintain)
+        results = maintain_lake(lake, cfg.maintain)
         rec.counts.update(tables=len(results), files_before=sum(r.files_before for r in results),
                           files_after=sum(r.files_after for r in results))
     report.results["tables"] = [r.__dict__ for r in results]

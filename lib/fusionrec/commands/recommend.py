@@ -7,13 +7,25 @@ import argparse
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.model.recommend import recommend_all
-from fusionrec.model.train import load_model, read_inputs, read_table
+from fusionrec.model.train import FUSION_PARAMS, load_model, read_inputs
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
+from fusionrec.stages import Stage
 
 HELP = "score every user against every item (blocked) and write top-K with reasons to gold.recommendations"
+
+
+STAGE = Stage(
+    "recommend",
+    reads=("gold.interactions", "gold.reviews", "gold.item_documents", "silver.events",
+           "embeddings.item_embeddings", "embeddings.review_embeddings",
+           "model.user_factors", "model.item_factors"),
+    writes=("gold.recommendations",),
+    params=("model", "features"),
+    artifacts_in=(FUSION_PARAMS,),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
+    lake = Lake(build_spark(cfg), cfg.lake)
     with stage("recommend.load", report):
-        inputs = read_inputs(spark, cfg)
-        model, ranker, _ = load_model(spark, cfg, inputs)
-        docs = read_table(spark, cfg, "gold", "item_documents", required=False)
+        inputs = read_inputs(lake)
+        model, ranker, _ = load_model(lake, cfg, inputs)
+        docs = lake.read_optional("gold.item_documents")
         titles = (docs.select("item_id", "title") if docs is not None
                   else inputs["item_embeddings"].select("item_id", F.lit(None).cast("string").alias("title")))
         categories = docs.select("item_id", "categories") if docs is not None else None
@@ -33,9 +45,9 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         recs = recommend_all(model, ranker, inputs["interactions"], titles, categories, cfg.model)
         schema_cols = [c.strip().split(" ")[0] for c in SCHEMAS["gold.recommendations"].split(",")]
         recs = recs.select(*schema_cols)
-        path = table_path(cfg, "gold", "recommendations")
-        recs.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-        written = spark.read.format("delta").load(path)
+        lake.overwrite("gold.recommendations", recs)
+        path = lake.path("gold.recommendations")
+        written = lake.read("gold.recommendations")
         stats = written.agg(F.countDistinct("user_id").alias("users"), F.count(F.lit(1)).alias("rows"),
                             F.countDistinct("item_id").alias("items")).first()
         reasons = {r["kind"]: r["n"] for r in written.groupBy(

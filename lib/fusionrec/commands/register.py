@@ -7,9 +7,23 @@ import argparse
 from fusionrec.config import Config
 from fusionrec.registry.register import register_model
 from fusionrec.runlog import RunReport
+from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.lake import Lake
+from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.session import build_spark
+from fusionrec.stages import Stage
 
 HELP = "register the fused model (MLflow pyfunc) as 'challenger' and promote it to 'champion' if it passes the gate"
+
+
+STAGE = Stage(
+    "register",
+    reads=("gold.interactions", "gold.item_documents", "gold.recommendations", "features.item_vectors",
+           "features.user_profiles", "features.item_sentiment", "model.user_factors", "model.item_factors"),
+    params=("registry", "model", "embed", "evaluate"),
+    uses=("mlflow",),
+    artifacts_in=(FUSION_PARAMS, f"{evaluation_report(EVALUATION_NAME)}.json"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
-    result = register_model(spark, cfg, report, promote=not args.no_promote, force_promote=args.force_promote)
+    lake = Lake(build_spark(cfg), cfg.lake)
+    result = register_model(lake, cfg, report, promote=not args.no_promote, force_promote=args.force_promote)
     print(f"registered {result.model_name} version {result.version} (run {result.run_id}), "
           f"{cfg.registry.promotion_model} {cfg.registry.promotion_metric} = {result.metric:.4f}")
     if result.decision is not None:

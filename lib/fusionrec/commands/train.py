@@ -5,11 +5,24 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.model.train import fit_pipeline, params_path, read_inputs, write_model
+from fusionrec.lake import Lake
+from fusionrec.model.train import FUSION_PARAMS, fit_pipeline, read_inputs, write_model
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
+from fusionrec.stages import Stage
 
 HELP = "fit ALS + text maps + ranker on gold.interactions and the embeddings; write model.* and fusion_params.json"
+
+
+STAGE = Stage(
+    "train",
+    reads=("gold.interactions", "gold.reviews", "silver.events", "embeddings.item_embeddings",
+           "embeddings.review_embeddings"),
+    writes=("model.user_factors", "model.item_factors"),
+    # evaluate: the validation period the search and the ranker are fitted on.
+    params=("model", "evaluate", "features"),
+    artifacts_out=(FUSION_PARAMS,),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
-    spark = build_spark(cfg)
+    lake = Lake(build_spark(cfg), cfg.lake)
     with stage("train.read", report) as rec:
-        inputs = read_inputs(spark, cfg)
+        inputs = read_inputs(lake)
         rec.counts["interactions"] = inputs["interactions"].count()
         rec.counts["item_embeddings"] = inputs["item_embeddings"].count()
         rec.counts["reviews"] = inputs["reviews"].count() if inputs["reviews"] is not None else 0
@@ -28,10 +41,10 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
                               inputs["review_embeddings"], cfg, events=inputs["events"])
         rec.counts.update(fitted.model.counts)
     with stage("train.write", report) as rec:
-        doc = write_model(fitted, cfg)
-        rec.counts["params"] = params_path(cfg)
+        doc = write_model(lake, fitted, cfg)
+        rec.counts["params"] = lake.uri(FUSION_PARAMS)
     report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
                                "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts}
-    print(f"model written: {params_path(cfg)} (rank {doc['rank']}, "
+    print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {doc['rank']}, "
           f"{fitted.model.counts['als_users']} ALS users, {fitted.model.counts['text_map_items']} text-mapped items)")
     return 0

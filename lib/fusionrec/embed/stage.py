@@ -30,16 +30,15 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fusionrec.commits import create_table
-from fusionrec.config import Config, EmbedConfig, LakeConfig
+from fusionrec.config import EmbedConfig
 from fusionrec.embed.infer import embed_texts, embedding_pipeline
 from fusionrec.embed.plan import EmbeddingPlan, plan_embedding
 from fusionrec.embed.texts import prepare_texts
 from fusionrec.embed.validate import classify_vectors
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
 
 log = logging.getLogger(__name__)
@@ -63,19 +62,11 @@ TARGETS: tuple[EmbedTarget, ...] = (
 )
 
 
-def ensure_table(spark: SparkSession, path: str, ddl: str, lake: LakeConfig) -> DeltaTable:
-    """The Delta table at ``path``, created empty with ``ddl`` if it does not exist yet (also
+def ensure_table(lake: Lake, table: str) -> DeltaTable:
+    """``table``, created empty with its contract schema if it does not exist yet (also
     over the uncommitted ``_delta_log`` a run killed while creating it leaves behind)."""
-    create_table(spark, path, spark.createDataFrame([], ddl).schema, lake)
-    return DeltaTable.forPath(spark, path)
-
-
-def read_gold(spark: SparkSession, cfg: Config, name: str) -> DataFrame | None:
-    """``gold.<name>``, or None when it was never written."""
-    path = table_path(cfg, "gold", name)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return spark.read.format("delta").load(path)
+    lake.create(table, lake.spark.createDataFrame([], SCHEMAS[table]).schema)
+    return lake.delta(table)
 
 
 def stored_vectors(table: DeltaTable, id_col: str) -> DataFrame:
@@ -153,21 +144,21 @@ def merge_vectors(table: DeltaTable, id_col: str, present: DataFrame, vectors: D
     }
 
 
-def write_quarantine(spark: SparkSession, cfg: Config, source: str, rows: DataFrame) -> bool:
+def write_quarantine(lake: Lake, source: str, rows: DataFrame) -> bool:
     """Replace ``source``'s rows of the quarantine table with ``rows`` (one atomic commit).
 
     Nothing is written when the same records are already quarantined for the same
     reasons (a re-run without changes leaves the table as it is).
     :returns: whether a new table version was written.
     """
-    path = table_path(cfg, "quarantine", QUARANTINE_TABLE)
-    table = ensure_table(spark, path, SCHEMAS[f"quarantine.{QUARANTINE_TABLE}"], cfg.lake)
+    name = f"quarantine.{QUARANTINE_TABLE}"
+    table = ensure_table(lake, name)
     keys = ["record_id", "content_hash", "reason"]
     current = table.toDF().where(F.col("source") == source).select(keys)
     wanted = rows.select(keys)
     if not wanted.exceptAll(current).unionByName(current.exceptAll(wanted)).limit(1).collect():
         return False
-    rows.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").save(path)
+    rows.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").save(lake.path(name))
     return True
 
 
@@ -186,14 +177,13 @@ def _outcome_counts(present: DataFrame, vectors: DataFrame, quarantined: DataFra
 
 
 def embed_table(
-    spark: SparkSession, cfg: Config, target: EmbedTarget, records: DataFrame, pipeline: PipelineModel
+    lake: Lake, cfg: EmbedConfig, target: EmbedTarget, records: DataFrame, pipeline: PipelineModel
 ) -> dict[str, Any]:
     """Embed ``records`` (the gold table's rows) into ``embeddings.<target.table>``.
 
     :param pipeline: from :func:`fusionrec.embed.infer.embedding_pipeline` (loaded once per run).
     """
-    table = ensure_table(spark, table_path(cfg, "embeddings", target.table), SCHEMAS[f"embeddings.{target.table}"],
-                         cfg.lake)
+    table = ensure_table(lake, f"embeddings.{target.table}")
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -201,15 +191,15 @@ def embed_table(
         return df
 
     try:
-        prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg.embed))
+        prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg))
         n_input = prepared.count()
         plan = plan_embedding(prepared, stored_vectors(table, target.id_col))
-        computed = keep(classify_vectors(embed_texts(cfg.embed, plan.to_embed, pipeline), cfg.embed.dimension))
+        computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline), cfg.dimension))
         fresh, failed = new_vectors(plan, computed)
         # Materialised (by the counting job) before the MERGE rewrites the table they were planned against.
         vectors = keep(fresh)
         present = keep(plan.present)
-        quarantined = keep(quarantine_rows(target.source, plan.rejected, failed, cfg.embed))
+        quarantined = keep(quarantine_rows(target.source, plan.rejected, failed, cfg))
         counts = _outcome_counts(present, vectors, quarantined, computed)
 
         n_present = counts.get("record:skipped_present", 0)
@@ -217,8 +207,8 @@ def embed_table(
         merged = {"inserted": 0, "updated": 0, "deleted": 0}
         # Nothing new and nothing stale (every stored row is a present one): no commit.
         if n_vectors or table.toDF().count() != n_present:
-            merged = merge_vectors(table, target.id_col, present, vectors, cfg.embed.model_id)
-        quarantine_written = write_quarantine(spark, cfg, target.source, quarantined)
+            merged = merge_vectors(table, target.id_col, present, vectors, cfg.model_id)
+        quarantine_written = write_quarantine(lake, target.source, quarantined)
     finally:
         for df in persisted:
             df.unpersist()
@@ -244,27 +234,27 @@ def embed_table(
     return result
 
 
-def run_embed(spark: SparkSession, cfg: Config, report: RunReport | None = None) -> dict[str, Any]:
+def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> dict[str, Any]:
     """Embed every source table; returns ``{table: counts}`` (see :func:`embed_table`).
 
     A missing gold table is reported as ``{"status": "absent"}``; both missing is an error.
     """
-    sources = {target: read_gold(spark, cfg, target.source) for target in TARGETS}
+    sources = {target: lake.read_optional(f"gold.{target.source}") for target in TARGETS}
     if all(records is None for records in sources.values()):
         raise FileNotFoundError(
-            f"{table_path(cfg, 'gold', TARGETS[0].source)}: no gold text tables "
+            f"{lake.path('gold.' + TARGETS[0].source)}: no gold text tables "
             f"({', '.join('gold.' + t.source for t in TARGETS)}) to embed; run 'fusionrec ingest' first"
         )
-    pipeline = embedding_pipeline(spark, cfg.embed)
+    pipeline = embedding_pipeline(lake.spark, cfg)
     results: dict[str, Any] = {}
     for target, records in sources.items():
         if records is None:
             log.warning("gold.%s not found at %s: nothing to embed for %s", target.source,
-                        table_path(cfg, "gold", target.source), target.table)
+                        lake.path(f"gold.{target.source}"), target.table)
             results[target.table] = {"status": "absent"}
             continue
         with stage(f"embed.{target.table}", report) as record:
-            counts = embed_table(spark, cfg, target, records, pipeline)
+            counts = embed_table(lake, cfg, target, records, pipeline)
             record.counts.update(counts)
         results[target.table] = {"status": "ok", **counts}
     return results

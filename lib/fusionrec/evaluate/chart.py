@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -11,16 +11,24 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+#: Evaluation results (JSON + PNG chart) live in the lake under this folder.
+REPORTS = "reports"
+#: The results the registry gates on (``fusionrec evaluate --name``'s default).
+EVALUATION_NAME = "evaluation"
+
+
+def evaluation_report(name: str) -> str:
+    """The lake artifact of the evaluation results ``name`` (``.json``; its chart ``.png``)."""
+    return f"{REPORTS}/{name}"
+
+
 CHART_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 
 
-def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "evaluation") -> dict[str, str]:
-    """Write ``<name>.json`` and ``<name>.png`` (metrics per model at the first K, plus the
-    cold-item recall) into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{name}.json"
-    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+def render_results(results: dict[str, Any], name: str = "evaluation") -> dict[str, bytes]:
+    """``{"json": ..., "png": ...}``: the results as JSON and a bar chart (metrics per model
+    at the first K, plus the cold-item recall), as bytes for any store."""
+    document = (json.dumps(results, indent=2, default=str) + "\n").encode("utf-8")
     k = results["table"][0]["k"]
     rows = [r for r in results["table"] if r["k"] == k]
     cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
@@ -37,7 +45,7 @@ def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "eval
     ax.set_title(f"{name}: models on the same chronological split")
     ax.legend()
     fig.tight_layout()
-    png_path = out / f"{name}.png"
-    fig.savefig(png_path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return {"json": str(json_path), "png": str(png_path)}
+    return {"json": document, "png": buffer.getvalue()}

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
-from fusionrec.config import Config, FeaturesConfig
+from fusionrec.config import FeaturesConfig
 from fusionrec.features.item_vectors import item_vectors
 from fusionrec.features.profiles import user_profiles
 from fusionrec.features.sentiment import (
@@ -25,7 +24,7 @@ from fusionrec.features.sentiment import (
     score_sentiment,
     train_sentiment,
 )
-from fusionrec.lake import SCHEMAS, table_path
+from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
 
 log = logging.getLogger(__name__)
@@ -42,43 +41,42 @@ def sentiment_settings(cfg: FeaturesConfig) -> SentimentSettings:
     )
 
 
-def _read(spark: SparkSession, cfg: Config, layer: str, name: str, required: bool) -> DataFrame:
+def _read(lake: Lake, table: str, required: bool) -> DataFrame:
     """A lake table; an absent optional one is an empty frame with its contract schema."""
-    path = table_path(cfg, layer, name)
-    if DeltaTable.isDeltaTable(spark, path):
-        return spark.read.format("delta").load(path)
     if required:
-        raise FileNotFoundError(f"{path}: {layer}.{name} does not exist; run the stage that writes it first")
-    log.warning("%s.%s not found at %s: treated as empty", layer, name, path)
-    return spark.createDataFrame([], SCHEMAS[f"{layer}.{name}"])
+        return lake.read(table)
+    found = lake.read_optional(table)
+    if found is None:
+        log.warning("%s not found at %s: treated as empty", table, lake.path(table))
+        return lake.spark.createDataFrame([], SCHEMAS[table])
+    return found
 
 
-def _write(df: DataFrame, cfg: Config, name: str) -> int:
-    path = table_path(cfg, "features", name)
-    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-    return df.sparkSession.read.format("delta").load(path).count()
+def _write(lake: Lake, df: DataFrame, name: str) -> int:
+    lake.overwrite(f"features.{name}", df)
+    return lake.read(f"features.{name}").count()
 
 
-def build_features(spark: SparkSession, cfg: Config, report: RunReport | None = None) -> dict[str, Any]:
+def build_features(lake: Lake, fc: FeaturesConfig, report: RunReport | None = None) -> dict[str, Any]:
     """Write the feature tables from everything in gold/embeddings; returns row counts and sentiment metrics."""
-    fc = cfg.features
-    interactions = _read(spark, cfg, "gold", "interactions", required=True)
-    reviews = _read(spark, cfg, "gold", "reviews", required=False)
-    item_embeddings = _read(spark, cfg, "embeddings", "item_embeddings", required=True)
-    review_embeddings = _read(spark, cfg, "embeddings", "review_embeddings", required=False)
+    spark = lake.spark
+    interactions = _read(lake, "gold.interactions", required=True)
+    reviews = _read(lake, "gold.reviews", required=False)
+    item_embeddings = _read(lake, "embeddings.item_embeddings", required=True)
+    review_embeddings = _read(lake, "embeddings.review_embeddings", required=False)
     results: dict[str, Any] = {}
 
     with stage("features.item_vectors", report) as rec:
         vectors = item_vectors(item_embeddings, review_embeddings, reviews, fc.item_doc_weight, fc.item_review_weight)
         vectors = vectors.persist(StorageLevel.MEMORY_AND_DISK)
-        rec.counts["rows"] = results["item_vectors"] = _write(vectors, cfg, "item_vectors")
+        rec.counts["rows"] = results["item_vectors"] = _write(lake, vectors, "item_vectors")
 
     with stage("features.user_profiles", report) as rec:
         profiles = user_profiles(
             interactions, vectors, reviews, review_embeddings,
             as_of=None, half_life_days=fc.profile_half_life_days, review_weight=fc.profile_review_weight,
         )
-        rec.counts["rows"] = results["user_profiles"] = _write(profiles, cfg, "user_profiles")
+        rec.counts["rows"] = results["user_profiles"] = _write(lake, profiles, "user_profiles")
     vectors.unpersist()
 
     with stage("features.sentiment", report) as rec:
@@ -94,7 +92,7 @@ def build_features(spark: SparkSession, cfg: Config, report: RunReport | None = 
             scores = score_sentiment(model, review_embeddings, reviews).persist(StorageLevel.MEMORY_AND_DISK)
         results["sentiment"] = metrics
         rec.counts.update({k: v for k, v in metrics.items() if k != "reason"})
-        rec.counts["review_rows"] = results["review_sentiment"] = _write(scores, cfg, "review_sentiment")
-        rec.counts["item_rows"] = results["item_sentiment"] = _write(item_sentiment(scores), cfg, "item_sentiment")
+        rec.counts["review_rows"] = results["review_sentiment"] = _write(lake, scores, "review_sentiment")
+        rec.counts["item_rows"] = results["item_sentiment"] = _write(lake, item_sentiment(scores), "item_sentiment")
         scores.unpersist()
     return results

@@ -24,7 +24,6 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pyspark import StorageLevel
@@ -33,13 +32,14 @@ from pyspark.sql import functions as F
 
 from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
+from fusionrec.lake import Lake
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
 from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, SILVER_COLUMNS, quarantined, review_events
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.ingest.schema import KEYS, KINDS, Fix
 from fusionrec.ingest.sources import amazon, jsonl, movielens
-from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, inspect, resolve
+from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, exists, inspect, resolve
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ ADAPTERS: dict[str, Adapter] = {
 SOURCES = tuple(ADAPTERS)
 
 
-def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
+def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
     """Ingest the files at ``path`` as one batch of ``source``; returns the accounting report.
 
     :param source: ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
@@ -90,10 +90,10 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
     if source not in ADAPTERS:
         raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
     adapter = ADAPTERS[source]
-    files = [inspect(p) for p in resolve(path, adapter.patterns)]
+    files = inspect(lake.spark, resolve(lake.spark, path, adapter.patterns))
     adapter.check(files)
     bid = batch_id or files_batch_id(source, files)
-    previous = _completed_report(spark, cfg, bid)
+    previous = _completed_report(lake, cfg, bid)
     if previous is not None:
         log.info("batch %s (%s) already ingested: nothing to do", bid, source)
         return {**previous, "skipped": True}
@@ -101,7 +101,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
-    staged = adapter.read(spark, files, cfg)
+    staged = adapter.read(lake.spark, files, cfg)
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
     try:
@@ -111,7 +111,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
             account.check_split()
             _check_parseable(account, source)
         provenance = [F.lit(source).alias("source"), F.lit(bid).alias("batch_id"), F.lit(now).alias("ingest_ts")]
-        gold_report = _write(spark, cfg, source, bid, classified, accounts, provenance, timings)
+        gold_report = _write(lake, cfg, source, bid, classified, accounts, provenance, timings)
         report = {
             "source": source, "batch_id": bid, "skipped": False, "ingest_ts": now.isoformat(),
             "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
@@ -119,38 +119,37 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
             "gold": gold_report,
             "timings_s": timings,
         }
-        _record_batch(spark, cfg, bid, source, files, list(accounts), report)
+        _record_batch(lake, cfg, bid, source, files, list(accounts), report)
         return report
     finally:
         for df in classified.values():
             df.unpersist()
 
 
-def ingest_directory(spark: SparkSession, cfg: Config, path: str) -> dict[str, Any]:
+def ingest_directory(lake: Lake, cfg: Config, path: str) -> dict[str, Any]:
     """Ingest a directory of canonical JSONL files: ``items*``, then ``events*``, then
     ``reviews*`` (items first, so reviews see their items), one batch per kind."""
-    root = Path(path)
-    if not root.exists():
+    found_at, is_dir = exists(lake.spark, path)
+    if not found_at:
         raise InputError(f"{path}: no such file or directory")
-    if not root.is_dir():
+    if not is_dir:
         raise InputError(f"{path}: not a directory")
-    found = {kind: resolve_or_none(path, jsonl.PATTERNS[kind]) for kind in KINDS}
+    found = {kind: _resolve_or_none(lake.spark, path, jsonl.PATTERNS[kind]) for kind in KINDS}
     if not any(found.values()):
         raise InputError(f"{path}: directory has no events*/items*/reviews* JSON Lines files")
-    # Check every file of every kind before the first write.
-    inspected = {kind: [inspect(p) for p in paths] for kind, paths in found.items() if paths}
-    for files in inspected.values():
-        jsonl.check(files)
+    # Check every file of every kind (one Spark job) before the first write.
+    checked = inspect(lake.spark, [uri for uris in found.values() for uri in uris])
+    jsonl.check(checked)
     batches = {}
     for kind in KINDS:
-        if kind in inspected:
-            batches[kind] = ingest(spark, cfg, kind, str(found[kind][0]) if len(found[kind]) == 1 else path)
-    return {"path": str(root.resolve()), "batches": batches}
+        if found[kind]:
+            batches[kind] = ingest(lake, cfg, kind, found[kind][0] if len(found[kind]) == 1 else path)
+    return {"path": path, "batches": batches}
 
 
-def resolve_or_none(path: str, patterns: tuple[str, ...]) -> list[Path]:
+def _resolve_or_none(spark: SparkSession, path: str, patterns: tuple[str, ...]) -> list[str]:
     try:
-        return resolve(path, patterns)
+        return resolve(spark, path, patterns)
     except InputError:
         return []
 
@@ -162,7 +161,7 @@ def _check_parseable(account: KindAccount, source: str) -> None:
                              f"({rows} lines, wrong format?)")
 
 
-def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: dict[str, DataFrame],
+def _write(lake: Lake, cfg: Config, source: str, bid: str, classified: dict[str, DataFrame],
            accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float]) -> dict[str, Any]:
     personal = list(cfg.ingest.personal_fields)
     accepted: dict[str, DataFrame] = {}
@@ -172,57 +171,57 @@ def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: 
         df = classified[kind]
         with _timed(timings, "bronze"):
             writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
-                                 writer.ensure_table(spark, cfg, f"bronze.{kind}"), bid, cfg.lake)
+                                 writer.ensure_table(lake, f"bronze.{kind}"), bid, cfg.lake)
         with _timed(timings, "quarantine"):
             writer.replace_batch(quarantined(df, personal).select("*", *provenance),
-                                 writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid, cfg.lake)
+                                 writer.ensure_table(lake, f"quarantine.{kind}"), bid, cfg.lake)
         accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
             .select(*SILVER_COLUMNS[kind], *provenance)
 
     with _timed(timings, "silver"):
-        silver_metrics, derived = _write_silver(spark, cfg, accepted, provenance)
+        silver_metrics, derived = _write_silver(lake, cfg, accepted, provenance)
     with _timed(timings, "read_back"):
         for kind, account in accounts.items():
-            _read_back(spark, cfg, kind, bid, accepted[kind], account, silver_metrics.get(kind, {}))
+            _read_back(lake, cfg, kind, bid, accepted[kind], account, silver_metrics.get(kind, {}))
             account.check_written()
     with _timed(timings, "gold"):
-        return _update_gold(spark, cfg, bid, accepted, derived, accounts)
+        return _update_gold(lake, cfg, bid, accepted, derived, accounts)
 
 
-def _write_silver(spark: SparkSession, cfg: Config, accepted: dict[str, DataFrame],
+def _write_silver(lake: Lake, cfg: Config, accepted: dict[str, DataFrame],
                   provenance: list) -> tuple[dict[str, dict[str, int]], DataFrame | None]:
     """MERGE the accepted rows into silver; returns commit metrics and the derived review events."""
     silver_metrics: dict[str, dict[str, int]] = {}
     if "items" in accepted:
-        path = writer.ensure_table(spark, cfg, "silver.items")
+        path = writer.ensure_table(lake, "silver.items")
         # Across batches the rule of clean.classify_items continues: a stored record with a
         # newer updated_ts is kept; otherwise the later batch's record replaces it.
         rule = "t.updated_ts IS NULL OR s.updated_ts >= t.updated_ts"
         silver_metrics["items"] = writer.merge_upsert(
-            spark, path, accepted["items"], KEYS["silver.items"],
+            lake.spark, path, accepted["items"], KEYS["silver.items"],
             compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], lake=cfg.lake, rule=rule)
     if "events" in accepted:
-        path = writer.ensure_table(spark, cfg, "silver.events")
-        silver_metrics["events"] = writer.merge_insert(spark, path, accepted["events"], KEYS["silver.events"], cfg.lake)
+        path = writer.ensure_table(lake, "silver.events")
+        silver_metrics["events"] = writer.merge_insert(lake.spark, path, accepted["events"], KEYS["silver.events"], cfg.lake)
     derived = None
     if "reviews" in accepted:
-        path = writer.ensure_table(spark, cfg, "silver.reviews")
-        silver_metrics["reviews"] = writer.merge_insert(spark, path, accepted["reviews"], KEYS["silver.reviews"], cfg.lake)
+        path = writer.ensure_table(lake, "silver.reviews")
+        silver_metrics["reviews"] = writer.merge_insert(lake.spark, path, accepted["reviews"], KEYS["silver.reviews"], cfg.lake)
         if cfg.ingest.review_events:
             derived = review_events(accepted["reviews"], cfg.ingest).select("*", *provenance)
-            writer.merge_insert(spark, writer.ensure_table(spark, cfg, "silver.events"), derived, KEYS["silver.events"],
+            writer.merge_insert(lake.spark, writer.ensure_table(lake, "silver.events"), derived, KEYS["silver.events"],
                                 cfg.lake)
     return silver_metrics, derived
 
 
-def _read_back(spark: SparkSession, cfg: Config, kind: str, bid: str, accepted: DataFrame,
+def _read_back(lake: Lake, cfg: Config, kind: str, bid: str, accepted: DataFrame,
                account: KindAccount, metrics: dict[str, int]) -> None:
     """Fill the written counts of ``account`` from the Delta tables (equations (2), (3)).
 
     Silver is read at one version: a concurrent batch may commit between the two counts.
     """
     name = f"silver.{kind}"
-    silver = writer.read_at(spark, cfg, name, writer.version(spark, cfg, name))
+    silver = lake.read(name, lake.version(name))
     key = KEYS[f"silver.{kind}"][0]
     if kind == "events":
         silver = silver.where(~F.col("event_id").startswith(DERIVED_EVENT_PREFIX))
@@ -232,10 +231,10 @@ def _read_back(spark: SparkSession, cfg: Config, kind: str, bid: str, accepted: 
     account.held_by_other_batches = (accepted.select(key).join(others, key, "left_semi").count()
                                      if others.limit(1).count() else 0)
     account.silver_inserted = metrics.get("numTargetRowsInserted", 0)
-    account.quarantine_rows = writer.read(spark, cfg, f"quarantine.{kind}").where(F.col("batch_id") == bid).count()
+    account.quarantine_rows = lake.read(f"quarantine.{kind}").where(F.col("batch_id") == bid).count()
 
 
-def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str, DataFrame],
+def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFrame],
                  derived: DataFrame | None, accounts: dict[str, KindAccount]) -> dict[str, Any]:
     """Recompute the gold rows whose inputs this batch touched, and upsert them."""
     out: dict[str, Any] = {}
@@ -251,7 +250,7 @@ def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str,
                 events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
             return gold.interactions(events)
 
-        out["interactions"] = _upsert_gold(spark, cfg, "gold.interactions", ("silver.events",), interactions,
+        out["interactions"] = _upsert_gold(lake, cfg, "gold.interactions", ("silver.events",), interactions,
                                            compare=["weight", "n_events", "first_ts", "last_ts", "rating"])
 
     items_touched = accepted["items"].select("item_id") if "items" in accepted else None
@@ -263,10 +262,10 @@ def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str,
             return gold.item_documents(items)
 
         out["item_documents"] = _upsert_gold(
-            spark, cfg, "gold.item_documents", ("silver.items",), documents,
+            lake, cfg, "gold.item_documents", ("silver.items",), documents,
             compare=["title", "text", "categories", "brand", "price", "updated_ts"])
 
-    if "reviews" in accepted or (items_touched is not None and writer.exists(spark, cfg, "silver.reviews")):
+    if "reviews" in accepted or (items_touched is not None and lake.exists("silver.reviews")):
         def reviews(read: Callable[[str], DataFrame | None]) -> DataFrame:
             silver_reviews = read("silver.reviews")
             selector = None
@@ -281,19 +280,19 @@ def _update_gold(spark: SparkSession, cfg: Config, bid: str, accepted: dict[str,
                 touched = silver_reviews.where(selector)
             items = read("silver.items")
             if items is None:  # no item ingested yet
-                items = spark.createDataFrame([], "item_id STRING")
+                items = lake.spark.createDataFrame([], "item_id STRING")
             return gold.reviews(touched, items)
 
-        out["reviews"] = _upsert_gold(spark, cfg, "gold.reviews", ("silver.reviews", "silver.items"), reviews,
+        out["reviews"] = _upsert_gold(lake, cfg, "gold.reviews", ("silver.reviews", "silver.items"), reviews,
                                       compare=["user_id", "item_id", "rating", "text", "ts", "item_known"])
         if "reviews" in accepted:
-            unknown = writer.read(spark, cfg, "gold.reviews").join(
+            unknown = lake.read("gold.reviews").join(
                 accepted["reviews"].select("review_id"), "review_id", "left_semi").where(~F.col("item_known")).count()
             accounts["reviews"].fixes[Fix.ITEM_UNKNOWN] = unknown
     return out
 
 
-def _upsert_gold(spark: SparkSession, cfg: Config, target: str, sources: tuple[str, ...],
+def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
                  build: Callable[[Callable[[str], DataFrame | None]], DataFrame], compare: list[str]) -> dict[str, int]:
     """Upsert ``build(read)`` into gold ``target``, ``read`` giving the silver ``sources`` at
     one version each; returns the inserted/updated counts.
@@ -305,17 +304,17 @@ def _upsert_gold(spark: SparkSession, cfg: Config, target: str, sources: tuple[s
     sources did not move during a round. The last gold commit of any key is then computed
     from a silver version that holds every batch committed before it.
     """
-    path = writer.ensure_table(spark, cfg, target)
+    path = writer.ensure_table(lake, target)
     totals = {"inserted": 0, "updated": 0}
     for _ in range(cfg.lake.commit_retries + 1):
-        versions = {name: writer.version(spark, cfg, name) for name in sources if writer.exists(spark, cfg, name)}
+        versions = {name: lake.version(name) for name in sources if lake.exists(name)}
         def read(name: str) -> DataFrame | None:
-            return writer.read_at(spark, cfg, name, versions[name]) if name in versions else None
+            return lake.read(name, versions[name]) if name in versions else None
 
-        metrics = writer.merge_upsert(spark, path, build(read), KEYS[target], compare, cfg.lake)
+        metrics = writer.merge_upsert(lake.spark, path, build(read), KEYS[target], compare, cfg.lake)
         for key, value in writer.merge_metrics_summary(metrics).items():
             totals[key] += value
-        moved = [name for name, v in versions.items() if writer.version(spark, cfg, name) != v]
+        moved = [name for name, v in versions.items() if lake.version(name) != v]
         if not moved:
             return totals
         log.info("%s: %s changed by a concurrent batch while computed: recomputing", target, ", ".join(moved))
@@ -330,28 +329,28 @@ def _only_batch(table: DataFrame, bid: str) -> bool:
 
 # --------------------------------------------------------------------------- batches
 
-def _completed_report(spark: SparkSession, cfg: Config, bid: str) -> dict[str, Any] | None:
-    if not writer.exists(spark, cfg, "bronze._batches"):
+def _completed_report(lake: Lake, cfg: Config, bid: str) -> dict[str, Any] | None:
+    if not lake.exists("bronze._batches"):
         return None
-    row = (writer.read(spark, cfg, "bronze._batches")
+    row = (lake.read("bronze._batches")
            .where((F.col("batch_id") == bid) & (F.col("status") == "complete"))
            .select("report").first())
     return json.loads(row["report"]) if row is not None else None
 
 
-def _record_batch(spark: SparkSession, cfg: Config, bid: str, source: str, files: list[InputFile],
+def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, files: list[InputFile],
                   kinds: list[str], report: dict[str, Any]) -> None:
     """Record ``bid`` as complete: a MERGE inserting it unless present, so two writers of
     the same batch record it once (the loser's retry finds the row)."""
-    path = writer.ensure_table(spark, cfg, "bronze._batches")
-    row = spark.createDataFrame(
+    path = writer.ensure_table(lake, "bronze._batches")
+    row = lake.spark.createDataFrame(
         [(bid, source, kinds, [f.path for f in files], "complete", json.dumps(report, default=str),
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
-    writer.merge_insert(spark, path, row, ("batch_id", "status"), cfg.lake)
+    writer.merge_insert(lake.spark, path, row, ("batch_id", "status"), cfg.lake)
 
 
-def completed_batches(spark: SparkSession, cfg: Config) -> DataFrame:
+def completed_batches(lake: Lake, cfg: Config) -> DataFrame:
     """The batches recorded as complete (``batch_id``, ``source``, ``files``, ``completed_ts``)."""
-    return writer.read(spark, cfg, "bronze._batches").where(F.col("status") == "complete") \
+    return lake.read("bronze._batches").where(F.col("status") == "complete") \
         .select("batch_id", "source", "kinds", "files", "completed_ts")

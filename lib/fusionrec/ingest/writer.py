@@ -20,35 +20,28 @@ import re
 import uuid
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from fusionrec.commits import create_table, latest_version, retry_on_conflict
-from fusionrec.config import Config, LakeConfig
+from fusionrec.commits import retry_on_conflict
+from fusionrec.config import LakeConfig
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
-from fusionrec.lake import table_path
+from fusionrec.lake import Lake
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
-def path_of(cfg: Config, name: str) -> str:
-    layer, _, table = name.partition(".")
-    return table_path(cfg, layer, table)
-
-
-def ensure_table(spark: SparkSession, cfg: Config, name: str) -> str:
+def ensure_table(lake: Lake, name: str) -> str:
     """Create table ``layer.table`` if absent - schema (NOT NULL included), CHECK constraints,
     partitioning, Change Data Feed on silver/gold - and give an existing table any of these
     it lacks; safe over a killed creator's debris and against a concurrent creator
     (:func:`fusionrec.commits.create_table`). Returns its path."""
-    path = path_of(cfg, name)
     layer = name.partition(".")[0]
     properties = {f"delta.constraints.{c.lower()}": expr for c, expr in CONSTRAINTS.get(name, {}).items()}
     if layer in ("silver", "gold"):
         properties["delta.enableChangeDataFeed"] = "true"
     partition_by = ("batch_id",) if layer in ("bronze", "quarantine") and not name.endswith("._batches") else ()
-    create_table(spark, path, table_schema(name), cfg.lake, partition_by, properties)
-    return path
+    lake.create(name, table_schema(name), partition_by=partition_by, properties=properties)
+    return lake.path(name)
 
 
 def _check_batch_id(batch_id: str) -> str:
@@ -109,24 +102,6 @@ def merge_upsert(spark: SparkSession, path: str, df: DataFrame, keys: tuple[str,
     condition = f"({changed})" + (f" AND ({rule})" if rule else "")
     return _merge(spark, path, df, f"ON {_on(keys)} WHEN MATCHED AND {condition} THEN UPDATE SET * "
                                    f"WHEN NOT MATCHED THEN INSERT *", lake)
-
-
-def read(spark: SparkSession, cfg: Config, name: str) -> DataFrame:
-    return spark.read.format("delta").load(path_of(cfg, name))
-
-
-def version(spark: SparkSession, cfg: Config, name: str) -> int:
-    """The latest committed version of table ``name``."""
-    return latest_version(spark, path_of(cfg, name))
-
-
-def read_at(spark: SparkSession, cfg: Config, name: str, version: int) -> DataFrame:
-    """Table ``name`` as of ``version`` (a consistent snapshot while others commit)."""
-    return spark.read.format("delta").option("versionAsOf", version).load(path_of(cfg, name))
-
-
-def exists(spark: SparkSession, cfg: Config, name: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, path_of(cfg, name))
 
 
 def merge_metrics_summary(metrics: dict[str, Any]) -> dict[str, int]:

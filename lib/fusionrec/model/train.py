@@ -20,7 +20,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -29,7 +28,7 @@ from pyspark.sql import functions as F
 from fusionrec.config import Config
 from fusionrec.evaluate.metrics import ranking_metrics
 from fusionrec.evaluate.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
-from fusionrec.lake import table_path
+from fusionrec.lake import Lake
 from fusionrec.model.als import AlsParams
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
                                     with_features)
@@ -163,35 +162,23 @@ def release(model: FusedModel) -> None:
 
 # ---- lake I/O -------------------------------------------------------------------------
 
-def read_table(spark: SparkSession, cfg: Config, layer: str, name: str, required: bool = True) -> DataFrame | None:
-    """A Delta table of the lake; a clear error (or ``None``) when it does not exist."""
-    from delta.tables import DeltaTable
-
-    path = table_path(cfg, layer, name)
-    if not DeltaTable.isDeltaTable(spark, path):
-        if required:
-            raise FileNotFoundError(f"{path}: Delta table {layer}.{name} not found (run the stage that writes it)")
-        return None
-    return spark.read.format("delta").load(path)
+#: The fitted fusion parameters, beside the model tables.
+FUSION_PARAMS = "model/fusion_params.json"
 
 
-def read_inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
+def read_inputs(lake: Lake) -> dict[str, DataFrame | None]:
     """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events
     (optional: the events let a time cut re-aggregate interactions exactly)."""
-    interactions = read_table(spark, cfg, "gold", "interactions")
-    events = read_table(spark, cfg, "silver", "events", required=False)
-    item_embeddings = read_table(spark, cfg, "embeddings", "item_embeddings")
-    reviews = read_table(spark, cfg, "gold", "reviews", required=False)
-    review_embeddings = read_table(spark, cfg, "embeddings", "review_embeddings", required=False)
+    interactions = lake.read("gold.interactions")
+    events = lake.read_optional("silver.events")
+    item_embeddings = lake.read("embeddings.item_embeddings")
+    reviews = lake.read_optional("gold.reviews")
+    review_embeddings = lake.read_optional("embeddings.review_embeddings")
     if reviews is None or review_embeddings is None:
         reviews = review_embeddings = None
     return {"interactions": interactions, "item_embeddings": item_embeddings.select("item_id", "embedding"),
             "reviews": reviews, "review_embeddings": review_embeddings,
             "events": events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None}
-
-
-def params_path(cfg: Config) -> str:
-    return f"{cfg.lake.root.rstrip('/')}/model/fusion_params.json"
 
 
 def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
@@ -215,38 +202,25 @@ def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
     }
 
 
-def write_model(fitted: Fitted, cfg: Config) -> dict[str, Any]:
-    """model.user_factors, model.item_factors (Delta, overwrite) and fusion_params.json."""
-    users = fitted.model.user_factors.select("user_id", "factors", "source")
-    items = fitted.model.item_factors.select("item_id", "factors", "source")
-    users.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
-        .save(table_path(cfg, "model", "user_factors"))
-    items.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
-        .save(table_path(cfg, "model", "item_factors"))
+def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> dict[str, Any]:
+    """model.user_factors, model.item_factors (Delta, overwrite) and the fusion parameters."""
+    lake.overwrite("model.user_factors", fitted.model.user_factors.select("user_id", "factors", "source"))
+    lake.overwrite("model.item_factors", fitted.model.item_factors.select("item_id", "factors", "source"))
     doc = fusion_params(fitted, cfg)
-    path = params_path(cfg)
-    if "://" not in path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(doc, indent=1) + "\n")
-    else:
-        fitted.model.user_factors.sparkSession.sparkContext.parallelize([json.dumps(doc)], 1).saveAsTextFile(path)
+    lake.write_text(FUSION_PARAMS, json.dumps(doc, indent=1) + "\n")
     return doc
 
 
-def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | None]) -> tuple[FusedModel, RankerParams, dict]:
+def load_model(lake: Lake, cfg: Config, inputs: dict[str, DataFrame | None]) -> tuple[FusedModel, RankerParams, dict]:
     """The fused model written by :func:`write_model`, completed with side features and
     popularity recomputed from ``inputs`` (the same lake tables training read)."""
     import numpy as np
 
-    path = params_path(cfg)
-    try:
-        doc = json.loads(Path(path).read_text() if "://" not in path
-                         else "".join(spark.sparkContext.textFile(path).collect()))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no fusion parameters; run 'fusionrec train' first") from None
+    spark = lake.spark
+    doc = lake.read_json(FUSION_PARAMS, written_by="train")
     ranker = RankerParams.from_json(doc["ranker"])
-    users = read_table(spark, cfg, "model", "user_factors")
-    items = read_table(spark, cfg, "model", "item_factors")
+    users = lake.read("model.user_factors")
+    items = lake.read("model.item_factors")
     interactions = inputs["interactions"]
     cutoff = datetime.fromisoformat(doc["train_cutoff"]) if doc.get("train_cutoff") else None
     feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],

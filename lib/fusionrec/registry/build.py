@@ -16,23 +16,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.lake import table_path
+from fusionrec.lake import Lake, LakeMissingError
 from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
+from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.model.scoring import Ranker
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
 
 log = logging.getLogger(__name__)
 
-FUSION_PARAMS = "fusion_params.json"
 
 #: Tables the bundle is built from, as (layer, name).
 BUNDLE_INPUTS: tuple[tuple[str, str], ...] = (
@@ -67,46 +66,25 @@ class BuiltBundle:
     params: dict[str, Any]
 
 
-def fusion_params_path(cfg: Config) -> Path:
-    return Path(table_path(cfg, "model", FUSION_PARAMS))
-
-
-def read_json(path: Path, what: str, command: str) -> Any:
-    """A JSON file written by ``fusionrec <command>``; one-line errors when missing or invalid."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} not found; run 'fusionrec {command}' first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-
-
-def read_fusion_params(cfg: Config) -> dict[str, Any]:
-    path = fusion_params_path(cfg)
-    params = read_json(path, "fusion parameters", "train")
+def read_fusion_params(lake: Lake) -> dict[str, Any]:
+    params = lake.read_json(FUSION_PARAMS, written_by="train")
     for key in ("rank", "text_to_user_factor"):
         if key not in params:
-            raise ValueError(f"{path}: missing key '{key}'")
+            raise ValueError(f"{lake.uri(FUSION_PARAMS)}: missing key '{key}'")
     return params
 
 
-def delta_version(spark: SparkSession, path: str) -> int:
-    """The latest committed version of the Delta table at ``path``."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise FileNotFoundError(f"{path}: not a Delta table; run the stage that writes it first")
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").head()[0])
-
-
-def read_inputs(spark: SparkSession, cfg: Config) -> tuple[dict[str, DataFrame], list[TableInput]]:
+def read_bundle_inputs(lake: Lake) -> tuple[dict[str, DataFrame], list[TableInput]]:
     """Every bundle input pinned to its current version (``versionAsOf``), so reads agree."""
     frames, inputs = {}, []
     for layer, name in BUNDLE_INPUTS:
-        path = table_path(cfg, layer, name)
-        version = delta_version(spark, path)
-        frames[f"{layer}.{name}"] = spark.read.format("delta").option("versionAsOf", version).load(path)
-        inputs.append(TableInput(layer, name, path, version))
+        table = f"{layer}.{name}"
+        version = lake.version(table)
+        if version is None:
+            raise LakeMissingError(f"{lake.path(table)}: Delta table {table} not found; "
+                                   "run the stage that writes it first")
+        frames[table] = lake.read(table, version)
+        inputs.append(TableInput(layer, name, lake.path(table), version))
     return frames, inputs
 
 
@@ -197,10 +175,10 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
     )
 
 
-def build_bundle(spark: SparkSession, cfg: Config) -> BuiltBundle:
+def build_bundle(lake: Lake, cfg: Config) -> BuiltBundle:
     """Read the model stage's outputs at their current versions and assemble the bundle."""
-    params = read_fusion_params(cfg)
-    frames, inputs = read_inputs(spark, cfg)
+    params = read_fusion_params(lake)
+    frames, inputs = read_bundle_inputs(lake)
     bundle = assemble_bundle(frames, params, cfg)
     bundle.meta["inputs"] = {t.qualified: t.version for t in inputs}
     log.info("model bundle: %d items, %d users, rank %d, ranker=%s", bundle.n_items, len(bundle.user_ids),

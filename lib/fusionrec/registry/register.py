@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from pyspark.sql import SparkSession
 
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
-from fusionrec.lake import table_path
-from fusionrec.registry.build import TableInput, build_bundle, delta_version, read_json
+from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.lake import Lake, LakeMissingError
+from fusionrec.registry.build import TableInput, build_bundle
 from fusionrec.registry.promote import (
     CHALLENGER, TAG_METRIC_NAME, TAG_METRIC_VALUE, TAG_SPLIT, PromotionDecision, promote_version)
 from fusionrec.registry.pyfunc import (
@@ -35,9 +35,8 @@ from fusionrec.runlog import RunReport, stage
 
 log = logging.getLogger(__name__)
 
-EVALUATION_FILE = "evaluation.json"
 #: Where the model stage may save the fitted ALSModel (``ALSModel.save``) for ``mlflow.spark``.
-ALS_MODEL_DIR = "als_model"
+ALS_MODEL_DIR = "model/als_model"
 #: Requirements of the served model (it needs neither Spark nor the rest of the project's stack).
 SERVING_REQUIREMENTS = ["mlflow", "numpy", "pandas", "onnxruntime", "tokenizers"]
 
@@ -47,7 +46,8 @@ class Evaluation:
     """The evaluation table of the model stage and the chart next to it."""
 
     rows: list[dict[str, Any]]
-    chart: Path | None
+    #: The chart as PNG bytes.
+    chart: bytes | None
     source: str
 
 
@@ -65,13 +65,6 @@ class Registration:
         out = {k: v for k, v in self.__dict__.items() if k != "decision"}
         out["decision"] = self.decision.to_dict() if self.decision else None
         return out
-
-
-def evaluation_file(cfg: Config) -> Path:
-    if cfg.registry.evaluation_file:
-        return Path(cfg.registry.evaluation_file)
-    report_dir = cfg.evaluate.report_dir or str(Path(cfg.lake.root).parent / "reports")
-    return Path(report_dir) / EVALUATION_FILE
 
 
 def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]]:
@@ -95,20 +88,16 @@ def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]
     return list(rows.values())
 
 
-def evaluation_from_results(results: dict[str, Any], source: str, chart: Path | None = None) -> Evaluation:
+def evaluation_from_results(results: dict[str, Any], source: str, chart: bytes | None = None) -> Evaluation:
     """An :class:`Evaluation` from the evaluate stage's results (as in its report or JSON file)."""
-    files = results.get("files") or {}
-    if chart is None and files.get("png"):
-        chart = Path(files["png"])
     return Evaluation(evaluation_rows(results, source), chart, source)
 
 
-def read_evaluation(cfg: Config) -> Evaluation:
+def read_evaluation(lake: Lake) -> Evaluation:
     """The results written by ``fusionrec evaluate`` (JSON, with its PNG chart next to it)."""
-    path = evaluation_file(cfg)
-    data = read_json(path, "evaluation results", "evaluate")
-    chart = path.with_suffix(".png")
-    return evaluation_from_results(data, str(path), chart if chart.is_file() else None)
+    name = evaluation_report(EVALUATION_NAME)
+    data = lake.read_json(f"{name}.json", written_by="evaluate")
+    return evaluation_from_results(data, lake.uri(f"{name}.json"), lake.read_bytes(f"{name}.png"))
 
 
 def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> float:
@@ -125,40 +114,42 @@ def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> fl
 
 def split_fingerprint(cfg: Config, interactions_version: int) -> str:
     """Identity of the evaluation split: the protocol settings and the interactions version it cut."""
-    protocol = {"evaluate": {k: v for k, v in cfg.to_dict()["evaluate"].items() if k != "report_dir"},
+    protocol = {"evaluate": cfg.to_dict()["evaluate"],
                 "gold.interactions": interactions_version}
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def saved_als_model(cfg: Config) -> Any:
+def saved_als_model(lake: Lake) -> Any:
     """The fitted ``ALSModel`` if the model stage saved one at ``<lake.root>/model/als_model``, else None."""
-    path = table_path(cfg, "model", ALS_MODEL_DIR)
-    if not (Path(path) / "metadata").is_dir():
+    if lake.stamp(f"{ALS_MODEL_DIR}/metadata") is None:
         return None
     from pyspark.ml.recommendation import ALSModel
 
-    return ALSModel.load(path)
+    return ALSModel.load(lake.uri(ALS_MODEL_DIR))
 
 
-def register_model(spark: SparkSession, cfg: Config, report: RunReport, *, evaluation: Evaluation | None = None,
+def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Evaluation | None = None,
                    als_model: Any = None, promote: bool = True, force_promote: bool = False,
                    nested: bool = False) -> Registration:
     """Log and register the fused model from the lake's current outputs; run the gate unless told not to.
 
-    :param evaluation: the evaluation table; read from :func:`evaluation_file` when None.
+    :param evaluation: the evaluation table; read from the lake (:func:`read_evaluation`) when None.
     :param als_model: the fitted ``pyspark.ml.recommendation.ALSModel``, logged with ``mlflow.spark``
         (default: :func:`saved_als_model`).
     :raises fusionrec.registry.store.StoreError: the MLflow store cannot be reached (nothing written).
     """
     client = configure_mlflow(cfg.mlflow)
     with stage("register.bundle", report) as rec:
-        built = build_bundle(spark, cfg)
-        als_model = als_model if als_model is not None else saved_als_model(cfg)
-        evaluation = evaluation or read_evaluation(cfg)
+        built = build_bundle(lake, cfg)
+        als_model = als_model if als_model is not None else saved_als_model(lake)
+        evaluation = evaluation or read_evaluation(lake)
         metric = promotion_metric(evaluation.rows, cfg, evaluation.source)
-        recs_path = table_path(cfg, "gold", "recommendations")
-        recs_input = TableInput("gold", "recommendations", recs_path, delta_version(spark, recs_path))
-        recommendations = (spark.read.format("delta").option("versionAsOf", recs_input.version).load(recs_path)
+        recs_version = lake.version("gold.recommendations")
+        if recs_version is None:
+            raise LakeMissingError(f"{lake.path('gold.recommendations')}: Delta table gold.recommendations "
+                                   "not found; run 'fusionrec recommend' first")
+        recs_input = TableInput("gold", "recommendations", lake.path("gold.recommendations"), recs_version)
+        recommendations = (lake.read("gold.recommendations", recs_version)
                            .orderBy("user_id", "rank").toPandas())
         interactions_version = next(t.version for t in built.inputs if t.qualified == "gold.interactions")
         split = split_fingerprint(cfg, interactions_version)

@@ -155,14 +155,17 @@ def evaluation_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
-def log_evaluation(rows: list[dict[str, Any]], chart: Path | None = None) -> None:
-    """The evaluation table as metrics and a JSON artifact, and its chart if there is one."""
+def log_evaluation(rows: list[dict[str, Any]], chart: bytes | None = None) -> None:
+    """The evaluation table as metrics and a JSON artifact, and its chart (PNG bytes) if there is one."""
     metrics = evaluation_metrics(rows)
     if metrics:
         mlflow.log_metrics(metrics)
     mlflow.log_dict({"evaluation": rows}, "evaluation/evaluation.json")
-    if chart is not None and chart.is_file():
-        mlflow.log_artifact(str(chart), artifact_path="evaluation")
+    if chart is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "evaluation.png"
+            path.write_bytes(chart)
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
 
 
 def log_dataframe_parquet(frame: Any, artifact_path: str, file_name: str) -> None:

@@ -38,7 +38,7 @@ def check(files: list[InputFile]) -> None:
     names = {f.name for f in files}
     for needed in ("ratings.csv", "movies.csv"):
         if needed not in names:
-            folder = str(__import__("pathlib").Path(files[0].path).parent) if files else "?"
+            folder = files[0].folder if files else "?"
             raise InputError(f"{folder}/{needed}: missing (a MovieLens directory needs ratings.csv and movies.csv)")
     for f in files:
         header = _header(f)
