@@ -42,19 +42,20 @@ def load_texts(data: Path, n: int) -> list[str]:
 
 
 def write_reviews(spark, cfg, texts: list[str]) -> None:
-    from fusionrec.lake import SCHEMAS, table_path
+    from fusionrec.lake import SCHEMAS, Lake
 
     ts = datetime(2020, 1, 1)
     rows = [(f"r{i}", f"u{i % 300}", f"i{i % 150}", 5.0, t, ts, True) for i, t in enumerate(texts)]
     (spark.createDataFrame(rows, SCHEMAS["gold.reviews"]).write.format("delta").mode("overwrite")
-     .save(table_path(cfg, "gold", "reviews")))
+     .save(Lake(spark, cfg.lake).path("gold.reviews")))
 
 
 def timed_run(spark, cfg) -> tuple[float, dict]:
     from fusionrec.embed.stage import run_embed
+    from fusionrec.lake import Lake
 
     start = time.perf_counter()
-    result = run_embed(spark, cfg)["review_embeddings"]
+    result = run_embed(Lake(spark, cfg.lake), cfg.embed)["review_embeddings"]
     return time.perf_counter() - start, result
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(PROJECT / "lib"))
 from fusionrec.config import LakeConfig, load_config  # noqa: E402
 from fusionrec.generate import generate  # noqa: E402
 from fusionrec.ingest.pipeline import ingest_directory  # noqa: E402
+from fusionrec.lake import Lake  # noqa: E402
 from fusionrec.session import build_spark  # noqa: E402
 
 
@@ -69,7 +70,7 @@ def main() -> int:
     plain_s = time.perf_counter() - t
 
     t = time.perf_counter()
-    report = ingest_directory(spark, cfg, str(data))
+    report = ingest_directory(Lake(spark, cfg.lake), cfg, str(data))
     full_s = time.perf_counter() - t
 
     ok = all(report["batches"][k]["tables"][k]["by_reason"] == gen["expected"][k]["by_reason"]

@@ -39,7 +39,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "lib"))
 
 from fusionrec.config import load_config  # noqa: E402
-from fusionrec.lake import table_path  # noqa: E402
+from fusionrec.lake import Lake  # noqa: E402
 
 
 def generate(n_interactions: int, n_users: int, n_items: int, dim: int, seed: int, out: Path) -> None:
@@ -136,12 +136,12 @@ def main() -> int:
         inter = spark.read.parquet(str(run_dir / "raw" / "interactions")).select(
             "user_id", "item_id", "weight", F.col("n_events").cast("int"), F.col("first_ts").cast("timestamp"),
             F.col("last_ts").cast("timestamp"), F.col("rating").cast("double"))
-        inter.write.format("delta").save(table_path(cfg, "gold", "interactions"))
-        spark.read.parquet(str(run_dir / "raw" / "items")).select(
-            "item_id", F.col("embedding").cast("array<float>")).write.format("delta") \
-            .save(table_path(cfg, "embeddings", "item_embeddings"))
-        interactions = spark.read.format("delta").load(table_path(cfg, "gold", "interactions"))
-        item_emb = spark.read.format("delta").load(table_path(cfg, "embeddings", "item_embeddings"))
+        lake = Lake(spark, cfg.lake)
+        lake.overwrite("gold.interactions", inter)
+        lake.overwrite("embeddings.item_embeddings", spark.read.parquet(str(run_dir / "raw" / "items")).select(
+            "item_id", F.col("embedding").cast("array<float>")))
+        interactions = lake.read("gold.interactions")
+        item_emb = lake.read("embeddings.item_embeddings")
         n_rows = interactions.count()
         row = {"interactions": n_rows, "users": interactions.select("user_id").distinct().count(),
                "items": args.items, "generate_s": round(gen_s, 1)}
@@ -185,9 +185,8 @@ def main() -> int:
         def topk_stage():
             titles = item_emb.select("item_id", F.col("item_id").alias("title"))
             recs = recommend_all(model, ranker, interactions, titles, None, mc)
-            path = table_path(cfg, "gold", "recommendations")
-            recs.write.format("delta").mode("overwrite").save(path)
-            return spark.read.format("delta").load(path).count()
+            lake.overwrite("gold.recommendations", recs)
+            return lake.read("gold.recommendations").count()
 
         row["recommendations"] = timed("topk", topk_stage)
         results.append(row)

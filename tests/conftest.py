@@ -67,7 +67,7 @@ def table_path(cfg: Config, layer: str, name: str) -> str:
     """Where table ``layer.name`` of ``cfg``'s (local) lake is, as a plain path."""
     from fusionrec.lake import table_location
 
-    return table_location(cfg.lake.root, f"{layer}.{name}").removeprefix("file://")
+    return table_location(cfg.lake.root, f"{layer}.{name}").removeprefix("file:")
 
 
 def lake_of(spark, cfg: Config):

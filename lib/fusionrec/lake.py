@@ -94,19 +94,24 @@ _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 
 def normalise_uri(location: str) -> str:
-    """A Hadoop URI for ``location``: a bare (absolute) path becomes ``file://``; no trailing slash.
+    """``location`` as Hadoop qualifies it: a bare path becomes ``file:/abs/path`` (the form
+    Delta compares table locations in); no trailing slash.
 
     >>> normalise_uri("/data/lake/")
-    'file:///data/lake'
+    'file:/data/lake'
+    >>> normalise_uri("file:///data/lake")
+    'file:/data/lake'
     >>> normalise_uri("hdfs://nn:8020/lake")
     'hdfs://nn:8020/lake'
     """
     location = location.strip()
     if not location:
         raise ValueError("lake.root is empty: give a path or a Hadoop URI (hdfs://, s3a://, file://)")
+    if location.startswith("file:"):
+        location = "/" + location[len("file:"):].lstrip("/")
     if not _SCHEME.match(location):
-        location = "file://" + os.path.abspath(location)
-    return location.rstrip("/") if not location.endswith(":///") else location
+        return "file:" + os.path.abspath(location)
+    return location.rstrip("/")
 
 
 def hadoop_fs(spark: SparkSession, uri: str):
