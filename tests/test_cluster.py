@@ -22,7 +22,7 @@ import pytest
 from conftest import shared_dataset
 from fusionrec.maintain import delta_tables
 from fusionrec.session import local_jars
-from fusionrec.standalone import StandaloneCluster, format_command, spark_submit_command
+from _standalone import StandaloneCluster, format_command, spark_submit_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.cluster

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-CHART_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+from fusionrec.validation.metrics import METRICS  # noqa: E402
+
 
 
 def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "evaluation") -> dict[str, str]:
@@ -24,12 +25,12 @@ def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "eval
     k = results["table"][0]["k"]
     rows = [r for r in results["table"] if r["k"] == k]
     cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
-    metrics = list(CHART_METRICS) + ["cold_recall", "cold_ranked_recall"]
+    metrics = list(METRICS) + ["cold_recall", "cold_ranked_recall"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(len(rows), 1)
     for j, row in enumerate(rows):
         c = cold.get(row["model"], {})
-        values = [row[m] for m in CHART_METRICS] + [c.get("recall", 0.0), c.get("ranked_recall", 0.0)]
+        values = [row[m] for m in METRICS] + [c.get("recall", 0.0), c.get("ranked_recall", 0.0)]
         ax.bar([i + j * width for i in range(len(metrics))], values, width, label=row["model"])
     ax.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(metrics))])
     ax.set_xticklabels([f"{m}@{k}" for m in metrics], rotation=20)

@@ -1,6 +1,6 @@
 """The evaluation harness: one split, every model fitted on training data only, one table.
 
-Protocol (see :mod:`fusionrec.evaluate.split`):
+Protocol (see :mod:`fusionrec.validation.split`):
 
 1. per-user chronological split of the interactions into train / test, and the
    cold-item draw (their training interactions and training reviews are removed);
@@ -42,8 +42,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.evaluate.baselines import model_top_k
-from fusionrec.evaluate.metrics import item_slice_recall, ranking_metrics
-from fusionrec.evaluate.split import Split, chronological_split, filter_before, relevant
+from fusionrec.validation.metrics import item_slice_recall, ranking_metrics
+from fusionrec.validation.split import Split, chronological_split, filter_before, relevant
 from fusionrec.model.fusion import at_weeks, only_items
 from fusionrec.model.train import Fitted, fit_pipeline, materialised
 

@@ -27,8 +27,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.evaluate.metrics import ranking_metrics
-from fusionrec.evaluate.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
+from fusionrec.validation.metrics import ranking_metrics
+from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.lake import table_path
 from fusionrec.model.als import AlsParams
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+#: The names :func:`ranking_metrics` returns (besides ``users``), in report order.
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 
 
@@ -67,7 +68,7 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
     users = relevant.select("user_id").distinct()
     n_covered = (recommendations.where(F.col("rank") <= k).join(users, "user_id")
                  .select("item_id").distinct().count())
-    result = {name: float(row[name] or 0.0) for name in ("precision", "recall", "ndcg", "map", "hit_rate")}
+    result = {name: float(row[name] or 0.0) for name in METRICS if name != "coverage"}
     result["coverage"] = n_covered / catalogue_size if catalogue_size else 0.0
     result["users"] = int(row["users"])
     return result
