@@ -31,6 +31,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from fusionrec.config import IngestConfig
+
 CHUNK_ROWS = 250_000
 T_START = np.datetime64("2019-01-01T00:00:00", "s").astype(np.int64)
 T_END = np.datetime64("2025-06-30T00:00:00", "s").astype(np.int64)
@@ -38,7 +40,8 @@ EVENT_TYPES = np.array(["view", "click", "cart", "purchase", "rating"])
 EVENT_TYPE_P = np.array([0.55, 0.25, 0.10, 0.05, 0.05])
 #: Placeholder for an invalid UTF-8 byte: encoded with ``surrogateescape`` it becomes 0xFF.
 BAD_BYTE = "\udcff"
-MAX_TEXT = 4000  # default ingest.max_text_length; over-long texts exceed it
+#: Over-long texts exceed the default ingest.max_text_length.
+_MAX_TEXT = IngestConfig().max_text_length
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def _items(out: Path, rng: np.random.Generator, world: _World, n_items: int, dir
             line = json.dumps(rec)
             expect.fix("price_unparsed")
         elif defect == "overlong":
-            rec["description"] = (rec["description"] + " ") * (MAX_TEXT // max(1, len(rec["description"])) + 2)
+            rec["description"] = (rec["description"] + " ") * (_MAX_TEXT // max(1, len(rec["description"])) + 2)
             line = json.dumps(rec)
             expect.fix("text_truncated")
         elif defect == "non_utf8":
@@ -409,7 +412,7 @@ def _reviews(out: Path, seed: int, world: _World, n_reviews: int, dirty_share: f
                 rec["text"] = f"<p>{text}</p> &quot;recommended&quot;"
                 expect.fix("markup_stripped")
             elif defect == "overlong":
-                rec["text"] = (text + " ") * (MAX_TEXT // len(text) + 2)
+                rec["text"] = (text + " ") * (_MAX_TEXT // len(text) + 2)
                 expect.fix("text_truncated")
             line = json.dumps(rec)
             if defect == "non_utf8":

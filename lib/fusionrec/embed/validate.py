@@ -20,9 +20,6 @@ WRONG_DIMENSION = "wrong_dimension"
 NON_FINITE = "non_finite"
 NOT_UNIT_NORM = "not_unit_norm"
 
-#: Every reason code a vector check can give, in the order they are tested.
-VECTOR_REASONS = (NO_ANNOTATION, EMPTY_VECTOR, WRONG_DIMENSION, NON_FINITE, NOT_UNIT_NORM)
-
 #: |1 - ||v||| above this means the vector did not come out of the model's normalisation.
 NORM_TOLERANCE = 1e-3
 

@@ -149,8 +149,6 @@ def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) 
             cold.append({"model": name, "k": k, **item_slice_recall(top, test_relevant, split.cold_items, k),
                          "ranked_recall": ranked["recall"], "ranked_ndcg": ranked["ndcg"]})
         log.info("evaluated %s: %s cold %s", name, table[-1], cold[-1])
-        top.unpersist()
-        among_cold.unpersist()
     counts = {"interactions": inputs.interactions.count(), "train_interactions": split.train.count(),
               "test_interactions": split.test.count(), "test_users": users.count(),
               "cold_items": split.cold_items.count(), "catalogue": catalogue, **model.counts}

@@ -11,8 +11,8 @@ Every staged row ends in exactly one of three places:
 so that ``rows in = accepted + quarantined + duplicates`` (:mod:`.accounting`).
 
 :func:`classify_events` / :func:`classify_items` / :func:`classify_reviews` add ``_reason``,
-``_duplicate`` and ``_fixes`` (codes of repairs applied) to every row; :func:`split`
-turns a classified frame into ``(clean_df, quarantine_df)``; ``clean_<kind>`` do both.
+``_duplicate`` and ``_fixes`` (codes of repairs applied) to every row; :func:`accepted`
+takes the rows for silver from a classified frame, :func:`quarantined` the rejected ones.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pyspark.sql.types import ArrayType, StringType
 
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.privacy import pseudonymise
-from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.schema import EVENT_TYPES, Fix, Reason
 
 #: A tag that opens with a letter, ``/`` or ``!``; an unclosed tag runs to the end of the text.
 _TAG = r"<[A-Za-z/!][^>]*(?:>|$)"
@@ -111,7 +111,7 @@ def parse_ts(c: Column) -> Column:
     return F.when(numeric, from_number).otherwise(F.to_timestamp(s))
 
 
-def ts_reason(raw: Column, ts: Column, rules: CleaningRules) -> Column:
+def ts_reason(ts: Column, rules: CleaningRules) -> Column:
     """``ts_unparseable`` / ``ts_out_of_range`` / null."""
     return (F.when(ts.isNull(), F.lit(Reason.TS_UNPARSEABLE))
             .when((ts < F.lit(rules.min_ts)) | (ts > F.lit(rules.max_ts)), F.lit(Reason.TS_OUT_OF_RANGE)))
@@ -178,7 +178,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
               .when(c("event_type").isNull() | ~c("event_type").isin(*EVENT_TYPES), F.lit(Reason.UNKNOWN_EVENT_TYPE))
               .when((c("event_type") == "rating") & c("_rating_raw").isNull(), F.lit(Reason.BAD_RATING))
               .otherwise(F.coalesce(rating_reason(c("_rating_raw"), c("rating"), rules),
-                                    ts_reason(c("_ts_raw"), c("ts"), rules))))
+                                    ts_reason(c("ts"), rules))))
     df = df.select(
         "*",
         F.coalesce(c("_event_id"), derived_id(c("user_id"), c("item_id"), c("event_type"), c("_ts_raw"), c("_rating_raw"))).alias("event_id"),
@@ -274,7 +274,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
               .when(c("user_id").isNull(), F.lit(Reason.MISSING_USER_ID))
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
               .otherwise(F.coalesce(rating_reason(c("_rating_raw"), c("rating"), rules),
-                                    ts_reason(c("_ts_raw"), c("ts"), rules),
+                                    ts_reason(c("ts"), rules),
                                     F.when(c("text").isNull(), F.lit(Reason.EMPTY_REVIEW_TEXT)))))
     df = df.select(
         "*",
@@ -306,7 +306,7 @@ def redact(raw: Column, personal_fields: list[str]) -> Column:
 
 
 def accepted(classified: DataFrame, kind: str) -> DataFrame:
-    """The rows that go to silver (without provenance columns)."""
+    """The rows that go to silver: not rejected, not a duplicate (silver columns only, no provenance)."""
     return classified.where(F.col("_reason").isNull() & ~F.col("_duplicate")).select(*SILVER_COLUMNS[kind])
 
 
@@ -315,16 +315,6 @@ def quarantined(classified: DataFrame, personal_fields: list[str] = ()) -> DataF
     return classified.where(F.col("_reason").isNotNull()).select(
         redact(F.col("_raw"), list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
         F.col("_reason").alias("reason"))
-
-
-def split(classified: DataFrame, kind: str, personal_fields: list[str] = ()) -> tuple[DataFrame, DataFrame]:  # type: ignore[assignment]
-    """``(clean_df, quarantine_df)`` of a classified frame."""
-    return accepted(classified, kind), quarantined(classified, personal_fields)
-
-
-def clean(staged: DataFrame, kind: str, rules: CleaningRules) -> tuple[DataFrame, DataFrame]:
-    """Classify and split staged rows of ``kind``: ``(clean_df, quarantine_df)``."""
-    return split(CLASSIFIERS[kind](staged, rules), kind, rules.ingest.personal_fields)
 
 
 def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
@@ -338,6 +328,7 @@ def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
     )
 
 
-__all__ = ["CleaningRules", "classify_events", "classify_items", "classify_reviews", "clean", "split",
-           "accepted", "quarantined", "review_events", "clean_text", "parse_price", "parse_ts",
-           "DUPLICATE_CODE"]
+__all__ = ["CLASSIFIERS", "SILVER_COLUMNS", "CleaningRules", "accepted", "blank_to_null", "classify_events",
+           "classify_items", "classify_reviews", "clean_list", "clean_text", "derived_id", "event_weight",
+           "parse_price", "parse_ts", "quarantined", "rating_reason", "redact", "review_events", "truncate",
+           "ts_reason"]

@@ -35,9 +35,9 @@ from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
-from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, SILVER_COLUMNS, quarantined, review_events
+from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, accepted as accepted_rows, quarantined, review_events
 from fusionrec.ingest.privacy import pseudonym_key
-from fusionrec.ingest.schema import KEYS, KINDS, Fix
+from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
 from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, inspect, resolve
 
@@ -101,7 +101,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
-    staged = adapter.read(spark, files, cfg)
+    staged = {kind: conform_staged(df, kind) for kind, df in adapter.read(spark, files, cfg).items()}
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
     try:
@@ -176,8 +176,7 @@ def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: 
         with _timed(timings, "quarantine"):
             writer.replace_batch(quarantined(df, personal).select("*", *provenance),
                                  writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid, cfg.lake)
-        accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
-            .select(*SILVER_COLUMNS[kind], *provenance)
+        accepted[kind] = accepted_rows(df, kind).select("*", *provenance)
 
     with _timed(timings, "silver"):
         silver_metrics, derived = _write_silver(spark, cfg, accepted, provenance)
@@ -349,9 +348,3 @@ def _record_batch(spark: SparkSession, cfg: Config, bid: str, source: str, files
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
     writer.merge_insert(spark, path, row, ("batch_id", "status"), cfg.lake)
-
-
-def completed_batches(spark: SparkSession, cfg: Config) -> DataFrame:
-    """The batches recorded as complete (``batch_id``, ``source``, ``files``, ``completed_ts``)."""
-    return writer.read(spark, cfg, "bronze._batches").where(F.col("status") == "complete") \
-        .select("batch_id", "source", "kinds", "files", "completed_ts")

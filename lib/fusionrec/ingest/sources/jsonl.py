@@ -21,7 +21,6 @@ from fusionrec.ingest.sources.text import as_list, as_text, read_lines
 
 PATTERNS = {kind: (f"{kind}*.jsonl", f"{kind}*.jsonl.gz", f"{kind}*.json", f"{kind}*.json.gz")
             for kind in FIELDS}
-ANY_PATTERN = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
 
 _JSON_MAP = MapType(StringType(), StringType())
 
