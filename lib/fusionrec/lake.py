@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from fusionrec.config import Config
 
+__all__ = ["LAYERS", "SCHEMAS", "table_path"]
+
 LAYERS = ("bronze", "silver", "quarantine", "gold", "embeddings", "features", "model")
 
 #: Contract schemas (Spark DDL) of the tables that cross stage boundaries.

@@ -21,6 +21,8 @@ from pyspark.sql import SparkSession
 
 from fusionrec.config import MaintainConfig
 
+__all__ = ["MIN_RETENTION_HOURS", "delta_tables", "maintain_lake", "TableUpkeep"]
+
 #: Delta's own safety floor (spark.databricks.delta.retentionDurationCheck).
 MIN_RETENTION_HOURS = 168
 

@@ -17,8 +17,9 @@ import numpy as np
 from fusionrec.config import Config
 from fusionrec.runlog import RunReport
 
-HELP = "check Java, Spark, Delta Lake, Spark NLP and the MLflow store; non-zero exit on any failure"
+__all__ = ["FIXES", "HELP", "add_arguments", "Check", "lane_pins", "run"]
 
+HELP = "check Java, Spark, Delta Lake, Spark NLP and the MLflow store; non-zero exit on any failure"
 
 
 def lane_pins() -> dict[str, str]:

@@ -10,6 +10,8 @@ from fusionrec.features import build_features
 from fusionrec.runlog import RunReport
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "embed item documents and reviews into Delta (incremental), then write the feature tables"
 
 

@@ -12,6 +12,8 @@ from fusionrec.model.train import read_inputs
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "report_dir", "run"]
+
 HELP = "evaluate popularity / ALS / content / hybrid on a per-user chronological split (+ cold items)"
 
 

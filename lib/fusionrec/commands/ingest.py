@@ -9,6 +9,8 @@ from typing import Any
 from fusionrec.config import Config
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "ingest events/items/reviews JSONL, a MovieLens or an Amazon directory into the Delta lake"
 
 log = logging.getLogger("fusionrec")

@@ -31,6 +31,10 @@ from fusionrec.registry.build import TableInput
 from fusionrec.registry.tracking import log_delta_inputs, log_report, tracked_run
 from fusionrec.runlog import RunReport
 
+__all__ = ["EMBEDDINGS", "FEATURES", "GOLD_INPUTS", "HELP", "MODEL", "STAGES", "STATE_FILE", "add_arguments",
+           "delta_versions", "read_state", "run", "stage_fingerprint", "StageSpec", "state_path",
+           "write_state"]
+
 log = logging.getLogger(__name__)
 
 HELP = "run ingest -> embed -> train -> recommend -> evaluate -> register -> promote (skipping unchanged stages)"

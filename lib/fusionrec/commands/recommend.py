@@ -16,6 +16,8 @@ from fusionrec.model.train import load_model, read_inputs, read_table
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "REASON_KINDS", "add_arguments", "reason_kind", "run"]
+
 HELP = "score every user against every item (blocked) and write top-K with reasons to gold.recommendations"
 
 #: Every kind of reason: the words of its template before the item title, if it names one.

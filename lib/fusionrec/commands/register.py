@@ -9,6 +9,8 @@ from fusionrec.registry.register import register_model
 from fusionrec.runlog import RunReport
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "register the fused model (MLflow pyfunc) as 'challenger' and promote it to 'champion' if it passes the gate"
 
 

@@ -9,6 +9,8 @@ from fusionrec.model.train import fit_pipeline, params_path, read_inputs, write_
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "fit ALS + text maps + ranker on gold.interactions and the embeddings; write model.* and fusion_params.json"
 
 

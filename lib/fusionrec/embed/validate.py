@@ -14,6 +14,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["EMPTY_VECTOR", "NO_ANNOTATION", "NON_FINITE", "NORM_TOLERANCE", "NOT_UNIT_NORM",
+           "WRONG_DIMENSION", "classify_vectors"]
+
 NO_ANNOTATION = "no_annotation"
 EMPTY_VECTOR = "empty_vector"
 WRONG_DIMENSION = "wrong_dimension"

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fusionrec.validation.metrics import METRICS  # noqa: E402
 
+__all__ = ["save_results"]
 
 
 def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "evaluation") -> dict[str, str]:

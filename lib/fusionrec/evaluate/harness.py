@@ -47,6 +47,9 @@ from fusionrec.validation.split import Split, chronological_split, filter_before
 from fusionrec.model.fusion import at_weeks, only_items
 from fusionrec.model.train import Fitted, fit_pipeline, materialised
 
+__all__ = ["MODELS", "check_no_leakage", "EvalInputs", "evaluate", "fit_on_training", "make_split",
+           "score_models"]
+
 log = logging.getLogger(__name__)
 
 MODELS = ("popularity", "als", "content", "hybrid")
@@ -65,7 +68,7 @@ class EvalInputs:
     events: DataFrame | None = None
 
 
-def training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
+def _training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
     """Reviews written before their author's test start, minus reviews of cold items."""
     if reviews is None:
         return None
@@ -84,7 +87,7 @@ def make_split(inputs: EvalInputs, cfg: Config) -> Split:
 
 def fit_on_training(inputs: EvalInputs, split: Split, cfg: Config) -> Fitted:
     """Everything fitted from the training split (and reviews before each author's test start)."""
-    reviews = training_reviews(inputs.reviews, split)
+    reviews = _training_reviews(inputs.reviews, split)
     return fit_pipeline(split.train, inputs.item_embeddings, materialised(reviews) if reviews is not None else None,
                         inputs.review_embeddings, cfg, events=split.train_events)
 
@@ -124,7 +127,7 @@ def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
 def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) -> dict[str, Any]:
     """Step 4: every model's top-K on the test period, after re-checking for leakage."""
     ec, mc = cfg.evaluate, cfg.model
-    leaks = check_no_leakage(split, fitted, training_reviews(inputs.reviews, split))
+    leaks = check_no_leakage(split, fitted, _training_reviews(inputs.reviews, split))
     if any(leaks.values()):
         raise RuntimeError(f"evaluation: test-period data reached training: {leaks}")
     model = at_weeks(fitted.model, split.boundaries, "test_start")

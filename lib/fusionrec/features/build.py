@@ -28,6 +28,8 @@ from fusionrec.features.sentiment import (
 from fusionrec.lake import SCHEMAS, table_path
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["build_features", "sentiment_settings"]
+
 log = logging.getLogger(__name__)
 
 

@@ -41,6 +41,8 @@ from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
 from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, inspect, resolve
 
+__all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "SOURCES", "Adapter", "ingest", "ingest_directory"]
+
 log = logging.getLogger(__name__)
 
 DERIVED_EVENT_PREFIX = "review:"

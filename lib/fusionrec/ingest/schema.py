@@ -40,6 +40,10 @@ from pyspark.sql import DataFrame
 
 from fusionrec.lake import SCHEMAS as LAKE_SCHEMAS
 
+__all__ = ["ARRAY_FIELDS", "CONSTRAINTS", "DUPLICATE_CODE", "EVENT_FIELDS", "EVENT_TYPES", "FIELDS",
+           "ITEM_FIELDS", "KEYS", "KINDS", "REVIEW_FIELDS", "TABLES", "conform_staged", "Duplicate", "Fix",
+           "Reason", "staged_schema", "table_schema"]
+
 KINDS = ("items", "events", "reviews")
 
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "event_type", "rating", "ts")

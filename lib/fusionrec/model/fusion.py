@@ -40,6 +40,10 @@ from fusionrec.model.text_maps import apply_text_map, fit_text_map
 from fusionrec.model.topk import blocked_top_n, top_n
 from fusionrec.features.vectors import dot, normalised
 
+__all__ = ["als_top_n", "at_weeks", "candidates", "content_top_n", "fit_fused", "FusedModel", "item_weeks",
+           "label", "latest_items", "only_items", "popularity", "rank_candidates", "recent_popularity",
+           "recommendation_weeks", "session_vectors", "with_features"]
+
 
 @dataclass(frozen=True)
 class FusedModel:
@@ -99,23 +103,23 @@ def popularity(interactions: DataFrame) -> DataFrame:
             .withColumn("log_popularity", F.log1p(F.col("n_interactions").cast("double"))))
 
 
-SECONDS_PER_WEEK = 7 * 24 * 3600
+_SECONDS_PER_WEEK = 7 * 24 * 3600
 
 
-def week_of(ts: Column) -> Column:
+def _week_of(ts: Column) -> Column:
     """Whole weeks since the Unix epoch (UTC)."""
-    return F.floor(F.unix_timestamp(ts) / SECONDS_PER_WEEK).cast("long")
+    return F.floor(F.unix_timestamp(ts) / _SECONDS_PER_WEEK).cast("long")
 
 
 def item_weeks(interactions: DataFrame) -> DataFrame:
     """``[item_id, week, n]``: interactions per item and week of ``first_ts``."""
-    return interactions.groupBy("item_id", week_of(F.col("first_ts")).alias("week")).agg(
+    return interactions.groupBy("item_id", _week_of(F.col("first_ts")).alias("week")).agg(
         F.count(F.lit(1)).alias("n"))
 
 
-def now_week(interactions: DataFrame) -> int:
+def _now_week(interactions: DataFrame) -> int:
     """The week of the latest interaction (the week recommendations are made in, right after training)."""
-    latest = interactions.agg(week_of(F.max("last_ts"))).first()[0]
+    latest = interactions.agg(_week_of(F.max("last_ts"))).first()[0]
     return 0 if latest is None else int(latest)
 
 
@@ -133,10 +137,10 @@ def recent_popularity(weekly: DataFrame, weeks: DataFrame, window: int) -> DataF
 def at_weeks(model: "FusedModel", times: DataFrame, ts_col: str) -> "FusedModel":
     """``model`` recommending to each user of ``times`` ``[user_id, <ts_col>]`` in the week
     of that timestamp (others at ``now_week``)."""
-    return replace(model, times=times.select("user_id", week_of(F.col(ts_col)).alias("week")))
+    return replace(model, times=times.select("user_id", _week_of(F.col(ts_col)).alias("week")))
 
 
-def with_week(df: DataFrame, model: "FusedModel") -> DataFrame:
+def _with_week(df: DataFrame, model: "FusedModel") -> DataFrame:
     """``df`` (keyed by ``user_id``) plus ``week``, the week each user is recommended in."""
     if model.times is None:
         return df.withColumn("week", F.lit(model.now_week).cast("long"))
@@ -194,7 +198,7 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
                       user_profiles=user_profiles, popularity=popularity(interactions).cache(),
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
                       counts=counts, item_weeks=item_weeks(interactions).cache(),
-                      now_week=now_week(interactions), recent_weeks=mc.recent_weeks)
+                      now_week=_now_week(interactions), recent_weeks=mc.recent_weeks)
 
 
 def only_items(model: FusedModel, items: DataFrame) -> FusedModel:
@@ -207,7 +211,7 @@ def only_items(model: FusedModel, items: DataFrame) -> FusedModel:
                    item_weeks=model.item_weeks.join(keep, "item_id"))
 
 
-def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
+def _restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
     return df if users is None else df.join(users.select("user_id").distinct(), "user_id")
 
 
@@ -221,28 +225,28 @@ def als_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
     if only_als:
         items = items.where(F.col("source") == "als")
         user_factors = model.als_user_factors
-    return blocked_top_n(restrict(user_factors, users), items, n, seen,
+    return blocked_top_n(_restrict(user_factors, users), items, n, seen,
                          mc.user_blocks, mc.item_blocks)
 
 
-def session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
+def _session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                   users: DataFrame | None = None) -> DataFrame:
     """Session candidates ``[user_id, item_id, score, rank]`` (r_u . y_i), seen items excluded."""
-    return blocked_top_n(restrict(model.sessions, users), model.item_factors, n, seen,
+    return blocked_top_n(_restrict(model.sessions, users), model.item_factors, n, seen,
                          mc.user_blocks, mc.item_blocks)
 
 
 def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                   users: DataFrame | None = None) -> DataFrame:
     """Content candidates ``[user_id, item_id, score, rank]`` (profile . item cosine)."""
-    return blocked_top_n(restrict(model.user_profiles, users), model.item_vectors, n, seen,
+    return blocked_top_n(_restrict(model.user_profiles, users), model.item_vectors, n, seen,
                          mc.user_blocks, mc.item_blocks, normalise=True, user_vec="vector", item_vec="vector")
 
 
-def popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
+def _popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
     """``[user_id, item_id]``: the ``n`` most popular items, of all time and in each user's
     recent weeks, minus the user's seen items (so up to ``2 n``)."""
-    weeks = with_week(users.select("user_id").distinct(), model)
+    weeks = _with_week(users.select("user_id").distinct(), model)
     recent = recent_popularity(model.item_weeks, weeks, model.recent_weeks)
     by_week = Window.partitionBy("week").orderBy(F.col("recent_popularity").desc(), F.col("item_id"))
     recent_top = (recent.withColumn("_r", F.row_number().over(by_week)).where(F.col("_r") <= n)
@@ -267,13 +271,13 @@ def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataF
                                                  for r in ranks])
 
     proposed = (proposed_by(als_top_n(model, n, seen, mc, users), "als_rank")
-                .unionByName(proposed_by(session_top_n(model, n, seen, mc, users), "session_rank"))
+                .unionByName(proposed_by(_session_top_n(model, n, seen, mc, users), "session_rank"))
                 .unionByName(proposed_by(content_top_n(model, n, seen, mc, users), "content_rank"))
-                .unionByName(proposed_by(popular_top_n(model, n, seen, users), None)))
+                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None)))
     return proposed.groupBy("user_id", "item_id").agg(*[F.min(r).alias(r) for r in ranks])
 
 
-def rank_gain(rank: Column) -> Column:
+def _rank_gain(rank: Column) -> Column:
     """1 / log2(1 + rank); 0 for a null rank (the item was not in that source's top-N)."""
     return F.coalesce(1.0 / F.log2(rank.cast("double") + 1.0), F.lit(0.0))
 
@@ -303,15 +307,15 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
     # Spark SQL dot products in the JVM: no round trip of four vector columns through Python.
     df = df.select("*", F.coalesce(dot(F.col("_uf"), F.col("_if")), F.lit(0.0)).alias("als_score"),
                    F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"),
-                   rank_gain(F.col("als_rank")).alias("als_rank_gain"),
-                   rank_gain(F.col("content_rank")).alias("content_rank_gain"),
+                   _rank_gain(F.col("als_rank")).alias("als_rank_gain"),
+                   _rank_gain(F.col("content_rank")).alias("content_rank_gain"),
                    F.coalesce(dot(F.col("_us"), F.col("_if")), F.lit(0.0)).alias("session_score"),
-                   rank_gain(F.col("session_rank")).alias("session_rank_gain"))
+                   _rank_gain(F.col("session_rank")).alias("session_rank_gain"))
     return (df.drop("_uf", "_us", "_if", "_up", "_iv", "als_rank", "session_rank", "content_rank")
             .join(F.broadcast(model.popularity.select("item_id", "log_popularity")), "item_id", "left")
             .join(F.broadcast(model.sentiment), "item_id", "left")
             .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))
-            .transform(lambda d: with_week(d, model))
+            .transform(lambda d: _with_week(d, model))
             .join(recent, ["item_id", "week"], "left").drop("week")
             .fillna({"log_popularity": 0.0, "item_sentiment": NEUTRAL_SENTIMENT, "recent_popularity": 0.0}))
 

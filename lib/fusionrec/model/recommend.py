@@ -32,6 +32,8 @@ from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
 from fusionrec.model.scoring import Catalogue, Ranker, reasons, score_user, unit_rows
 from fusionrec.model.topk import blocked_top_n
 
+__all__ = ["RECOMMENDATIONS_SCHEMA", "recommend_all", "score_all"]
+
 RECOMMENDATIONS_SCHEMA = "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING"
 
 

@@ -4,3 +4,5 @@ Below both the model (which tunes and trains its ranker on a validation period) 
 evaluation harness (which scores every model on the test period), as Spark ML's
 ``tuning`` sits above its estimators and evaluators: neither imports the other for these.
 """
+
+__all__ = ["metrics", "split"]

@@ -20,6 +20,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+__all__ = ["METRICS", "item_slice_recall", "per_user_metrics", "ranking_metrics"]
+
 #: The names :func:`ranking_metrics` returns (besides ``users``), in report order.
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 

@@ -28,6 +28,9 @@ from pyspark.sql import functions as F
 
 from fusionrec.ingest.gold import interactions as aggregate_interactions
 
+__all__ = ["choose_cold_items", "chronological_split", "cut_interactions", "filter_before", "relevant",
+           "Split", "split_by_boundaries", "user_boundaries"]
+
 
 @dataclass(frozen=True)
 class Split:
@@ -88,7 +91,7 @@ def cut_interactions(interactions: DataFrame, boundaries: DataFrame,
     return aggregate_interactions(events_before), after, events_before
 
 
-def hash_fraction(col: Column, fraction: float, seed: int) -> Column:
+def _hash_fraction(col: Column, fraction: float, seed: int) -> Column:
     """A deterministic, seeded Bernoulli(fraction) draw per value of ``col``.
 
     Hashing (not ``rand``) so that the draw does not depend on partitioning.
@@ -104,7 +107,7 @@ def choose_cold_items(interactions: DataFrame, fraction: float, seed: int,
     items = interactions.select("item_id").distinct()
     if eligible is not None:
         items = items.join(eligible.select("item_id").distinct(), "item_id")
-    return items.where(hash_fraction(F.col("item_id"), fraction, seed))
+    return items.where(_hash_fraction(F.col("item_id"), fraction, seed))
 
 
 def chronological_split(interactions: DataFrame, test_fraction: float, cold_item_fraction: float,

@@ -6,3 +6,5 @@ An adapter is ``read(spark, files, cfg) -> dict[kind, DataFrame]`` plus
 ``check(files)`` (driver-side validation raising :class:`~.files.InputError`) and
 ``PATTERNS`` (file name patterns when pointed at a directory).
 """
+
+__all__ = ["amazon", "files", "jsonl", "movielens", "text"]

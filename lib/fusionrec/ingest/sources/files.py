@@ -15,6 +15,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["CHUNK", "HEAD_BYTES", "batch_id", "InputError", "InputFile", "inspect", "resolve"]
+
 CHUNK = 1 << 20
 HEAD_BYTES = 1 << 16
 
