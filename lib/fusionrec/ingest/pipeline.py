@@ -35,7 +35,8 @@ from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
-from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, accepted as accepted_rows, quarantined, review_events
+from fusionrec.ingest.clean import (CLASSIFIERS, SILVER_COLUMNS, CleaningRules, accepted as accepted_rows, quarantined,
+                                    review_events)
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
