@@ -29,11 +29,55 @@ def test_fingerprint_follows_inputs_not_unrelated_settings(lake_cfg, spark):
     appended = stage_fingerprint(lake_cfg, TRAIN)
     assert appended != written
 
-    # A setting the stage reads changes it; one it does not read does not.
-    tuned = lake_cfg.replace(model=dataclasses.replace(lake_cfg.model, rank=lake_cfg.model.rank + 8))
-    assert stage_fingerprint(tuned, TRAIN) != appended
-    unrelated = lake_cfg.replace(registry=dataclasses.replace(lake_cfg.registry, max_k=7))
-    assert stage_fingerprint(unrelated, TRAIN) == appended
+
+
+def _changed(value):
+    """Another value of the same kind as ``value``."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value * 2 + 1
+    if isinstance(value, str):
+        return value + "-changed"
+    if isinstance(value, (list, tuple)):
+        return [*value, value[0]] if value else ["changed"]
+    if isinstance(value, dict):
+        return {**value, "changed": 1}
+    return "changed"
+
+
+def _variants(cfg):
+    """``(section, key, cfg with that one setting changed)`` for every setting of every section
+    but ``lake`` (its root is where the stages read, not a setting of theirs)."""
+    for field in dataclasses.fields(cfg):
+        section = getattr(cfg, field.name)
+        if field.name == "lake" or not dataclasses.is_dataclass(section):
+            continue
+        for key in dataclasses.fields(section):
+            value = _changed(getattr(section, key.name))
+            yield field.name, key.name, cfg.replace(**{field.name: dataclasses.replace(section, **{key.name: value})})
+
+
+@pytest.mark.parametrize("spec", STAGES, ids=[s.name for s in STAGES])
+def test_every_setting_of_a_declared_section_changes_the_fingerprint(lake_cfg, spec):
+    """Each setting of each section the stage declares changes its fingerprint; a setting of
+    another section does not (unless it moves a file the stage reads)."""
+    base = stage_fingerprint(lake_cfg, spec)
+    files = [f(lake_cfg) for f in spec.files]
+    tried = set()
+    for section, key, changed in _variants(lake_cfg):
+        if section in spec.config_sections:
+            assert stage_fingerprint(changed, spec) != base, f"{spec.name}: {section}.{key} does not re-run it"
+            tried.add(section)
+        elif [f(changed) for f in spec.files] == files:
+            assert stage_fingerprint(changed, spec) == base, f"{spec.name}: {section}.{key} re-runs it"
+    assert tried == set(spec.config_sections)
+
+
+def test_train_reruns_when_the_validation_split_changes(lake_cfg):
+    """train tunes ALS and fits the ranker on a validation period cut by evaluate.validation_fraction."""
+    split = lake_cfg.replace(evaluate=dataclasses.replace(lake_cfg.evaluate, validation_fraction=0.3))
+    assert stage_fingerprint(split, TRAIN) != stage_fingerprint(lake_cfg, TRAIN)
 
 
 def test_raw_input_files_are_fingerprinted(lake_cfg, tmp_path):

@@ -69,8 +69,9 @@ MODEL = (("model", "user_factors"), ("model", "item_factors"))
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", (), ("ingest",)),
     StageSpec("embed", GOLD_INPUTS, ("embed", "features")),
-    StageSpec("train", GOLD_INPUTS + EMBEDDINGS + FEATURES, ("model",)),
-    StageSpec("recommend", GOLD_INPUTS + EMBEDDINGS + FEATURES + MODEL, ("model",), (_fusion_params,)),
+    # train tunes on a validation period (evaluate.*) and recomputes side features (features.*)
+    StageSpec("train", GOLD_INPUTS + EMBEDDINGS + FEATURES, ("model", "evaluate", "features")),
+    StageSpec("recommend", GOLD_INPUTS + EMBEDDINGS + FEATURES + MODEL, ("model", "features"), (_fusion_params,)),
     StageSpec("evaluate", GOLD_INPUTS + EMBEDDINGS, ("model", "evaluate", "features")),
     StageSpec("register", GOLD_INPUTS + FEATURES + MODEL + (("gold", "recommendations"),),
               ("registry", "mlflow"), (_fusion_params, _evaluation_json)),
