@@ -8,6 +8,11 @@ c_ui = 1 + alpha * w_ui from the interaction weight w_ui
 
 Spark ALS needs integer ids: string ids are indexed with ``zipWithIndex`` (distributed)
 and mapped back, so factor tables are keyed by the original ``user_id`` / ``item_id``.
+
+The fitted ``ALSModel`` itself is kept too (:func:`save_als`): ``<lake.root>/model/als_model``
+(``ALSModel.save``, any Hadoop URI) with its id indexes ``model.als_user_ids`` ``[user_id, u]``
+and ``model.als_item_ids`` ``[item_id, i]``, so that a Spark user can load it natively (the
+registry logs it with ``mlflow.spark``) and map its integer ids back.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fusionrec.config import ModelConfig
+from fusionrec.config import Config, ModelConfig
+from fusionrec.lake import table_path
+
+__all__ = ["AlsFactors", "AlsParams", "als_model_path", "fit_als", "load_als_model", "save_als"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,15 @@ class AlsFactors:
     users: DataFrame
     items: DataFrame
     params: AlsParams
+    #: the fitted Spark model, on the integer ids of ``user_ids`` / ``item_ids``
+    model: ALSModel | None = None
+    #: [user_id, u INT]: the model's user ids
+    user_ids: DataFrame | None = None
+    #: [item_id, i INT]: the model's item ids
+    item_ids: DataFrame | None = None
 
 
-def index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
+def _index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
     """``[<col>, <index_col> INT]``: a dense 0-based integer index of the distinct values."""
     distinct = df.select(col).distinct()
     schema = f"{col} STRING, {index_col} INT"
@@ -54,8 +68,8 @@ def index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
 def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None = None) -> AlsFactors:
     """Fit implicit ALS on ``[user_id, item_id, weight]`` and return the factor tables."""
     params = params or AlsParams.from_config(mc)
-    users = index_ids(interactions, "user_id", "u").cache()
-    items = index_ids(interactions, "item_id", "i").cache()
+    users = _index_ids(interactions, "user_id", "u").cache()
+    items = _index_ids(interactions, "item_id", "i").cache()
     data = (interactions.select("user_id", "item_id", F.col("weight").cast("float").alias("w"))
             .join(users, "user_id").join(items, "item_id").select("u", "i", "w"))
     blocks = int(interactions.sparkSession.conf.get("spark.sql.shuffle.partitions"))
@@ -68,4 +82,32 @@ def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None =
         .select("user_id", F.col("features").alias("factors"))
     item_factors = model.itemFactors.join(items, F.col("id") == F.col("i")) \
         .select("item_id", F.col("features").alias("factors"))
-    return AlsFactors(users=user_factors, items=item_factors, params=params)
+    return AlsFactors(users=user_factors, items=item_factors, params=params, model=model, user_ids=users,
+                      item_ids=items)
+
+
+def als_model_path(cfg: Config) -> str:
+    """``<lake.root>/model/als_model``: where :func:`save_als` puts the ``ALSModel``."""
+    return table_path(cfg, "model", "als_model")
+
+
+def save_als(als: AlsFactors, cfg: Config) -> None:
+    """Save the fitted ``ALSModel`` at :func:`als_model_path` and its id indexes as the Delta
+    tables ``model.als_user_ids`` / ``model.als_item_ids`` (all overwritten)."""
+    if als.model is None or als.user_ids is None or als.item_ids is None:
+        raise ValueError("these ALS factors carry no fitted ALSModel (they were not fitted by fit_als)")
+    als.model.write().overwrite().save(als_model_path(cfg))
+    for name, ids in (("als_user_ids", als.user_ids), ("als_item_ids", als.item_ids)):
+        ids.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            table_path(cfg, "model", name))
+
+
+def load_als_model(spark: SparkSession, cfg: Config) -> ALSModel | None:
+    """The ``ALSModel`` :func:`save_als` saved, or None when there is none (checked through the
+    Hadoop FileSystem of ``spark``, so the lake may be on any store)."""
+    path = als_model_path(cfg)
+    jvm = spark.sparkContext._jvm
+    metadata = jvm.org.apache.hadoop.fs.Path(f"{path}/metadata")
+    if not metadata.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(metadata):
+        return None
+    return ALSModel.load(path)
