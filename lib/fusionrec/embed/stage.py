@@ -247,9 +247,29 @@ def _embed_table(
 
 
 def run_embed(spark: SparkSession, cfg: Config, report: RunReport | None = None) -> dict[str, Any]:
-    """Embed every source table; returns ``{table: counts}`` (see :func:`_embed_table`).
+    """Embed every gold text table incrementally (texts keyed by content hash).
 
-    A missing gold table is reported as ``{"status": "absent"}``; both missing is an error.
+    Parameters
+    ----------
+    spark, cfg
+        The session and the configuration (``embed.*``, ``lake.*``).
+    report : RunReport, optional
+        Receives a record per step.
+
+    Returns
+    -------
+    dict
+        ``{table: counts}`` per embeddings table (texts seen, embedded, reused, quarantined;
+        :func:`_embed_table`); a missing gold table is ``{"status": "absent"}``. Reads
+        ``gold.item_documents`` ``[item_id, text]`` and ``gold.reviews`` ``[review_id, text]``;
+        writes ``embeddings.item_embeddings`` / ``embeddings.review_embeddings``
+        ``[<id>, content_hash, embedding ARRAY<FLOAT>, model_id, created_ts]`` and
+        ``quarantine.embedding_failures``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither gold text table exists.
     """
     sources = {target: _read_gold(spark, cfg, target.source) for target in _TARGETS}
     if all(records is None for records in sources.values()):

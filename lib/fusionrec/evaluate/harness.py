@@ -115,7 +115,24 @@ def check_no_leakage(split: Split, fitted: Fitted, reviews: DataFrame | None = N
 
 
 def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
-    """Run the whole protocol; returns ``{"table": [...], "cold_items": [...], ...}``."""
+    """Run the whole protocol of the module docstring.
+
+    Parameters
+    ----------
+    inputs : EvalInputs
+        ``gold.interactions``, ``embeddings.item_embeddings`` ``[item_id, embedding]`` and,
+        optionally, ``gold.reviews``, ``embeddings.review_embeddings`` and ``silver.events``.
+    cfg : Config
+        ``evaluate.*`` (split, relevance, K) and ``model.*`` / ``features.*`` (the models).
+
+    Returns
+    -------
+    dict
+        ``table``: ``{model, k, precision, recall, ndcg, map, hit_rate, coverage, users}`` per
+        model and K; ``cold_items``: ``{model, k, recall, hit_rate, users, ranked_recall,
+        ranked_ndcg}``; ``search``, ``chosen``, ``ranker``, ``counts``, ``leakage_checks``
+        and ``protocol``.
+    """
     inputs = EvalInputs(*(materialised(df) if df is not None else None
                           for df in (inputs.interactions, inputs.item_embeddings, inputs.reviews,
                                      inputs.review_embeddings, inputs.events)))

@@ -62,7 +62,25 @@ def _write(df: DataFrame, cfg: Config, name: str) -> int:
 
 
 def build_features(spark: SparkSession, cfg: Config, report: RunReport | None = None) -> dict[str, Any]:
-    """Write the feature tables from everything in gold/embeddings; returns row counts and sentiment metrics."""
+    """Write the feature tables from everything in gold and embeddings.
+
+    Parameters
+    ----------
+    spark, cfg
+        The session and the configuration (``features.*``, ``lake.*``).
+    report : RunReport, optional
+        Receives a record per table.
+
+    Returns
+    -------
+    dict
+        Row counts per table and the sentiment model's held-out metrics. Reads
+        ``gold.interactions``, ``embeddings.item_embeddings`` and, when present, ``gold.reviews``
+        and ``embeddings.review_embeddings``; overwrites ``features.item_vectors``
+        ``[item_id, vector]``, ``features.user_profiles`` ``[user_id, vector, n_items, n_reviews]``,
+        ``features.review_sentiment`` ``[review_id, item_id, score]`` and
+        ``features.item_sentiment`` ``[item_id, sentiment_mean, sentiment_count]``.
+    """
     fc = cfg.features
     interactions = _read(spark, cfg, "gold", "interactions", required=True)
     reviews = _read(spark, cfg, "gold", "reviews", required=False)

@@ -82,13 +82,36 @@ SOURCES = tuple(ADAPTERS)
 
 
 def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
-    """Ingest the files at ``path`` as one batch of ``source``; returns the accounting report.
+    """Ingest the files at ``path`` as one batch of ``source``.
 
-    :param source: ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
-    :param batch_id: overrides the content hash (for replays under a known id).
-    :raises InputError: missing path, empty directory or file, wrong format, bad gzip,
-        missing CSV column (one line naming the file); nothing is written then.
-    :raises AccountingError: the row equations do not hold.
+    Parameters
+    ----------
+    spark, cfg
+        The session and the configuration (``ingest.*``, ``lake.*``).
+    source : str
+        ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
+    path : str
+        A file or a directory of the source's files.
+    batch_id : str, optional
+        Overrides the content hash of the files (for replays under a known id).
+
+    Returns
+    -------
+    dict
+        The accounting report: ``batch_id``, ``skipped`` (the batch was already complete),
+        ``files`` and, per kind, ``rows_in = accepted + quarantined + duplicates`` with the
+        reason codes. Writes ``bronze.<kind>`` ``[raw, file, source, batch_id, ingest_ts]``,
+        ``quarantine.<kind>`` ``[raw, file, reason, source, batch_id, ingest_ts]``,
+        ``silver.<kind>`` (the columns of :data:`~fusionrec.ingest.clean.SILVER_COLUMNS`
+        plus provenance) and the gold tables of :data:`fusionrec.lake.SCHEMAS`.
+
+    Raises
+    ------
+    InputError
+        Missing path, empty directory or file, wrong format, bad gzip, missing CSV column
+        (one line naming the file); nothing is written then.
+    AccountingError
+        The row equations do not hold.
     """
     if source not in ADAPTERS:
         raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")

@@ -157,7 +157,55 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
               item_sentiment: DataFrame | None, mc: ModelConfig, params: AlsParams | None = None,
               als: AlsFactors | None = None) -> FusedModel:
     """Fit ALS on ``interactions`` (unless ``als`` is given, fitted on the same interactions)
-    and complete it with the text maps (module docstring)."""
+    and complete it with the text maps (module docstring).
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``[user_id, item_id, weight, first_ts, last_ts]`` (``gold.interactions`` or a training split).
+    item_vectors : DataFrame
+        ``[item_id, vector ARRAY<FLOAT>]`` (``features.item_vectors``); normalised here.
+    user_profiles : DataFrame
+        ``[user_id, vector ARRAY<FLOAT>]`` (``features.user_profiles``); normalised here.
+    item_sentiment : DataFrame or None
+        ``[item_id, sentiment_mean]`` (``features.item_sentiment``); None: no reviews.
+    mc : ModelConfig
+        ALS iterations and seed, ridge penalty, ``min_user_interactions``, ``session_items``,
+        ``recent_weeks``.
+    params : AlsParams, optional
+        Rank, regularisation and alpha; default those of ``mc``.
+    als : AlsFactors, optional
+        ALS already fitted on ``interactions`` (by :func:`fusionrec.model.als.fit_als`).
+
+    Returns
+    -------
+    FusedModel
+        ``user_factors`` ``[user_id, factors, source]`` and ``item_factors``
+        ``[item_id, factors, source]`` (``source`` = ``als`` | ``text_map``), and the tables
+        and maps the candidates and ranker features are computed from.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from fusionrec.config import ModelConfig
+    >>> from fusionrec.model.als import AlsParams
+    >>> ts = dt.datetime(2024, 1, 1)
+    >>> interactions = spark.createDataFrame(
+    ...     [(f"u{u}", f"i{i}", 1.0, ts, ts) for u in range(4) for i in range(4) if (u + i) % 2 == 0],
+    ...     "user_id STRING, item_id STRING, weight DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP")
+    >>> vectors = spark.createDataFrame([(f"i{i}", [float(i % 2), float(i // 2 % 2), 1.0]) for i in range(5)],
+    ...                                 "item_id STRING, vector ARRAY<FLOAT>")
+    >>> profiles = spark.createDataFrame([(f"u{u}", [float(u % 2), 0.0, 1.0]) for u in range(5)],
+    ...                                  "user_id STRING, vector ARRAY<FLOAT>")
+    >>> model = fit_fused(interactions, vectors, profiles, None, ModelConfig(max_iter=2, min_user_interactions=1),
+    ...                   AlsParams(rank=2, reg_param=0.1, alpha=1.0))
+    >>> sorted((r.item_id, r.source) for r in model.item_factors.collect())  # i4: no interaction, text only
+    [('i0', 'als'), ('i1', 'als'), ('i2', 'als'), ('i3', 'als'), ('i4', 'text_map')]
+    >>> sorted((r.user_id, r.source) for r in model.user_factors.collect())  # u4: a profile only
+    [('u0', 'als'), ('u1', 'als'), ('u2', 'als'), ('u3', 'als'), ('u4', 'text_map')]
+    >>> model.item_map.shape  # [vector, 1] -> factor
+    (4, 2)
+    """
     spark = interactions.sparkSession
     item_vectors = normalised(item_vectors.select("item_id", "vector"), "vector").cache()
     user_profiles = normalised(user_profiles.select("user_id", "vector"), "vector").cache()
