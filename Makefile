@@ -41,7 +41,7 @@ doctor:
 test:  ## the default suite, offline: everything but the long end-to-end runs marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all:  ## every test, including the slow end-to-end pipeline, notebook and cluster-pipeline runs
+test-all:  ## every test, including the two slow runs (full MovieLens ingest, model stage end to end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast:

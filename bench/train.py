@@ -114,7 +114,7 @@ def main() -> int:
     from fusionrec.model.fusion import candidates, fit_fused, label, with_features
     from fusionrec.model.ranker import fit_ranker
     from fusionrec.model.recommend import recommend_all
-    from fusionrec.evaluate.split import split_by_boundaries, user_boundaries
+    from fusionrec.validation.split import split_by_boundaries, user_boundaries
     from fusionrec.model.side_features import side_features
     from fusionrec.session import build_spark
 

@@ -27,3 +27,23 @@ def test_bad_override_is_one_line_error(capsys, tmp_path):
     assert code == 2
     assert err == ["fusionrec doctor: error: --set spark.shuffle_partitions: 'spark.shuffle_partitions' must be an integer, got 'lots'"]
     assert json.loads(report.read_text())["status"] == "failed"
+
+
+def test_doctor_checks_fail(cfg, tmp_path, monkeypatch):
+    """The package and MLflow checks report what is wrong (no Spark needed for these two)."""
+    import dataclasses
+
+    from fusionrec.commands import doctor
+
+    pins = doctor.lane_pins()
+    assert pins["pyspark"] == "3.5.8" and pins["mlflow"].startswith("3.") and "numpy" not in pins
+    assert doctor._packages(cfg).ok
+    monkeypatch.setattr(doctor, "lane_pins", lambda: {**pins, "pyspark": "0.0.1"})
+    assert not doctor._packages(cfg).ok
+
+    store = dataclasses.replace(cfg.mlflow, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                experiment="doctor-test", artifact_location="/proc/forbidden/artifacts")
+    check = doctor._mlflow(cfg.replace(mlflow=store), {})
+    assert not check.ok and "/proc/forbidden/artifacts is not writable" in check.detail and check.fix
+    writable = dataclasses.replace(store, experiment="doctor-ok", artifact_location=str(tmp_path / "art"))
+    assert doctor._mlflow(cfg.replace(mlflow=writable), {}).ok

@@ -24,7 +24,7 @@ from fusionrec.config import LakeConfig
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
 from fusionrec.lake import Lake
 from fusionrec.session import local_jars
-from fusionrec.standalone import StandaloneCluster, format_command, spark_submit_command
+from _standalone import StandaloneCluster, format_command, spark_submit_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.cluster

@@ -15,7 +15,7 @@ from delta.tables import DeltaTable
 from fusionrec.config import Config
 from fusionrec.embed.model import MANIFEST, cache_path
 from fusionrec.embed.stage import QUARANTINE_TABLE, run_embed
-from fusionrec.embed.validate import VECTOR_REASONS, classify_vectors
+from fusionrec.embed.validate import classify_vectors
 from fusionrec.lake import SCHEMAS
 from conftest import table_path, lake_of
 
@@ -187,7 +187,6 @@ def test_vector_checks_give_a_reason_for_every_bad_vector(spark):
     got = {r.content_hash: r.reason for r in classify_vectors(df, dimension=4).collect()}
     assert got == {"ok": None, "none": "no_annotation", "empty": "empty_vector", "short": "wrong_dimension",
                    "nan": "non_finite", "inf": "non_finite", "zero": "not_unit_norm"}
-    assert set(got.values()) - {None} == set(VECTOR_REASONS)
 
 
 def test_missing_gold_tables_are_a_clear_error(spark, lake_cfg):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from fusionrec.evaluate.metrics import item_slice_recall, per_user_metrics, ranking_metrics
+from fusionrec.validation.metrics import item_slice_recall, per_user_metrics, ranking_metrics
 
 RECS = "user_id STRING, rank INT, item_id STRING"
 REL = "user_id STRING, item_id STRING"

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pyspark.sql import functions as F
 
-from fusionrec.evaluate.split import chronological_split, filter_before, relevant, user_boundaries
+from fusionrec.validation.split import chronological_split, filter_before, relevant, user_boundaries
 from fusionrec.ingest.gold import interactions as aggregate_interactions
 from _synthetic import INTERACTIONS_DDL, synthetic
 

@@ -11,18 +11,20 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.clean import (
+    CLASSIFIERS,
     CleaningRules,
+    accepted,
     classify_events,
     classify_items,
     classify_reviews,
-    clean,
     clean_text,
     parse_price,
     parse_ts,
+    quarantined,
     redact,
 )
 from fusionrec.ingest.privacy import PrivacyError, pseudonym_key, pseudonymise, pseudonymise_py
-from fusionrec.ingest.schema import staged_schema
+from fusionrec.ingest.schema import conform_staged, staged_schema
 
 KEY = b"test-key"
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0)
@@ -41,6 +43,20 @@ def staged(spark, kind, rows):
         row.update(r)
         out.append(tuple(row[f.name] for f in schema.fields))
     return spark.createDataFrame(out, schema)
+
+
+def production_split(staged_df, kind):
+    """``(silver rows, quarantine rows)`` as the ingest pipeline takes them from a batch."""
+    classified = CLASSIFIERS[kind](conform_staged(staged_df, kind), RULES)
+    return accepted(classified, kind), quarantined(classified, RULES.ingest.personal_fields)
+
+
+def test_a_source_that_breaks_the_staged_contract_fails_by_column(spark):
+    good = staged(spark, "events", [{"user_id": "u1", "ts": "2021-01-01"}])
+    assert conform_staged(good.select(*reversed(good.columns)), "events").columns == good.columns
+    broken = good.drop("ts").withColumn("rating", F.lit(4.0))
+    with pytest.raises(TypeError, match=r"rating \(double, expected string\), ts \(missing, expected string\)"):
+        conform_staged(broken, "events")
 
 
 def event(**kw):
@@ -108,7 +124,7 @@ def test_event_weights_pseudonyms_and_duplicates(spark):
     rows = [event(event_id="e1", event_type="purchase"), event(event_id="e1", event_type="purchase"),
             event(event_type="rating", rating="4", item_id="i2"), event(event_type="rating", rating="4", item_id="i2"),
             event(event_id="e3", event_type="click", user_id="u2", item_id="i3")]
-    clean_df, quarantine_df = clean(staged(spark, "events", rows), "events", RULES)
+    clean_df, quarantine_df = production_split(staged(spark, "events", rows), "events")
     got = {r["event_id"]: r for r in clean_df.collect()}
     assert quarantine_df.count() == 0
     assert len(got) == 3  # one exact duplicate by id, one by derived id
@@ -173,7 +189,7 @@ def test_review_rules_and_redaction(spark):
     assert by_raw["c"]["_reason"] == "rating_out_of_range"
     assert by_raw["d"]["truncated"] and len(by_raw["d"]["text"]) == 4000
     assert [by_raw["e"]["_duplicate"], by_raw["f"]["_duplicate"]] == [False, True]
-    _, quarantine_df = clean(staged(spark, "reviews", rows), "reviews", RULES)
+    _, quarantine_df = production_split(staged(spark, "reviews", rows), "reviews")
     raws = sorted(r["raw"] for r in quarantine_df.collect())
     assert raws[1] == '{"reviewerName":"<redacted>", "x": 1}'
     redacted = spark.createDataFrame([('{"email": "a@b.c", "user_name": "x"}',)], "r STRING") \

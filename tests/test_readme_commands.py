@@ -1,5 +1,5 @@
 """The spark-submit command line in the README is the one the cluster test runs: both come
-from :func:`fusionrec.standalone.spark_submit_command` (placeholders where the README has them)."""
+from :func:`_standalone.spark_submit_command` (placeholders where the README has them)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from fusionrec.standalone import format_command, spark_submit_command
+from _standalone import format_command, spark_submit_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: The README's placeholders: any master, the jars of ``make jars``, the zip of ``make dist``.

@@ -76,3 +76,16 @@ def test_reasons_name_a_liked_item_and_recommend_all_covers_every_user(fitted, s
         title = r.reason.removeprefix("similar to ").removesuffix(" you liked") \
             .removeprefix("popular with people who liked ")
         assert title in seen_titles[r.user_id], r
+
+
+def test_the_recommend_report_counts_every_kind_of_reason(spark):
+    from fusionrec.commands.recommend import REASON_KINDS, reason_kind
+    from fusionrec.model import scoring
+
+    reasons = [scoring.REASON_CONTENT.format(title="Alien"), scoring.REASON_CONTENT_TEXT,
+               scoring.REASON_ALS.format(title="Heat"), scoring.REASON_ALS_TEXT, scoring.REASON_SENTIMENT,
+               scoring.REASON_NEW, scoring.REASON_POPULAR, "something else"]
+    got = [r[0] for r in spark.createDataFrame([(r,) for r in reasons], "reason STRING")
+           .select(reason_kind(F.col("reason"))).collect()]
+    assert got == [*REASON_KINDS, ""]
+    assert len(set(REASON_KINDS)) == 7 and "new arrival" in REASON_KINDS and "matches your description" in REASON_KINDS

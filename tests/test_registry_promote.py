@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from pyspark.ml.recommendation import ALSModel
 
 from fusionrec.cli import main
 from fusionrec.registry.promote import (
@@ -15,6 +18,7 @@ from _registry_lake import evaluation_results
 from fusionrec.registry.register import evaluation_from_results, register_model
 from fusionrec.registry.store import StoreError, configure_mlflow
 from conftest import table_path, lake_of
+from fusionrec.model.als import AlsParams, fit_als, save_als
 from fusionrec.runlog import RunReport
 
 pytest_plugins = ["_registry_lake"]
@@ -100,16 +104,33 @@ def test_promote_command(mlflow_cfg, tmp_path, capsys):
 def test_registering_a_worse_model_is_refused_end_to_end(registered, registry_lake, spark):
     lake_cfg, _ = registry_lake
     worse = evaluation_from_results(evaluation_results(0.20), "test")
-    # The fitted ALS stage is logged natively with mlflow.spark next to the pyfunc model.
-    from pyspark.ml.recommendation import ALS
-
-    ratings = spark.createDataFrame([(u, i, 1.0) for u in range(4) for i in range(3) if (u + i) % 2],
-                                    "user INT, item INT, rating DOUBLE")
-    als_model = ALS(rank=2, maxIter=2, implicitPrefs=True, seed=1).fit(ratings)
-    result = register_model(lake_of(spark, lake_cfg), lake_cfg, RunReport("register"), evaluation=worse, als_model=als_model)
+    # The train stage saves the fitted ALSModel in the lake; registration logs it with mlflow.spark.
+    interactions = spark.read.format("delta").load(table_path(lake_cfg, "gold", "interactions"))
+    als = fit_als(interactions, dataclasses.replace(lake_cfg.model, max_iter=3), AlsParams(2, 0.1, 1.0))
+    save_als(lake_of(spark, lake_cfg), als)
+    try:
+        result = register_model(lake_of(spark, lake_cfg), lake_cfg, RunReport("register"), evaluation=worse)
+    finally:
+        for name in ("als_model", "als_user_ids", "als_item_ids"):
+            shutil.rmtree(table_path(lake_cfg, "model", name))
     client = MlflowClient(lake_cfg.mlflow.tracking_uri)
     als_uri = client.get_run(result.run_id).data.tags["als.model_uri"]
     assert "spark" in mlflow.models.get_model_info(als_uri).flavors
+
+    # A Spark user loads it natively and scores with it, ids mapped through the saved indexes.
+    loaded = mlflow.spark.load_model(als_uri).stages[-1]
+    assert isinstance(loaded, ALSModel) and loaded.rank == 2
+    n_users, n_items = als.user_ids.count(), als.item_ids.count()
+    top = loaded.recommendForAllUsers(3)
+    assert top.count() == n_users and all(len(r.recommendations) == 3 for r in top.collect())
+    pairs = interactions.join(als.user_ids, "user_id").join(als.item_ids, "item_id")
+    predicted = {(r.user_id, r.item_id): r.prediction for r in loaded.transform(pairs).collect()}
+    assert len(predicted) == interactions.count() and n_items == interactions.select("item_id").distinct().count()
+    users = {r.user_id: np.array(r.factors) for r in als.users.collect()}
+    items = {r.item_id: np.array(r.factors) for r in als.items.collect()}
+    for (user, item), prediction in predicted.items():
+        assert prediction == pytest.approx(float(users[user] @ items[item]), abs=1e-5)
+
     assert not result.decision.promoted
     assert result.decision.champion_version == registered.version and result.decision.champion_metric == 0.30
     assert str(client.get_model_version_by_alias(lake_cfg.mlflow.model_name, CHAMPION).version) == registered.version

@@ -16,6 +16,8 @@ from types import ModuleType
 from fusionrec.config import ConfigError, load_config
 from fusionrec.runlog import RunReport, setup_logging
 
+__all__ = ["COMMANDS", "DEFAULT_CONF", "main"]
+
 log = logging.getLogger("fusionrec")
 
 #: Commands in the order ``--help`` lists them.

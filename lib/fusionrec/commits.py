@@ -42,6 +42,9 @@ from pyspark.sql.types import StructType
 
 from fusionrec.config import LakeConfig
 
+__all__ = ["CONFLICTS", "CommitConflictError", "create_table", "latest_version", "retry_on_conflict",
+           "TableNotReady"]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

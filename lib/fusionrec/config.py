@@ -25,6 +25,10 @@ from typing import Any, Mapping
 
 import yaml
 
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig", "FeaturesConfig",
+           "IngestConfig", "LakeConfig", "load_config", "MaintainConfig", "MlflowConfig", "ModelConfig",
+           "RegistryConfig", "SparkConfig"]
+
 ENV_PREFIX = "FUSIONREC_"
 
 

@@ -31,14 +31,19 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-CHUNK_ROWS = 250_000
-T_START = np.datetime64("2019-01-01T00:00:00", "s").astype(np.int64)
-T_END = np.datetime64("2025-06-30T00:00:00", "s").astype(np.int64)
+from fusionrec.config import IngestConfig
+
+__all__ = ["CATEGORIES", "EVENT_TYPES", "Category", "generate"]
+
+_CHUNK_ROWS = 250_000
+_T_START = np.datetime64("2019-01-01T00:00:00", "s").astype(np.int64)
+_T_END = np.datetime64("2025-06-30T00:00:00", "s").astype(np.int64)
 EVENT_TYPES = np.array(["view", "click", "cart", "purchase", "rating"])
-EVENT_TYPE_P = np.array([0.55, 0.25, 0.10, 0.05, 0.05])
+_EVENT_TYPE_P = np.array([0.55, 0.25, 0.10, 0.05, 0.05])
 #: Placeholder for an invalid UTF-8 byte: encoded with ``surrogateescape`` it becomes 0xFF.
-BAD_BYTE = "\udcff"
-MAX_TEXT = 4000  # default ingest.max_text_length; over-long texts exceed it
+_BAD_BYTE = "\udcff"
+#: Over-long texts exceed the default ingest.max_text_length.
+_MAX_TEXT = IngestConfig().max_text_length
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def _iso(seconds: np.ndarray) -> np.ndarray:
 
 
 class _Writer:
-    """Numbered ``<kind>-NNNNN.jsonl[.gz]`` files, one per chunk; lines may hold BAD_BYTE."""
+    """Numbered ``<kind>-NNNNN.jsonl[.gz]`` files, one per chunk; lines may hold _BAD_BYTE."""
 
     def __init__(self, out_dir: Path, kind: str, compress: bool):
         self.out_dir, self.kind, self.compress = out_dir, kind, compress
@@ -234,7 +239,7 @@ def _item_record(rng: np.random.Generator, i: int, cat: Category, updated: int) 
 def _items(out: Path, rng: np.random.Generator, world: _World, n_items: int, dirty_share: float,
            compress: bool) -> tuple[_Writer, _Expect]:
     writer, expect = _Writer(out, "items", compress), _Expect()
-    updated = rng.integers(T_START, T_END, size=n_items)
+    updated = rng.integers(_T_START, _T_END, size=n_items)
     defects = ("html", "control", "price_junk", "overlong", "non_utf8", "older_duplicate",
                "missing_id", "unparseable", "empty_text", "blank")
     dirty = _dirty_positions(rng, n_items, dirty_share, len(defects))
@@ -258,11 +263,11 @@ def _items(out: Path, rng: np.random.Generator, world: _World, n_items: int, dir
             line = json.dumps(rec)
             expect.fix("price_unparsed")
         elif defect == "overlong":
-            rec["description"] = (rec["description"] + " ") * (MAX_TEXT // max(1, len(rec["description"])) + 2)
+            rec["description"] = (rec["description"] + " ") * (_MAX_TEXT // max(1, len(rec["description"])) + 2)
             line = json.dumps(rec)
             expect.fix("text_truncated")
         elif defect == "non_utf8":
-            line = json.dumps(rec).replace('"title": "', f'"title": "{BAD_BYTE}', 1)
+            line = json.dumps(rec).replace('"title": "', f'"title": "{_BAD_BYTE}', 1)
             expect.fix("non_utf8_replaced")
         lines.append(line)
         # Defects that add a row keep the catalogue intact (events and reviews refer to it).
@@ -296,9 +301,9 @@ def _events(out: Path, seed: int, world: _World, n_events: int, dirty_share: flo
         m = min(chunk_rows, n_events - start)
         rng = np.random.default_rng([seed, 2, chunk])
         users, items, affinity = _sample_interactions(rng, world, m)
-        types = EVENT_TYPES[np.searchsorted(np.cumsum(EVENT_TYPE_P), rng.random(m) * 0.999999)]
+        types = EVENT_TYPES[np.searchsorted(np.cumsum(_EVENT_TYPE_P), rng.random(m) * 0.999999)]
         stars = _ratings(rng, affinity)
-        seconds = rng.integers(T_START, T_END, size=m)
+        seconds = rng.integers(_T_START, _T_END, size=m)
         iso = _iso(seconds)
         as_epoch = rng.random(m) < 0.3
         has_session = rng.random(m) < 0.2
@@ -336,7 +341,7 @@ def _events(out: Path, seed: int, world: _World, n_events: int, dirty_share: flo
                 ts = '"2099-01-01T00:00:00Z"'
                 expect.reason("ts_out_of_range")
             elif defect == "non_utf8":
-                extra = f',"device":"mob{BAD_BYTE}ile"'
+                extra = f',"device":"mob{_BAD_BYTE}ile"'
                 expect.fix("non_utf8_replaced")
             line = (f'{{"event_id":"ev{seed}-{start + j}","user_id":{user}{item},"event_type":"{t}",'
                     f'"ts":{ts}{rating}{extra}}}')
@@ -365,7 +370,7 @@ def _reviews(out: Path, seed: int, world: _World, n_reviews: int, dirty_share: f
         rng = np.random.default_rng([seed, 3, chunk])
         users, items, affinity = _sample_interactions(rng, world, m)
         stars = _ratings(rng, affinity)
-        iso = _iso(rng.integers(T_START, T_END, size=m))
+        iso = _iso(rng.integers(_T_START, _T_END, size=m))
         with_id = rng.random(m) < 0.7
         dirty = _dirty_positions(rng, m, dirty_share, len(defects))
         lines: list[str] = []
@@ -409,11 +414,11 @@ def _reviews(out: Path, seed: int, world: _World, n_reviews: int, dirty_share: f
                 rec["text"] = f"<p>{text}</p> &quot;recommended&quot;"
                 expect.fix("markup_stripped")
             elif defect == "overlong":
-                rec["text"] = (text + " ") * (MAX_TEXT // len(text) + 2)
+                rec["text"] = (text + " ") * (_MAX_TEXT // len(text) + 2)
                 expect.fix("text_truncated")
             line = json.dumps(rec)
             if defect == "non_utf8":
-                line = line.replace('"text": "', f'"text": "{BAD_BYTE}', 1)
+                line = line.replace('"text": "', f'"text": "{_BAD_BYTE}', 1)
                 expect.fix("non_utf8_replaced")
             elif defect == "unparseable":
                 line = line[: len(line) // 2]
@@ -429,7 +434,7 @@ def _reviews(out: Path, seed: int, world: _World, n_reviews: int, dirty_share: f
 
 def generate(out_dir: str, n_events: int, n_users: int, n_items: int, seed: int, dirty_share: float = 0.05,
              n_reviews: int | None = None, n_categories: int = 10, compress: bool = False,
-             chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+             chunk_rows: int = _CHUNK_ROWS) -> dict[str, Any]:
     """Write ``items-*.jsonl``, ``events-*.jsonl`` and ``reviews-*.jsonl`` to ``out_dir``.
 
     :param n_reviews: default ``n_events // 20``.

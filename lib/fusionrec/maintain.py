@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from fusionrec.config import MaintainConfig
 from fusionrec.lake import Lake
 
+__all__ = ["MIN_RETENTION_HOURS", "maintain_table", "maintain_lake", "TableUpkeep"]
+
 #: Delta's own safety floor (spark.databricks.delta.retentionDurationCheck).
 MIN_RETENTION_HOURS = 168
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+__all__ = ["LOG_FORMAT", "RunReport", "setup_logging", "stage", "StageRecord"]
+
 log = logging.getLogger("fusionrec")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s | %(message)s"

@@ -13,6 +13,8 @@ from pyspark.sql import SparkSession
 from fusionrec.lake import normalise_uri
 from fusionrec.config import Config
 
+__all__ = ["DELTA_CATALOG", "DELTA_EXTENSION", "build_spark", "local_jars", "SetupError"]
+
 log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"

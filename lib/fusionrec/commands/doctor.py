@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -16,10 +17,21 @@ import numpy as np
 from fusionrec.config import Config
 from fusionrec.runlog import RunReport
 
+__all__ = ["FIXES", "HELP", "add_arguments", "Check", "lane_pins", "run"]
+
 HELP = "check Java, Spark, Delta Lake, Spark NLP and the MLflow store; non-zero exit on any failure"
 
-#: Python packages of the lane and the versions pyproject pins.
-LANE = {"pyspark": "3.5.8", "delta-spark": "3.3.2", "spark-nlp": "5.5.3", "mlflow": "3.17.2"}
+
+def lane_pins() -> dict[str, str]:
+    """``{package: version}``: the exact (``==``) pins of fusionrec's requirements, as installed
+    from pyproject.toml (the one place they are written)."""
+    pins = {}
+    for requirement in importlib.metadata.requires("fusionrec") or []:
+        spec = requirement.split(";")[0].replace(" ", "")
+        if "==" in spec and ";" not in requirement:
+            name, version = spec.split("==", 1)
+            pins[name] = version
+    return pins
 
 
 @dataclass
@@ -49,8 +61,13 @@ def _java(cfg: Config) -> Check:
 
 
 def _packages(cfg: Config) -> Check:
+    try:
+        pins = lane_pins()
+    except importlib.metadata.PackageNotFoundError:
+        return Check("packages", False, "fusionrec is not installed: its version pins are unknown",
+                     "run 'make setup', or install the wheel from 'make dist'")
     found, wrong = [], []
-    for name, pinned in LANE.items():
+    for name, pinned in pins.items():
         try:
             version = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -111,7 +128,26 @@ def _mlflow(cfg: Config, state: dict) -> Check:
     client = configure_mlflow(cfg.mlflow)
     experiments = len(client.search_experiments())
     models = len(client.search_registered_models(max_results=100))
-    return Check("mlflow", True, f"{cfg.mlflow.tracking_uri}: {experiments} experiments, {models} registered models")
+    location = client.get_experiment_by_name(cfg.mlflow.experiment).artifact_location
+    problem = _unwritable(location)
+    detail = f"{cfg.mlflow.tracking_uri}: {experiments} experiments, {models} registered models"
+    return Check("mlflow", problem is None, detail if problem is None else f"{detail}; {problem}",
+                 "" if problem is None else FIXES["mlflow_artifacts"])
+
+
+def _unwritable(location: str) -> str | None:
+    """Why runs cannot store artifacts at ``location`` (a local path or ``file:`` URI), or None.
+    Other stores (a tracking server, an object store) are only reached when a run logs."""
+    if "://" in location and not location.startswith("file:"):
+        return None
+    path = location[len("file://"):] if location.startswith("file://") else location.removeprefix("file:")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"artifact location {location} is not writable ({exc.strerror or exc})"
+    return None
 
 
 FIXES = {
@@ -119,6 +155,8 @@ FIXES = {
     "delta": "run 'make jars'; the delta-spark jar must match Spark 3.5 (delta-spark_2.12 3.3.x)",
     "sparknlp": "run 'make model' to rebuild the embedding model cache",
     "mlflow": "check mlflow.tracking_uri / MLFLOW_TRACKING_URI (default sqlite:///work/mlflow.db)",
+    "mlflow_artifacts": "point mlflow.artifact_location at a writable folder (an experiment keeps the location "
+                        "it was created with: set mlflow.experiment to a new name to use another)",
 }
 
 

@@ -12,6 +12,8 @@ from fusionrec.lake import Lake
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+
 HELP = "embed item documents and reviews into Delta (incremental), then write the feature tables"
 
 

@@ -13,6 +13,8 @@ from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "add_arguments", "STAGE", "run"]
+
 HELP = "evaluate popularity / ALS / content / hybrid on a per-user chronological split (+ cold items)"
 
 

@@ -8,6 +8,8 @@ import json
 from fusionrec.config import Config
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "write seeded synthetic events/items/reviews JSONL (with a share of dirty rows) to a directory"
 
 

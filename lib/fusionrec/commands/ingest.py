@@ -11,6 +11,8 @@ from fusionrec.ingest.schema import KINDS
 from fusionrec.runlog import RunReport, stage
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+
 HELP = "ingest events/items/reviews JSONL, a MovieLens or an Amazon directory into the Delta lake"
 
 log = logging.getLogger("fusionrec")

@@ -10,6 +10,8 @@ from fusionrec.maintain import maintain_lake
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "OPTIMIZE (compaction) and VACUUM every Delta table under lake.root, keeping time travel within the retention"
 
 

@@ -9,6 +9,8 @@ from fusionrec.embed.model import build_model_cache, cache_path
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "import the sentence-embedding model (ONNX) into Spark NLP and save it in the model cache"
 
 

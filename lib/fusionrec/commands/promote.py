@@ -9,6 +9,8 @@ from fusionrec.registry.promote import CHALLENGER, promote_version
 from fusionrec.registry.store import configure_mlflow
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = "promote a registered version to 'champion' if its metric is not worse than the champion's (within tolerance)"
 
 

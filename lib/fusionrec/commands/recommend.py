@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import argparse
 
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.model.recommend import recommend_all
+from fusionrec.model.scoring import (REASON_ALS, REASON_ALS_TEXT, REASON_CONTENT, REASON_CONTENT_TEXT, REASON_NEW,
+                                     REASON_POPULAR, REASON_SENTIMENT)
 from fusionrec.model.train import FUSION_PARAMS, load_model, read_inputs
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "STAGE", "REASON_KINDS", "add_arguments", "reason_kind", "run"]
+
 HELP = "score every user against every item (blocked) and write top-K with reasons to gold.recommendations"
+
+#: Every kind of reason: the words of its template before the item title, if it names one.
+REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
+    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_ALS, REASON_ALS_TEXT, REASON_SENTIMENT, REASON_NEW, REASON_POPULAR))
+
+
+def reason_kind(reason: Column) -> Column:
+    """The kind of ``reason`` (one of :data:`REASON_KINDS`), empty for a reason of no known kind."""
+    return F.coalesce(*[F.when(reason.startswith(kind), F.lit(kind)) for kind in REASON_KINDS], F.lit(""))
 
 
 STAGE = Stage(
@@ -50,9 +64,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         written = lake.read("gold.recommendations")
         stats = written.agg(F.countDistinct("user_id").alias("users"), F.count(F.lit(1)).alias("rows"),
                             F.countDistinct("item_id").alias("items")).first()
-        reasons = {r["kind"]: r["n"] for r in written.groupBy(
-            F.regexp_extract("reason", r"^(similar to|popular with|popular now|well reviewed)", 1).alias("kind"))
-            .agg(F.count(F.lit(1)).alias("n")).collect()}
+        reasons = {r["kind"]: r["n"] for r in written.groupBy(reason_kind(F.col("reason")).alias("kind"))
+                   .agg(F.count(F.lit(1)).alias("n")).collect()}
         rec.counts.update({"users": stats["users"], "rows": stats["rows"], "distinct_items": stats["items"]})
     report.results["recommend"] = {"users": stats["users"], "rows": stats["rows"],
                                    "distinct_items": stats["items"], "reasons": reasons, "table": path}

@@ -13,6 +13,8 @@ from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+
 HELP = "register the fused model (MLflow pyfunc) as 'challenger' and promote it to 'champion' if it passes the gate"
 
 

@@ -11,6 +11,8 @@ from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
+__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+
 HELP = "fit ALS + text maps + ranker on gold.interactions and the embeddings; write model.* and fusion_params.json"
 
 

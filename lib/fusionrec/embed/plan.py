@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["EmbeddingPlan", "plan_embedding"]
+
 
 @dataclass(frozen=True)
 class EmbeddingPlan:

@@ -13,6 +13,8 @@ import numpy as np
 
 from fusionrec.embed.model import ModelFiles
 
+__all__ = ["OnnxReferenceEmbedder"]
+
 
 class OnnxReferenceEmbedder:
     """Embed texts with onnxruntime directly: ``embed(texts) -> float32[n, d]``."""

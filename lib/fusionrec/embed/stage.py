@@ -41,13 +41,15 @@ from fusionrec.embed.validate import classify_vectors
 from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["QUARANTINE_TABLE", "new_vectors", "quarantine_rows", "run_embed"]
+
 log = logging.getLogger(__name__)
 
 QUARANTINE_TABLE = "embedding_failures"
 
 
 @dataclass(frozen=True)
-class EmbedTarget:
+class _EmbedTarget:
     """A gold table whose texts are embedded into an embeddings table."""
 
     source: str
@@ -56,9 +58,9 @@ class EmbedTarget:
     text_col: str = "text"
 
 
-TARGETS: tuple[EmbedTarget, ...] = (
-    EmbedTarget(source="item_documents", id_col="item_id", table="item_embeddings"),
-    EmbedTarget(source="reviews", id_col="review_id", table="review_embeddings"),
+_TARGETS: tuple[_EmbedTarget, ...] = (
+    _EmbedTarget(source="item_documents", id_col="item_id", table="item_embeddings"),
+    _EmbedTarget(source="reviews", id_col="review_id", table="review_embeddings"),
 )
 
 
@@ -69,7 +71,7 @@ def ensure_table(lake: Lake, table: str) -> DeltaTable:
     return lake.delta(table)
 
 
-def stored_vectors(table: DeltaTable, id_col: str) -> DataFrame:
+def _stored_vectors(table: DeltaTable, id_col: str) -> DataFrame:
     """``[record_id, content_hash, embedding]`` of an embeddings table."""
     return table.toDF().select(F.col(id_col).alias("record_id"), "content_hash", "embedding")
 
@@ -110,7 +112,7 @@ def quarantine_rows(source: str, rejected: DataFrame, failed: DataFrame, cfg: Em
     )
 
 
-def merge_vectors(table: DeltaTable, id_col: str, present: DataFrame, vectors: DataFrame, model_id: str) -> dict[str, int]:
+def _merge_vectors(table: DeltaTable, id_col: str, present: DataFrame, vectors: DataFrame, model_id: str) -> dict[str, int]:
     """Make ``table`` hold exactly ``present`` (unchanged) plus ``vectors`` (new), in one commit.
 
     Rows of ``vectors`` are inserted or replace the stored row of their id; stored rows
@@ -144,7 +146,7 @@ def merge_vectors(table: DeltaTable, id_col: str, present: DataFrame, vectors: D
     }
 
 
-def write_quarantine(lake: Lake, source: str, rows: DataFrame) -> bool:
+def _write_quarantine(lake: Lake, source: str, rows: DataFrame) -> bool:
     """Replace ``source``'s rows of the quarantine table with ``rows`` (one atomic commit).
 
     Nothing is written when the same records are already quarantined for the same
@@ -176,8 +178,8 @@ def _outcome_counts(present: DataFrame, vectors: DataFrame, quarantined: DataFra
     return {row["key"]: int(row["count"]) for row in union.groupBy("key").count().collect()}
 
 
-def embed_table(
-    lake: Lake, cfg: EmbedConfig, target: EmbedTarget, records: DataFrame, pipeline: PipelineModel
+def _embed_table(
+    lake: Lake, cfg: EmbedConfig, target: _EmbedTarget, records: DataFrame, pipeline: PipelineModel
 ) -> dict[str, Any]:
     """Embed ``records`` (the gold table's rows) into ``embeddings.<target.table>``.
 
@@ -193,7 +195,7 @@ def embed_table(
     try:
         prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg))
         n_input = prepared.count()
-        plan = plan_embedding(prepared, stored_vectors(table, target.id_col))
+        plan = plan_embedding(prepared, _stored_vectors(table, target.id_col))
         computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline), cfg.dimension))
         fresh, failed = new_vectors(plan, computed)
         # Materialised (by the counting job) before the MERGE rewrites the table they were planned against.
@@ -207,8 +209,8 @@ def embed_table(
         merged = {"inserted": 0, "updated": 0, "deleted": 0}
         # Nothing new and nothing stale (every stored row is a present one): no commit.
         if n_vectors or table.toDF().count() != n_present:
-            merged = merge_vectors(table, target.id_col, present, vectors, cfg.model_id)
-        quarantine_written = write_quarantine(lake, target.source, quarantined)
+            merged = _merge_vectors(table, target.id_col, present, vectors, cfg.model_id)
+        quarantine_written = _write_quarantine(lake, target.source, quarantined)
     finally:
         for df in persisted:
             df.unpersist()
@@ -235,15 +237,37 @@ def embed_table(
 
 
 def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> dict[str, Any]:
-    """Embed every source table; returns ``{table: counts}`` (see :func:`embed_table`).
+    """Embed every gold text table incrementally (texts keyed by content hash).
 
-    A missing gold table is reported as ``{"status": "absent"}``; both missing is an error.
+    Parameters
+    ----------
+    lake : Lake
+        The lake read and written.
+    cfg : EmbedConfig
+        The ``embed`` section.
+    report : RunReport, optional
+        Receives a record per step.
+
+    Returns
+    -------
+    dict
+        ``{table: counts}`` per embeddings table (texts seen, embedded, reused, quarantined;
+        :func:`_embed_table`); a missing gold table is ``{"status": "absent"}``. Reads
+        ``gold.item_documents`` ``[item_id, text]`` and ``gold.reviews`` ``[review_id, text]``;
+        writes ``embeddings.item_embeddings`` / ``embeddings.review_embeddings``
+        ``[<id>, content_hash, embedding ARRAY<FLOAT>, model_id, created_ts]`` and
+        ``quarantine.embedding_failures``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither gold text table exists.
     """
-    sources = {target: lake.read_optional(f"gold.{target.source}") for target in TARGETS}
+    sources = {target: lake.read_optional(f"gold.{target.source}") for target in _TARGETS}
     if all(records is None for records in sources.values()):
         raise FileNotFoundError(
-            f"{lake.path('gold.' + TARGETS[0].source)}: no gold text tables "
-            f"({', '.join('gold.' + t.source for t in TARGETS)}) to embed; run 'fusionrec ingest' first"
+            f"{lake.path('gold.' + _TARGETS[0].source)}: no gold text tables "
+            f"({', '.join('gold.' + t.source for t in _TARGETS)}) to embed; run 'fusionrec ingest' first"
         )
     pipeline = embedding_pipeline(lake.spark, cfg)
     results: dict[str, Any] = {}
@@ -254,7 +278,7 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
             results[target.table] = {"status": "absent"}
             continue
         with stage(f"embed.{target.table}", report) as record:
-            counts = embed_table(lake, cfg, target, records, pipeline)
+            counts = _embed_table(lake, cfg, target, records, pipeline)
             record.counts.update(counts)
         results[target.table] = {"status": "ok", **counts}
     return results

@@ -20,6 +20,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import EmbedConfig
 
+__all__ = ["DUPLICATE_ID", "EMPTY_TEXT", "prepare_texts"]
+
 #: Reason codes of texts that are never sent to the model.
 EMPTY_TEXT = "empty_text"
 DUPLICATE_ID = "duplicate_id"

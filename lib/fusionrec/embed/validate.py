@@ -14,14 +14,14 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["EMPTY_VECTOR", "NO_ANNOTATION", "NON_FINITE", "NORM_TOLERANCE", "NOT_UNIT_NORM",
+           "WRONG_DIMENSION", "classify_vectors"]
+
 NO_ANNOTATION = "no_annotation"
 EMPTY_VECTOR = "empty_vector"
 WRONG_DIMENSION = "wrong_dimension"
 NON_FINITE = "non_finite"
 NOT_UNIT_NORM = "not_unit_norm"
-
-#: Every reason code a vector check can give, in the order they are tested.
-VECTOR_REASONS = (NO_ANNOTATION, EMPTY_VECTOR, WRONG_DIMENSION, NON_FINITE, NOT_UNIT_NORM)
 
 #: |1 - ||v||| above this means the vector did not come out of the model's normalisation.
 NORM_TOLERANCE = 1e-3

@@ -17,6 +17,8 @@ from fusionrec.model.fusion import FusedModel, als_top_n, candidates, content_to
 from fusionrec.model.ranker import RankerParams
 from fusionrec.model.topk import blocked_top_n
 
+__all__ = ["model_top_k"]
+
 
 def popularity_top_k(model: FusedModel, users: DataFrame, seen: DataFrame, k: int, mc: ModelConfig) -> DataFrame:
     """Popularity as a 1-d factor model (user = [1], item = [n_i]) so the blocked scorer

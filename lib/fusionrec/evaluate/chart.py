@@ -11,6 +11,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fusionrec.validation.metrics import METRICS  # noqa: E402
+
+__all__ = ["EVALUATION_NAME", "REPORTS", "evaluation_report", "render_results"]
+
 #: Evaluation results (JSON + PNG chart) live in the lake under this folder.
 REPORTS = "reports"
 #: The results the registry gates on (``fusionrec evaluate --name``'s default).
@@ -22,9 +26,6 @@ def evaluation_report(name: str) -> str:
     return f"{REPORTS}/{name}"
 
 
-CHART_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
-
-
 def render_results(results: dict[str, Any], name: str = "evaluation") -> dict[str, bytes]:
     """``{"json": ..., "png": ...}``: the results as JSON and a bar chart (metrics per model
     at the first K, plus the cold-item recall), as bytes for any store."""
@@ -32,12 +33,12 @@ def render_results(results: dict[str, Any], name: str = "evaluation") -> dict[st
     k = results["table"][0]["k"]
     rows = [r for r in results["table"] if r["k"] == k]
     cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
-    metrics = list(CHART_METRICS) + ["cold_recall", "cold_ranked_recall"]
+    metrics = list(METRICS) + ["cold_recall", "cold_ranked_recall"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(len(rows), 1)
     for j, row in enumerate(rows):
         c = cold.get(row["model"], {})
-        values = [row[m] for m in CHART_METRICS] + [c.get("recall", 0.0), c.get("ranked_recall", 0.0)]
+        values = [row[m] for m in METRICS] + [c.get("recall", 0.0), c.get("ranked_recall", 0.0)]
         ax.bar([i + j * width for i in range(len(metrics))], values, width, label=row["model"])
     ax.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(metrics))])
     ax.set_xticklabels([f"{m}@{k}" for m in metrics], rotation=20)

@@ -1,6 +1,6 @@
 """The evaluation harness: one split, every model fitted on training data only, one table.
 
-Protocol (see :mod:`fusionrec.evaluate.split`):
+Protocol (see :mod:`fusionrec.validation.split`):
 
 1. per-user chronological split of the interactions into train / test, and the
    cold-item draw (their training interactions and training reviews are removed);
@@ -42,10 +42,13 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.evaluate.baselines import model_top_k
-from fusionrec.evaluate.metrics import item_slice_recall, ranking_metrics
-from fusionrec.evaluate.split import Split, chronological_split, filter_before, relevant
+from fusionrec.validation.metrics import item_slice_recall, ranking_metrics
+from fusionrec.validation.split import Split, chronological_split, filter_before, relevant
 from fusionrec.model.fusion import at_weeks, only_items
 from fusionrec.model.train import Fitted, fit_pipeline, materialised
+
+__all__ = ["MODELS", "check_no_leakage", "EvalInputs", "evaluate", "fit_on_training", "make_split",
+           "score_models"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class EvalInputs:
     events: DataFrame | None = None
 
 
-def training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
+def _training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
     """Reviews written before their author's test start, minus reviews of cold items."""
     if reviews is None:
         return None
@@ -84,7 +87,7 @@ def make_split(inputs: EvalInputs, cfg: Config) -> Split:
 
 def fit_on_training(inputs: EvalInputs, split: Split, cfg: Config) -> Fitted:
     """Everything fitted from the training split (and reviews before each author's test start)."""
-    reviews = training_reviews(inputs.reviews, split)
+    reviews = _training_reviews(inputs.reviews, split)
     return fit_pipeline(split.train, inputs.item_embeddings, materialised(reviews) if reviews is not None else None,
                         inputs.review_embeddings, cfg, events=split.train_events)
 
@@ -112,7 +115,24 @@ def check_no_leakage(split: Split, fitted: Fitted, reviews: DataFrame | None = N
 
 
 def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
-    """Run the whole protocol; returns ``{"table": [...], "cold_items": [...], ...}``."""
+    """Run the whole protocol of the module docstring.
+
+    Parameters
+    ----------
+    inputs : EvalInputs
+        ``gold.interactions``, ``embeddings.item_embeddings`` ``[item_id, embedding]`` and,
+        optionally, ``gold.reviews``, ``embeddings.review_embeddings`` and ``silver.events``.
+    cfg : Config
+        ``evaluate.*`` (split, relevance, K) and ``model.*`` / ``features.*`` (the models).
+
+    Returns
+    -------
+    dict
+        ``table``: ``{model, k, precision, recall, ndcg, map, hit_rate, coverage, users}`` per
+        model and K; ``cold_items``: ``{model, k, recall, hit_rate, users, ranked_recall,
+        ranked_ndcg}``; ``search``, ``chosen``, ``ranker``, ``counts``, ``leakage_checks``
+        and ``protocol``.
+    """
     inputs = EvalInputs(*(materialised(df) if df is not None else None
                           for df in (inputs.interactions, inputs.item_embeddings, inputs.reviews,
                                      inputs.review_embeddings, inputs.events)))
@@ -124,7 +144,7 @@ def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
 def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) -> dict[str, Any]:
     """Step 4: every model's top-K on the test period, after re-checking for leakage."""
     ec, mc = cfg.evaluate, cfg.model
-    leaks = check_no_leakage(split, fitted, training_reviews(inputs.reviews, split))
+    leaks = check_no_leakage(split, fitted, _training_reviews(inputs.reviews, split))
     if any(leaks.values()):
         raise RuntimeError(f"evaluation: test-period data reached training: {leaks}")
     model = at_weeks(fitted.model, split.boundaries, "test_start")
@@ -149,8 +169,6 @@ def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) 
             cold.append({"model": name, "k": k, **item_slice_recall(top, test_relevant, split.cold_items, k),
                          "ranked_recall": ranked["recall"], "ranked_ndcg": ranked["ndcg"]})
         log.info("evaluated %s: %s cold %s", name, table[-1], cold[-1])
-        top.unpersist()
-        among_cold.unpersist()
     counts = {"interactions": inputs.interactions.count(), "train_interactions": split.train.count(),
               "test_interactions": split.test.count(), "test_users": users.count(),
               "cold_items": split.cold_items.count(), "catalogue": catalogue, **model.counts}

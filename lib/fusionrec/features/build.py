@@ -27,6 +27,8 @@ from fusionrec.features.sentiment import (
 from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["build_features", "sentiment_settings"]
+
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,27 @@ def _write(lake: Lake, df: DataFrame, name: str) -> int:
 
 
 def build_features(lake: Lake, fc: FeaturesConfig, report: RunReport | None = None) -> dict[str, Any]:
-    """Write the feature tables from everything in gold/embeddings; returns row counts and sentiment metrics."""
+    """Write the feature tables from everything in gold and embeddings.
+
+    Parameters
+    ----------
+    lake : Lake
+        The lake read and written.
+    fc : FeaturesConfig
+        The ``features`` section.
+    report : RunReport, optional
+        Receives a record per table.
+
+    Returns
+    -------
+    dict
+        Row counts per table and the sentiment model's held-out metrics. Reads
+        ``gold.interactions``, ``embeddings.item_embeddings`` and, when present, ``gold.reviews``
+        and ``embeddings.review_embeddings``; overwrites ``features.item_vectors``
+        ``[item_id, vector]``, ``features.user_profiles`` ``[user_id, vector, n_items, n_reviews]``,
+        ``features.review_sentiment`` ``[review_id, item_id, score]`` and
+        ``features.item_sentiment`` ``[item_id, sentiment_mean, sentiment_count]``.
+    """
     spark = lake.spark
     interactions = _read(lake, "gold.interactions", required=True)
     reviews = _read(lake, "gold.reviews", required=False)

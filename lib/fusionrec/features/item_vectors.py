@@ -18,6 +18,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.features.vectors import l2_normalise, mean, scaled_sum
 
+__all__ = ["item_vectors"]
+
 
 def mean_review_vectors(review_embeddings: DataFrame, reviews: DataFrame) -> DataFrame:
     """``[item_id, review_vector, n_reviews]``: the normalised mean vector of each item's reviews.

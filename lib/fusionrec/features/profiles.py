@@ -25,12 +25,14 @@ from pyspark.sql import functions as F
 
 from fusionrec.features.vectors import l2_normalise, weighted_sum
 
-SECONDS_PER_DAY = 86400.0
+__all__ = ["user_profiles"]
+
+_SECONDS_PER_DAY = 86400.0
 
 
 def recency_decay(ts: Column, as_of: Column, half_life_days: float) -> Column:
     """2 ** (-age / half_life) with age = as_of - ts in days (>= 0)."""
-    age_days = (F.unix_timestamp(as_of) - F.unix_timestamp(ts)) / SECONDS_PER_DAY
+    age_days = (F.unix_timestamp(as_of) - F.unix_timestamp(ts)) / _SECONDS_PER_DAY
     return F.pow(F.lit(2.0), -F.greatest(age_days, F.lit(0.0)) / F.lit(half_life_days))
 
 

@@ -23,6 +23,8 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["item_sentiment", "score_sentiment", "SentimentSettings", "TooFewLabels", "train_sentiment"]
+
 
 class TooFewLabels(ValueError):
     """Not enough positive or negative reviews to fit a classifier."""
@@ -40,7 +42,7 @@ class SentimentSettings:
     min_per_class: int = 5
 
 
-def labelled_reviews(review_embeddings: DataFrame, reviews: DataFrame, settings: SentimentSettings) -> DataFrame:
+def _labelled_reviews(review_embeddings: DataFrame, reviews: DataFrame, settings: SentimentSettings) -> DataFrame:
     """``[review_id, features VECTOR, label DOUBLE]`` for reviews with a clearly positive or negative rating."""
     label = (
         F.when(F.col("rating") >= settings.positive_min_rating, F.lit(1.0))
@@ -54,7 +56,7 @@ def labelled_reviews(review_embeddings: DataFrame, reviews: DataFrame, settings:
     )
 
 
-def held_out(review_id: str, seed: int, fraction: float) -> Column:
+def _held_out(review_id: str, seed: int, fraction: float) -> Column:
     """True for the seeded-hash ``fraction`` of ids that form the test split."""
     bucket = F.pmod(F.xxhash64(F.lit(seed), F.col(review_id)), F.lit(10_000))
     return bucket < F.lit(int(round(fraction * 10_000)))
@@ -74,8 +76,8 @@ def train_sentiment(
     """
     if not 0.0 <= settings.test_fraction < 1.0:
         raise ValueError(f"features.sentiment_test_fraction: must be in [0, 1), got {settings.test_fraction}")
-    data = labelled_reviews(review_embeddings, reviews, settings).withColumn(
-        "is_test", held_out("review_id", seed, settings.test_fraction)
+    data = _labelled_reviews(review_embeddings, reviews, settings).withColumn(
+        "is_test", _held_out("review_id", seed, settings.test_fraction)
     ).cache()
     try:
         counts = {

@@ -13,6 +13,8 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["dot", "l2_normalise", "mean", "normalised", "scaled_sum", "weighted_sum"]
+
 
 def norm(vector: Column) -> Column:
     """Euclidean norm ||v|| (double)."""

@@ -11,3 +11,5 @@ Modules, one concern each:
 - :mod:`.accounting`: the per-batch row equation and its report;
 - :mod:`.pipeline`: orchestration (``ingest``, ``ingest_directory``).
 """
+
+__all__ = ["accounting", "clean", "gold", "pipeline", "privacy", "schema", "sources", "writer"]

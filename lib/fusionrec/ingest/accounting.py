@@ -25,6 +25,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.ingest.schema import DUPLICATE_CODE, Fix
 
+__all__ = ["FIX_CODES", "AccountingError", "KindAccount", "summarise"]
+
 FIX_CODES = (Fix.TEXT_TRUNCATED, Fix.MARKUP_STRIPPED, Fix.NON_UTF8_REPLACED, Fix.PRICE_UNPARSED)
 
 

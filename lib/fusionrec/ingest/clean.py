@@ -11,8 +11,8 @@ Every staged row ends in exactly one of three places:
 so that ``rows in = accepted + quarantined + duplicates`` (:mod:`.accounting`).
 
 :func:`classify_events` / :func:`classify_items` / :func:`classify_reviews` add ``_reason``,
-``_duplicate`` and ``_fixes`` (codes of repairs applied) to every row; :func:`split`
-turns a classified frame into ``(clean_df, quarantine_df)``; ``clean_<kind>`` do both.
+``_duplicate`` and ``_fixes`` (codes of repairs applied) to every row; :func:`accepted`
+takes the rows for silver from a classified frame, :func:`quarantined` the rejected ones.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from pyspark.sql.types import ArrayType, StringType
 
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.privacy import pseudonymise
-from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.schema import EVENT_TYPES, Fix, Reason
+
+__all__ = ["CLASSIFIERS", "SILVER_COLUMNS", "CleaningRules", "accepted", "classify_events", "classify_items",
+           "classify_reviews", "clean_text", "event_weight", "parse_price", "parse_ts", "quarantined", "redact",
+           "review_events"]
 
 #: A tag that opens with a letter, ``/`` or ``!``; an unclosed tag runs to the end of the text.
 _TAG = r"<[A-Za-z/!][^>]*(?:>|$)"
@@ -56,7 +60,7 @@ class CleaningRules:
 
 # --------------------------------------------------------------------------- columns
 
-def blank_to_null(c: Column) -> Column:
+def _blank_to_null(c: Column) -> Column:
     """Trimmed string, null when empty."""
     t = F.trim(c)
     return F.when(t != "", t)
@@ -79,18 +83,18 @@ def clean_text(c: Column) -> Column:
     c = F.regexp_replace(c, r"\p{Cc}", " ")
     c = F.regexp_replace(c, r"[\p{Cf}\x{FFFD}]", "")
     c = F.regexp_replace(c, r"(?U)\s+", " ")
-    return blank_to_null(c)
+    return _blank_to_null(c)
 
 
-def truncate(c: Column, max_length: int) -> Column:
+def _truncate(c: Column, max_length: int) -> Column:
     """``c`` cut to ``max_length`` characters."""
     return F.when(F.length(c) > max_length, F.substring(c, 1, max_length)).otherwise(c)
 
 
-def clean_list(c: Column, max_length: int) -> Column:
+def _clean_list(c: Column, max_length: int) -> Column:
     """Each element cleaned and truncated, empty ones dropped, duplicates removed; null -> []."""
     cleaned = F.transform(F.coalesce(c, F.array().cast(ArrayType(StringType()))),
-                          lambda x: truncate(clean_text(x), max_length))
+                          lambda x: _truncate(clean_text(x), max_length))
     return F.array_distinct(F.filter(cleaned, lambda x: x.isNotNull()))
 
 
@@ -111,13 +115,13 @@ def parse_ts(c: Column) -> Column:
     return F.when(numeric, from_number).otherwise(F.to_timestamp(s))
 
 
-def ts_reason(raw: Column, ts: Column, rules: CleaningRules) -> Column:
+def _ts_reason(ts: Column, rules: CleaningRules) -> Column:
     """``ts_unparseable`` / ``ts_out_of_range`` / null."""
     return (F.when(ts.isNull(), F.lit(Reason.TS_UNPARSEABLE))
             .when((ts < F.lit(rules.min_ts)) | (ts > F.lit(rules.max_ts)), F.lit(Reason.TS_OUT_OF_RANGE)))
 
 
-def rating_reason(raw: Column, rating: Column, rules: CleaningRules) -> Column:
+def _rating_reason(raw: Column, rating: Column, rules: CleaningRules) -> Column:
     """``bad_rating`` (present but not a number) / ``rating_out_of_range`` (NaN included) / null."""
     r = rules.ingest
     return (F.when(raw.isNotNull() & rating.isNull(), F.lit(Reason.BAD_RATING))
@@ -132,7 +136,7 @@ def event_weight(event_type: Column, rating: Column, cfg: IngestConfig) -> Colum
     return base + F.coalesce(rating / cfg.rating_max * cfg.rating_weight, F.lit(0.0))
 
 
-def derived_id(*parts: Column) -> Column:
+def _derived_id(*parts: Column) -> Column:
     """A stable id for records without one: SHA-256 of the fields (nulls as empty)."""
     return F.substring(F.sha2(F.concat_ws(_ID_SEPARATOR, *[F.coalesce(p, F.lit("")) for p in parts]), 256), 1, 32)
 
@@ -158,17 +162,17 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     same ``event_id`` (given, or derived from user, item, type, time and rating); the first
     by (file, raw line) is kept.
     """
-    user_raw = blank_to_null(F.col("user_id"))
-    item = blank_to_null(F.col("item_id"))
-    etype = F.lower(blank_to_null(F.col("event_type")))
-    rating_raw = blank_to_null(F.col("rating"))
+    user_raw = _blank_to_null(F.col("user_id"))
+    item = _blank_to_null(F.col("item_id"))
+    etype = F.lower(_blank_to_null(F.col("event_type")))
+    rating_raw = _blank_to_null(F.col("rating"))
     rating = rating_raw.cast("double")
     ts = parse_ts(F.col("ts"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra",
         pseudonymise(user_raw, rules.key).alias("user_id"), item.alias("item_id"), etype.alias("event_type"),
         rating_raw.alias("_rating_raw"), rating.alias("rating"), ts.alias("ts"),
-        blank_to_null(F.col("event_id")).alias("_event_id"), blank_to_null(F.col("ts")).alias("_ts_raw"),
+        _blank_to_null(F.col("event_id")).alias("_event_id"), _blank_to_null(F.col("ts")).alias("_ts_raw"),
     )
     c = F.col
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
@@ -177,11 +181,11 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
               .when(c("event_type").isNull() | ~c("event_type").isin(*EVENT_TYPES), F.lit(Reason.UNKNOWN_EVENT_TYPE))
               .when((c("event_type") == "rating") & c("_rating_raw").isNull(), F.lit(Reason.BAD_RATING))
-              .otherwise(F.coalesce(rating_reason(c("_rating_raw"), c("rating"), rules),
-                                    ts_reason(c("_ts_raw"), c("ts"), rules))))
+              .otherwise(F.coalesce(_rating_reason(c("_rating_raw"), c("rating"), rules),
+                                    _ts_reason(c("ts"), rules))))
     df = df.select(
         "*",
-        F.coalesce(c("_event_id"), derived_id(c("user_id"), c("item_id"), c("event_type"), c("_ts_raw"), c("_rating_raw"))).alias("event_id"),
+        F.coalesce(c("_event_id"), _derived_id(c("user_id"), c("item_id"), c("event_type"), c("_ts_raw"), c("_rating_raw"))).alias("event_id"),
         event_weight(c("event_type"), c("rating"), rules.ingest).alias("weight"),
         reason.alias("_reason"),
         _fixes((c("_non_utf8"), Fix.NON_UTF8_REPLACED)).alias("_fixes"),
@@ -207,21 +211,21 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     brand_clean = clean_text(c("brand"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra",
-        blank_to_null(c("item_id")).alias("item_id"),
-        truncate(title_clean, cfg.max_title_length).alias("title"),
-        truncate(desc_clean, cfg.max_text_length).alias("description"),
-        clean_list(c("categories"), cfg.max_title_length).alias("categories"),
-        clean_list(c("tags"), cfg.max_title_length).alias("tags"),
-        truncate(brand_clean, cfg.max_title_length).alias("brand"),
+        _blank_to_null(c("item_id")).alias("item_id"),
+        _truncate(title_clean, cfg.max_title_length).alias("title"),
+        _truncate(desc_clean, cfg.max_text_length).alias("description"),
+        _clean_list(c("categories"), cfg.max_title_length).alias("categories"),
+        _clean_list(c("tags"), cfg.max_title_length).alias("tags"),
+        _truncate(brand_clean, cfg.max_title_length).alias("brand"),
         parse_price(c("price")).alias("price"),
-        F.when(blank_to_null(c("year")).cast("int").between(1800, 2200), blank_to_null(c("year")).cast("int")).alias("year"),
+        F.when(_blank_to_null(c("year")).cast("int").between(1800, 2200), _blank_to_null(c("year")).cast("int")).alias("year"),
         parse_ts(c("updated_at")).alias("updated_ts"),
         ((F.length(title_clean) > cfg.max_title_length) | (F.length(desc_clean) > cfg.max_text_length)
          | (F.length(brand_clean) > cfg.max_title_length)
          | F.exists(F.coalesce(c("categories"), F.array().cast("array<string>")), lambda x: F.length(x) > cfg.max_title_length)
          ).alias("truncated"),
         (F.coalesce(c("title"), F.lit("")).rlike(_MARKUP) | F.coalesce(c("description"), F.lit("")).rlike(_MARKUP)).alias("_markup"),
-        (blank_to_null(c("price")).isNotNull()).alias("_has_price"),
+        (_blank_to_null(c("price")).isNotNull()).alias("_has_price"),
     )
     df = df.withColumn("truncated", F.coalesce(c("truncated"), F.lit(False)))
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
@@ -256,29 +260,29 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     cfg = rules.ingest
     c = F.col
     text_clean = clean_text(c("text"))
-    rating_raw = blank_to_null(c("rating"))
+    rating_raw = _blank_to_null(c("rating"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra",
-        pseudonymise(blank_to_null(c("user_id")), rules.key).alias("user_id"),
-        blank_to_null(c("item_id")).alias("item_id"),
+        pseudonymise(_blank_to_null(c("user_id")), rules.key).alias("user_id"),
+        _blank_to_null(c("item_id")).alias("item_id"),
         rating_raw.alias("_rating_raw"), rating_raw.cast("double").alias("rating"),
-        truncate(clean_text(c("title")), cfg.max_title_length).alias("summary"),
-        truncate(text_clean, cfg.max_text_length).alias("text"),
+        _truncate(clean_text(c("title")), cfg.max_title_length).alias("summary"),
+        _truncate(text_clean, cfg.max_text_length).alias("text"),
         (F.coalesce(F.length(text_clean), F.lit(0)) > cfg.max_text_length).alias("truncated"),
-        parse_ts(c("ts")).alias("ts"), blank_to_null(c("ts")).alias("_ts_raw"),
-        blank_to_null(c("review_id")).alias("_review_id"),
+        parse_ts(c("ts")).alias("ts"), _blank_to_null(c("ts")).alias("_ts_raw"),
+        _blank_to_null(c("review_id")).alias("_review_id"),
         (F.coalesce(c("text"), F.lit("")).rlike(_MARKUP)).alias("_markup"),
     )
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
               .when(~c("_parsed"), F.lit(Reason.UNPARSEABLE))
               .when(c("user_id").isNull(), F.lit(Reason.MISSING_USER_ID))
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
-              .otherwise(F.coalesce(rating_reason(c("_rating_raw"), c("rating"), rules),
-                                    ts_reason(c("_ts_raw"), c("ts"), rules),
+              .otherwise(F.coalesce(_rating_reason(c("_rating_raw"), c("rating"), rules),
+                                    _ts_reason(c("ts"), rules),
                                     F.when(c("text").isNull(), F.lit(Reason.EMPTY_REVIEW_TEXT)))))
     df = df.select(
         "*",
-        F.coalesce(c("_review_id"), derived_id(c("user_id"), c("item_id"), c("_ts_raw"), c("text"))).alias("review_id"),
+        F.coalesce(c("_review_id"), _derived_id(c("user_id"), c("item_id"), c("_ts_raw"), c("text"))).alias("review_id"),
         reason.alias("_reason"),
         _fixes((c("truncated"), Fix.TEXT_TRUNCATED), (c("_markup"), Fix.MARKUP_STRIPPED),
                (c("_non_utf8"), Fix.NON_UTF8_REPLACED)).alias("_fixes"),
@@ -306,7 +310,7 @@ def redact(raw: Column, personal_fields: list[str]) -> Column:
 
 
 def accepted(classified: DataFrame, kind: str) -> DataFrame:
-    """The rows that go to silver (without provenance columns)."""
+    """The rows that go to silver: not rejected, not a duplicate (silver columns only, no provenance)."""
     return classified.where(F.col("_reason").isNull() & ~F.col("_duplicate")).select(*SILVER_COLUMNS[kind])
 
 
@@ -315,16 +319,6 @@ def quarantined(classified: DataFrame, personal_fields: list[str] = ()) -> DataF
     return classified.where(F.col("_reason").isNotNull()).select(
         redact(F.col("_raw"), list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
         F.col("_reason").alias("reason"))
-
-
-def split(classified: DataFrame, kind: str, personal_fields: list[str] = ()) -> tuple[DataFrame, DataFrame]:  # type: ignore[assignment]
-    """``(clean_df, quarantine_df)`` of a classified frame."""
-    return accepted(classified, kind), quarantined(classified, personal_fields)
-
-
-def clean(staged: DataFrame, kind: str, rules: CleaningRules) -> tuple[DataFrame, DataFrame]:
-    """Classify and split staged rows of ``kind``: ``(clean_df, quarantine_df)``."""
-    return split(CLASSIFIERS[kind](staged, rules), kind, rules.ingest.personal_fields)
 
 
 def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
@@ -336,8 +330,3 @@ def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
         event_weight(F.lit("review"), F.col("rating"), cfg).alias("weight"),
         F.lit(None).cast("map<string,string>").alias("extra"),
     )
-
-
-__all__ = ["CleaningRules", "classify_events", "classify_items", "classify_reviews", "clean", "split",
-           "accepted", "quarantined", "review_events", "clean_text", "parse_price", "parse_ts",
-           "DUPLICATE_CODE"]

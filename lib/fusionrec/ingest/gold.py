@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["interactions", "item_documents", "reviews"]
+
 
 def interactions(events: DataFrame) -> DataFrame:
     """One row per (user, item): implicit-feedback confidence for ALS.

@@ -35,11 +35,14 @@ from fusionrec.config import Config
 from fusionrec.lake import Lake
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
-from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, SILVER_COLUMNS, quarantined, review_events
+from fusionrec.ingest.clean import (CLASSIFIERS, SILVER_COLUMNS, CleaningRules, accepted as accepted_rows, quarantined,
+                                    review_events)
 from fusionrec.ingest.privacy import pseudonym_key
-from fusionrec.ingest.schema import KEYS, KINDS, Fix
+from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
 from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, exists, inspect, resolve
+
+__all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "SOURCES", "Adapter", "ingest", "ingest_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +82,38 @@ SOURCES = tuple(ADAPTERS)
 
 
 def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
-    """Ingest the files at ``path`` as one batch of ``source``; returns the accounting report.
+    """Ingest the files at ``path`` as one batch of ``source``.
 
-    :param source: ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
-    :param batch_id: overrides the content hash (for replays under a known id).
-    :raises InputError: missing path, empty directory or file, wrong format, bad gzip,
-        missing CSV column (one line naming the file); nothing is written then.
-    :raises AccountingError: the row equations do not hold.
+    Parameters
+    ----------
+    lake : Lake
+        The lake written.
+    cfg : Config
+        The configuration (``ingest.*``; ``mode`` for the pseudonym key).
+    source : str
+        ``events`` | ``items`` | ``reviews`` (canonical JSONL) | ``movielens`` | ``amazon``.
+    path : str
+        A file or a directory of the source's files.
+    batch_id : str, optional
+        Overrides the content hash of the files (for replays under a known id).
+
+    Returns
+    -------
+    dict
+        The accounting report: ``batch_id``, ``skipped`` (the batch was already complete),
+        ``files`` and, per kind, ``rows_in = accepted + quarantined + duplicates`` with the
+        reason codes. Writes ``bronze.<kind>`` ``[raw, file, source, batch_id, ingest_ts]``,
+        ``quarantine.<kind>`` ``[raw, file, reason, source, batch_id, ingest_ts]``,
+        ``silver.<kind>`` (the columns of :data:`~fusionrec.ingest.clean.SILVER_COLUMNS`
+        plus provenance) and the gold tables of :data:`fusionrec.lake.SCHEMAS`.
+
+    Raises
+    ------
+    InputError
+        Missing path, empty directory or file, wrong format, bad gzip, missing CSV column
+        (one line naming the file); nothing is written then.
+    AccountingError
+        The row equations do not hold.
     """
     if source not in ADAPTERS:
         raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
@@ -101,7 +129,7 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
-    staged = adapter.read(lake.spark, files, cfg)
+    staged = {kind: conform_staged(df, kind) for kind, df in adapter.read(lake.spark, files, cfg).items()}
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
     try:
@@ -175,8 +203,7 @@ def _write(lake: Lake, cfg: Config, source: str, bid: str, classified: dict[str,
         with _timed(timings, "quarantine"):
             writer.replace_batch(quarantined(df, personal).select("*", *provenance),
                                  writer.ensure_table(lake, f"quarantine.{kind}"), bid, cfg.lake)
-        accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
-            .select(*SILVER_COLUMNS[kind], *provenance)
+        accepted[kind] = accepted_rows(df, kind).select("*", *provenance)
 
     with _timed(timings, "silver"):
         silver_metrics, derived = _write_silver(lake, cfg, accepted, provenance)
@@ -348,9 +375,3 @@ def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, files: list[In
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
     writer.merge_insert(lake.spark, path, row, ("batch_id", "status"), cfg.lake)
-
-
-def completed_batches(lake: Lake, cfg: Config) -> DataFrame:
-    """The batches recorded as complete (``batch_id``, ``source``, ``files``, ``completed_ts``)."""
-    return lake.read("bronze._batches").where(F.col("status") == "complete") \
-        .select("batch_id", "source", "kinds", "files", "completed_ts")

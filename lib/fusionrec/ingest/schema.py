@@ -36,8 +36,13 @@ from pyspark.sql.types import (
     StructType,
 )
 from pyspark.sql import types as T
+from pyspark.sql import DataFrame
 
 from fusionrec.lake import SCHEMAS as LAKE_SCHEMAS
+
+__all__ = ["ARRAY_FIELDS", "CONSTRAINTS", "DUPLICATE_CODE", "EVENT_FIELDS", "EVENT_TYPES", "FIELDS",
+           "ITEM_FIELDS", "KEYS", "KINDS", "REVIEW_FIELDS", "TABLES", "conform_staged", "Duplicate", "Fix",
+           "Reason", "staged_schema", "table_schema"]
 
 KINDS = ("items", "events", "reviews")
 
@@ -63,6 +68,21 @@ def staged_schema(kind: str) -> StructType:
         StructField("_parsed", BooleanType()),
         StructField("_non_utf8", BooleanType()),
     ])
+
+
+def conform_staged(df: DataFrame, kind: str) -> DataFrame:
+    """``df`` (a source adapter's output) with the columns of :func:`staged_schema` in its order.
+
+    Raises ``TypeError`` naming every column that is missing or of another type, so an
+    adapter that drifts from the contract fails before any row is classified.
+    """
+    want = staged_schema(kind)
+    got = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    wrong = [f"{f.name} ({got.get(f.name, 'missing')}, expected {f.dataType.simpleString()})"
+             for f in want.fields if got.get(f.name) != f.dataType.simpleString()]
+    if wrong:
+        raise TypeError(f"staged {kind} rows break the adapter contract: {', '.join(wrong)}")
+    return df.select(*want.fieldNames())
 
 
 class Reason:

@@ -8,6 +8,11 @@ c_ui = 1 + alpha * w_ui from the interaction weight w_ui
 
 Spark ALS needs integer ids: string ids are indexed with ``zipWithIndex`` (distributed)
 and mapped back, so factor tables are keyed by the original ``user_id`` / ``item_id``.
+
+The fitted ``ALSModel`` itself is kept too (:func:`save_als`): ``<lake.root>/model/als_model``
+(``ALSModel.save``, any Hadoop URI) with its id indexes ``model.als_user_ids`` ``[user_id, u]``
+and ``model.als_item_ids`` ``[item_id, i]``, so that a Spark user can load it natively (the
+registry logs it with ``mlflow.spark``) and map its integer ids back.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
+from fusionrec.lake import Lake
+
+__all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "fit_als", "load_als_model", "save_als"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,15 @@ class AlsFactors:
     users: DataFrame
     items: DataFrame
     params: AlsParams
+    #: the fitted Spark model, on the integer ids of ``user_ids`` / ``item_ids``
+    model: ALSModel | None = None
+    #: [user_id, u INT]: the model's user ids
+    user_ids: DataFrame | None = None
+    #: [item_id, i INT]: the model's item ids
+    item_ids: DataFrame | None = None
 
 
-def index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
+def _index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
     """``[<col>, <index_col> INT]``: a dense 0-based integer index of the distinct values."""
     distinct = df.select(col).distinct()
     schema = f"{col} STRING, {index_col} INT"
@@ -54,8 +68,8 @@ def index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
 def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None = None) -> AlsFactors:
     """Fit implicit ALS on ``[user_id, item_id, weight]`` and return the factor tables."""
     params = params or AlsParams.from_config(mc)
-    users = index_ids(interactions, "user_id", "u").cache()
-    items = index_ids(interactions, "item_id", "i").cache()
+    users = _index_ids(interactions, "user_id", "u").cache()
+    items = _index_ids(interactions, "item_id", "i").cache()
     data = (interactions.select("user_id", "item_id", F.col("weight").cast("float").alias("w"))
             .join(users, "user_id").join(items, "item_id").select("u", "i", "w"))
     blocks = int(interactions.sparkSession.conf.get("spark.sql.shuffle.partitions"))
@@ -68,4 +82,26 @@ def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None =
         .select("user_id", F.col("features").alias("factors"))
     item_factors = model.itemFactors.join(items, F.col("id") == F.col("i")) \
         .select("item_id", F.col("features").alias("factors"))
-    return AlsFactors(users=user_factors, items=item_factors, params=params)
+    return AlsFactors(users=user_factors, items=item_factors, params=params, model=model, user_ids=users,
+                      item_ids=items)
+
+
+#: Where :func:`save_als` puts the fitted ``ALSModel`` (a lake artifact folder).
+ALS_MODEL = "model/als_model"
+
+
+def save_als(lake: Lake, als: AlsFactors) -> None:
+    """Save the fitted ``ALSModel`` at :data:`ALS_MODEL` and its id indexes as the Delta
+    tables ``model.als_user_ids`` / ``model.als_item_ids`` (all overwritten)."""
+    if als.model is None or als.user_ids is None or als.item_ids is None:
+        raise ValueError("these ALS factors carry no fitted ALSModel (they were not fitted by fit_als)")
+    als.model.write().overwrite().save(lake.uri(ALS_MODEL))
+    lake.overwrite("model.als_user_ids", als.user_ids)
+    lake.overwrite("model.als_item_ids", als.item_ids)
+
+
+def load_als_model(lake: Lake) -> ALSModel | None:
+    """The ``ALSModel`` :func:`save_als` saved, or None when there is none."""
+    if lake.stamp(f"{ALS_MODEL}/metadata") is None:
+        return None
+    return ALSModel.load(lake.uri(ALS_MODEL))

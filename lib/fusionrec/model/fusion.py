@@ -40,6 +40,10 @@ from fusionrec.model.text_maps import apply_text_map, fit_text_map
 from fusionrec.model.topk import blocked_top_n, top_n
 from fusionrec.features.vectors import dot, normalised
 
+__all__ = ["als_top_n", "at_weeks", "candidates", "content_top_n", "fit_fused", "FusedModel", "item_weeks",
+           "label", "latest_items", "only_items", "popularity", "rank_candidates", "recent_popularity",
+           "recommendation_weeks", "session_vectors", "with_features"]
+
 
 @dataclass(frozen=True)
 class FusedModel:
@@ -99,23 +103,23 @@ def popularity(interactions: DataFrame) -> DataFrame:
             .withColumn("log_popularity", F.log1p(F.col("n_interactions").cast("double"))))
 
 
-SECONDS_PER_WEEK = 7 * 24 * 3600
+_SECONDS_PER_WEEK = 7 * 24 * 3600
 
 
-def week_of(ts: Column) -> Column:
+def _week_of(ts: Column) -> Column:
     """Whole weeks since the Unix epoch (UTC)."""
-    return F.floor(F.unix_timestamp(ts) / SECONDS_PER_WEEK).cast("long")
+    return F.floor(F.unix_timestamp(ts) / _SECONDS_PER_WEEK).cast("long")
 
 
 def item_weeks(interactions: DataFrame) -> DataFrame:
     """``[item_id, week, n]``: interactions per item and week of ``first_ts``."""
-    return interactions.groupBy("item_id", week_of(F.col("first_ts")).alias("week")).agg(
+    return interactions.groupBy("item_id", _week_of(F.col("first_ts")).alias("week")).agg(
         F.count(F.lit(1)).alias("n"))
 
 
-def now_week(interactions: DataFrame) -> int:
+def _now_week(interactions: DataFrame) -> int:
     """The week of the latest interaction (the week recommendations are made in, right after training)."""
-    latest = interactions.agg(week_of(F.max("last_ts"))).first()[0]
+    latest = interactions.agg(_week_of(F.max("last_ts"))).first()[0]
     return 0 if latest is None else int(latest)
 
 
@@ -133,10 +137,10 @@ def recent_popularity(weekly: DataFrame, weeks: DataFrame, window: int) -> DataF
 def at_weeks(model: "FusedModel", times: DataFrame, ts_col: str) -> "FusedModel":
     """``model`` recommending to each user of ``times`` ``[user_id, <ts_col>]`` in the week
     of that timestamp (others at ``now_week``)."""
-    return replace(model, times=times.select("user_id", week_of(F.col(ts_col)).alias("week")))
+    return replace(model, times=times.select("user_id", _week_of(F.col(ts_col)).alias("week")))
 
 
-def with_week(df: DataFrame, model: "FusedModel") -> DataFrame:
+def _with_week(df: DataFrame, model: "FusedModel") -> DataFrame:
     """``df`` (keyed by ``user_id``) plus ``week``, the week each user is recommended in."""
     if model.times is None:
         return df.withColumn("week", F.lit(model.now_week).cast("long"))
@@ -153,7 +157,55 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
               item_sentiment: DataFrame | None, mc: ModelConfig, params: AlsParams | None = None,
               als: AlsFactors | None = None) -> FusedModel:
     """Fit ALS on ``interactions`` (unless ``als`` is given, fitted on the same interactions)
-    and complete it with the text maps (module docstring)."""
+    and complete it with the text maps (module docstring).
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``[user_id, item_id, weight, first_ts, last_ts]`` (``gold.interactions`` or a training split).
+    item_vectors : DataFrame
+        ``[item_id, vector ARRAY<FLOAT>]`` (``features.item_vectors``); normalised here.
+    user_profiles : DataFrame
+        ``[user_id, vector ARRAY<FLOAT>]`` (``features.user_profiles``); normalised here.
+    item_sentiment : DataFrame or None
+        ``[item_id, sentiment_mean]`` (``features.item_sentiment``); None: no reviews.
+    mc : ModelConfig
+        ALS iterations and seed, ridge penalty, ``min_user_interactions``, ``session_items``,
+        ``recent_weeks``.
+    params : AlsParams, optional
+        Rank, regularisation and alpha; default those of ``mc``.
+    als : AlsFactors, optional
+        ALS already fitted on ``interactions`` (by :func:`fusionrec.model.als.fit_als`).
+
+    Returns
+    -------
+    FusedModel
+        ``user_factors`` ``[user_id, factors, source]`` and ``item_factors``
+        ``[item_id, factors, source]`` (``source`` = ``als`` | ``text_map``), and the tables
+        and maps the candidates and ranker features are computed from.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from fusionrec.config import ModelConfig
+    >>> from fusionrec.model.als import AlsParams
+    >>> ts = dt.datetime(2024, 1, 1)
+    >>> interactions = spark.createDataFrame(
+    ...     [(f"u{u}", f"i{i}", 1.0, ts, ts) for u in range(4) for i in range(4) if (u + i) % 2 == 0],
+    ...     "user_id STRING, item_id STRING, weight DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP")
+    >>> vectors = spark.createDataFrame([(f"i{i}", [float(i % 2), float(i // 2 % 2), 1.0]) for i in range(5)],
+    ...                                 "item_id STRING, vector ARRAY<FLOAT>")
+    >>> profiles = spark.createDataFrame([(f"u{u}", [float(u % 2), 0.0, 1.0]) for u in range(5)],
+    ...                                  "user_id STRING, vector ARRAY<FLOAT>")
+    >>> model = fit_fused(interactions, vectors, profiles, None, ModelConfig(max_iter=2, min_user_interactions=1),
+    ...                   AlsParams(rank=2, reg_param=0.1, alpha=1.0))
+    >>> sorted((r.item_id, r.source) for r in model.item_factors.collect())  # i4: no interaction, text only
+    [('i0', 'als'), ('i1', 'als'), ('i2', 'als'), ('i3', 'als'), ('i4', 'text_map')]
+    >>> sorted((r.user_id, r.source) for r in model.user_factors.collect())  # u4: a profile only
+    [('u0', 'als'), ('u1', 'als'), ('u2', 'als'), ('u3', 'als'), ('u4', 'text_map')]
+    >>> model.item_map.shape  # [vector, 1] -> factor
+    (4, 2)
+    """
     spark = interactions.sparkSession
     item_vectors = normalised(item_vectors.select("item_id", "vector"), "vector").cache()
     user_profiles = normalised(user_profiles.select("user_id", "vector"), "vector").cache()
@@ -194,7 +246,7 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
                       user_profiles=user_profiles, popularity=popularity(interactions).cache(),
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
                       counts=counts, item_weeks=item_weeks(interactions).cache(),
-                      now_week=now_week(interactions), recent_weeks=mc.recent_weeks)
+                      now_week=_now_week(interactions), recent_weeks=mc.recent_weeks)
 
 
 def only_items(model: FusedModel, items: DataFrame) -> FusedModel:
@@ -207,7 +259,7 @@ def only_items(model: FusedModel, items: DataFrame) -> FusedModel:
                    item_weeks=model.item_weeks.join(keep, "item_id"))
 
 
-def restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
+def _restrict(df: DataFrame, users: DataFrame | None) -> DataFrame:
     return df if users is None else df.join(users.select("user_id").distinct(), "user_id")
 
 
@@ -221,28 +273,28 @@ def als_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
     if only_als:
         items = items.where(F.col("source") == "als")
         user_factors = model.als_user_factors
-    return blocked_top_n(restrict(user_factors, users), items, n, seen,
+    return blocked_top_n(_restrict(user_factors, users), items, n, seen,
                          mc.user_blocks, mc.item_blocks)
 
 
-def session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
+def _session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                   users: DataFrame | None = None) -> DataFrame:
     """Session candidates ``[user_id, item_id, score, rank]`` (r_u . y_i), seen items excluded."""
-    return blocked_top_n(restrict(model.sessions, users), model.item_factors, n, seen,
+    return blocked_top_n(_restrict(model.sessions, users), model.item_factors, n, seen,
                          mc.user_blocks, mc.item_blocks)
 
 
 def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                   users: DataFrame | None = None) -> DataFrame:
     """Content candidates ``[user_id, item_id, score, rank]`` (profile . item cosine)."""
-    return blocked_top_n(restrict(model.user_profiles, users), model.item_vectors, n, seen,
+    return blocked_top_n(_restrict(model.user_profiles, users), model.item_vectors, n, seen,
                          mc.user_blocks, mc.item_blocks, normalise=True, user_vec="vector", item_vec="vector")
 
 
-def popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
+def _popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
     """``[user_id, item_id]``: the ``n`` most popular items, of all time and in each user's
     recent weeks, minus the user's seen items (so up to ``2 n``)."""
-    weeks = with_week(users.select("user_id").distinct(), model)
+    weeks = _with_week(users.select("user_id").distinct(), model)
     recent = recent_popularity(model.item_weeks, weeks, model.recent_weeks)
     by_week = Window.partitionBy("week").orderBy(F.col("recent_popularity").desc(), F.col("item_id"))
     recent_top = (recent.withColumn("_r", F.row_number().over(by_week)).where(F.col("_r") <= n)
@@ -267,13 +319,13 @@ def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataF
                                                  for r in ranks])
 
     proposed = (proposed_by(als_top_n(model, n, seen, mc, users), "als_rank")
-                .unionByName(proposed_by(session_top_n(model, n, seen, mc, users), "session_rank"))
+                .unionByName(proposed_by(_session_top_n(model, n, seen, mc, users), "session_rank"))
                 .unionByName(proposed_by(content_top_n(model, n, seen, mc, users), "content_rank"))
-                .unionByName(proposed_by(popular_top_n(model, n, seen, users), None)))
+                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None)))
     return proposed.groupBy("user_id", "item_id").agg(*[F.min(r).alias(r) for r in ranks])
 
 
-def rank_gain(rank: Column) -> Column:
+def _rank_gain(rank: Column) -> Column:
     """1 / log2(1 + rank); 0 for a null rank (the item was not in that source's top-N)."""
     return F.coalesce(1.0 / F.log2(rank.cast("double") + 1.0), F.lit(0.0))
 
@@ -303,15 +355,15 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
     # Spark SQL dot products in the JVM: no round trip of four vector columns through Python.
     df = df.select("*", F.coalesce(dot(F.col("_uf"), F.col("_if")), F.lit(0.0)).alias("als_score"),
                    F.coalesce(dot(F.col("_up"), F.col("_iv")), F.lit(0.0)).alias("content_cosine"),
-                   rank_gain(F.col("als_rank")).alias("als_rank_gain"),
-                   rank_gain(F.col("content_rank")).alias("content_rank_gain"),
+                   _rank_gain(F.col("als_rank")).alias("als_rank_gain"),
+                   _rank_gain(F.col("content_rank")).alias("content_rank_gain"),
                    F.coalesce(dot(F.col("_us"), F.col("_if")), F.lit(0.0)).alias("session_score"),
-                   rank_gain(F.col("session_rank")).alias("session_rank_gain"))
+                   _rank_gain(F.col("session_rank")).alias("session_rank_gain"))
     return (df.drop("_uf", "_us", "_if", "_up", "_iv", "als_rank", "session_rank", "content_rank")
             .join(F.broadcast(model.popularity.select("item_id", "log_popularity")), "item_id", "left")
             .join(F.broadcast(model.sentiment), "item_id", "left")
             .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))
-            .transform(lambda d: with_week(d, model))
+            .transform(lambda d: _with_week(d, model))
             .join(recent, ["item_id", "week"], "left").drop("week")
             .fillna({"log_popularity": 0.0, "item_sentiment": NEUTRAL_SENTIMENT, "recent_popularity": 0.0}))
 

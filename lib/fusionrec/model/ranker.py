@@ -41,6 +41,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker", "RankerParams"]
+
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
                                   "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
                                   "session_rank_gain")

@@ -32,6 +32,8 @@ from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
 from fusionrec.model.scoring import Catalogue, Ranker, reasons, score_user, unit_rows
 from fusionrec.model.topk import blocked_top_n
 
+__all__ = ["RECOMMENDATIONS_SCHEMA", "recommend_all", "score_all"]
+
 RECOMMENDATIONS_SCHEMA = "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING"
 
 
@@ -165,7 +167,62 @@ def popularity_fallback(model: FusedModel, users: DataFrame, seen: DataFrame, ca
 def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFrame, titles: DataFrame,
                   categories: DataFrame | None, mc: ModelConfig) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]`` for every user with interactions or a
-    profile: K ranked unseen items each (fewer where fewer unseen candidates exist)."""
+    profile: K ranked unseen items each (fewer where fewer unseen candidates exist).
+
+    Parameters
+    ----------
+    model : FusedModel
+        From :func:`fusionrec.model.fusion.fit_fused` (or :func:`fusionrec.model.train.load_model`).
+    ranker : RankerParams
+        The fitted ranker (its features are :data:`fusionrec.model.ranker.RANKER_FEATURES`).
+    interactions : DataFrame
+        ``[user_id, item_id, last_ts]``: the training interactions (seen items are excluded,
+        the latest ones name the reason).
+    titles : DataFrame
+        ``[item_id, title]`` (titles may be null).
+    categories : DataFrame or None
+        ``[item_id, categories ARRAY<STRING>]``: spreads the popularity fallback over categories.
+    mc : ModelConfig
+        ``k``, ``candidates_n``, the scoring blocks and ``reason_max_liked``.
+
+    Returns
+    -------
+    DataFrame
+        ``[user_id, rank INT, item_id, score DOUBLE, reason STRING]`` (``gold.recommendations``);
+        users the model cannot score get the popularity fallback (reason "popular now").
+
+    Examples
+    --------
+    Three users who took two of four items each, a fifth item nobody took yet (text only),
+    and a ranker that orders by the ALS score alone:
+
+    >>> from fusionrec.config import ModelConfig
+    >>> from fusionrec.model.als import AlsParams
+    >>> from fusionrec.model.fusion import fit_fused
+    >>> from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
+    >>> taken = {"ann": ["a", "b"], "bob": ["b", "c"], "cy": ["c", "d"]}
+    >>> interactions = spark.createDataFrame(
+    ...     [(user, item) for user, items in taken.items() for item in items], "user_id STRING, item_id STRING",
+    ... ).selectExpr("*", "1D AS weight", "TIMESTAMP'2024-01-01' AS first_ts",
+    ...             "TIMESTAMP'2024-01-01' AS last_ts")
+    >>> unit = {"a": [1.0, 0.0], "b": [0.8, 0.6], "c": [0.6, 0.8], "d": [0.0, 1.0], "e": [0.7, 0.7]}
+    >>> items = spark.createDataFrame(list(unit.items()), "item_id STRING, vector ARRAY<FLOAT>")
+    >>> users = spark.createDataFrame([("ann", unit["a"]), ("bob", unit["b"]), ("cy", unit["d"])],
+    ...                               "user_id STRING, vector ARRAY<FLOAT>")
+    >>> mc = ModelConfig(max_iter=2, min_user_interactions=1, k=2)
+    >>> model = fit_fused(interactions, items, users, None, mc, AlsParams(rank=2, reg_param=0.1, alpha=1.0))
+    >>> zeros, ones = [0.0] * len(RANKER_FEATURES), [1.0] * len(RANKER_FEATURES)
+    >>> als_only = RankerParams(list(RANKER_FEATURES), zeros, ones, [float(f == "als_score") for f in RANKER_FEATURES],
+    ...                         0.0)
+    >>> titles = items.selectExpr("item_id", "upper(item_id) AS title")
+    >>> recs = recommend_all(model, als_only, interactions, titles, None, mc)
+    >>> sorted(recs.columns)
+    ['item_id', 'rank', 'reason', 'score', 'user_id']
+    >>> sorted((r.user_id, r.n) for r in recs.groupBy("user_id").agg(F.count("*").alias("n")).collect())
+    [('ann', 2), ('bob', 2), ('cy', 2)]
+    >>> recs.join(interactions, ["user_id", "item_id"]).count()  # nothing already seen
+    0
+    """
     seen = interactions.select("user_id", "item_id")
     known = model.user_factors.select("user_id").union(model.user_profiles.select("user_id")).distinct()
     unknown = interactions.select("user_id").distinct().join(known, "user_id", "left_anti")

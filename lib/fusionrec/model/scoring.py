@@ -30,6 +30,10 @@ import numpy as np
 
 from fusionrec.model.ranker import RANKER_FEATURES
 
+__all__ = ["ALS_SIGNALS", "COLD_SIGNAL", "CONTENT_SIGNALS", "REASON_ALS", "REASON_ALS_TEXT",
+           "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
+           "SENTIMENT_SIGNAL", "Catalogue", "Ranker", "reasons", "score_user", "Scored", "unit_rows"]
+
 #: Signals (indices into RANKER_FEATURES) whose reason names the nearest liked item.
 CONTENT_SIGNALS = (RANKER_FEATURES.index("content_cosine"), RANKER_FEATURES.index("content_rank_gain"))
 ALS_SIGNALS = tuple(RANKER_FEATURES.index(f) for f in ("als_score", "als_rank_gain", "session_score",

@@ -19,6 +19,8 @@ from fusionrec.features.build import sentiment_settings
 from fusionrec.features.sentiment import TooFewLabels
 from fusionrec.lake import SCHEMAS
 
+__all__ = ["side_features", "SideFeatures"]
+
 
 @dataclass(frozen=True)
 class SideFeatures:

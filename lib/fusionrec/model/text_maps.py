@@ -23,6 +23,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+__all__ = ["apply_text_map", "fit_text_map", "solve_ridge", "sufficient_statistics"]
+
 
 def _partition_stats(rows: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """``(X^T X, X^T Y, n)`` of one partition (nothing for an empty one); the dimensions

@@ -20,6 +20,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.model.scoring import unit_rows
 
+__all__ = ["SCORES_SCHEMA", "blocked_top_n", "top_n"]
+
 SCORES_SCHEMA = "user_id STRING, item_id STRING, score DOUBLE"
 
 

@@ -26,15 +26,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.evaluate.metrics import ranking_metrics
-from fusionrec.evaluate.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.lake import Lake
-from fusionrec.model.als import AlsParams
+from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als
+from fusionrec.validation.metrics import ranking_metrics
+from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
                                     with_features)
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
+
+__all__ = ["FUSION_PARAMS", "fit_pipeline", "Fitted", "load_model", "materialised", "read_inputs", "write_model"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class Fitted:
     validation_interactions: DataFrame
     fit_features: SideFeatures
     cutoff: datetime | None
+    #: the ALS of ``model`` with its fitted ``ALSModel`` (saved by :func:`write_model`)
+    als: AlsFactors | None = None
 
 
 def search_grid(cfg: Config) -> list[AlsParams]:
@@ -88,9 +92,27 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
                  review_embeddings: DataFrame | None, cfg: Config, events: DataFrame | None = None) -> Fitted:
     """Tune on the validation period, fit the ranker there, refit on all given data.
 
-    ``events``, when given, are the events behind ``interactions``: the fit period is then
-    re-aggregated from the events before each user's validation start, so that nothing of
-    the validation period reaches the models that are scored on it.
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``gold.interactions`` (or a training split): ``[user_id, item_id, weight, n_events,
+        first_ts, last_ts, rating]``.
+    item_embeddings : DataFrame
+        ``[item_id, embedding ARRAY<FLOAT>]``.
+    reviews, review_embeddings : DataFrame or None
+        ``gold.reviews`` and ``[review_id, embedding]``; both or neither.
+    cfg : Config
+        ``model.*``, ``evaluate.*`` (validation split, relevance, K), ``features.*``.
+    events : DataFrame, optional
+        The events behind ``interactions`` ``[user_id, item_id, rating, ts, weight]``: the fit
+        period is then re-aggregated from the events before each user's validation start, so
+        that nothing of the validation period reaches the models scored on it.
+
+    Returns
+    -------
+    Fitted
+        The refitted :class:`~fusionrec.model.fusion.FusedModel`, the ranker, the chosen ALS
+        parameters and search trials, and the tables it was fitted on.
     """
     mc, ec = cfg.model, cfg.evaluate
     k = max(ec.k_list)
@@ -140,7 +162,6 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
         labelled = materialised(label(pairs, val_relevant))
         ranker = fit_ranker(labelled, mc.ranker_reg)
-        labelled.unpersist()
         release(fit_model)
     log.info("ranker coef %s", dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
 
@@ -148,9 +169,10 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         cutoff = interactions.agg(F.max("last_ts")).first()[0]
         features = materialised_features(
             side_features(interactions, item_embeddings, reviews, review_embeddings, cutoff, cfg.features))
+        als = fit_als(interactions, mc, params)
         model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
-                          mc, params)
-    return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff)
+                          mc, params, als=als)
+    return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff, als)
 
 
 def release(model: FusedModel) -> None:
@@ -203,9 +225,12 @@ def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
 
 
 def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> dict[str, Any]:
-    """model.user_factors, model.item_factors (Delta, overwrite) and the fusion parameters."""
+    """model.user_factors, model.item_factors (Delta, overwrite), the fusion parameters, and the
+    fitted ``ALSModel`` with its id indexes (:func:`fusionrec.model.als.save_als`)."""
     lake.overwrite("model.user_factors", fitted.model.user_factors.select("user_id", "factors", "source"))
     lake.overwrite("model.item_factors", fitted.model.item_factors.select("item_id", "factors", "source"))
+    if fitted.als is not None:
+        save_als(lake, fitted.als)
     doc = fusion_params(fitted, cfg)
     lake.write_text(FUSION_PARAMS, json.dumps(doc, indent=1) + "\n")
     return doc

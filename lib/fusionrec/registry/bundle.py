@@ -31,6 +31,8 @@ import numpy as np
 
 from fusionrec.model.scoring import REASON_POPULAR, Catalogue, Ranker, reasons, score_user
 
+__all__ = ["ARRAYS_FILE", "META_FILE", "csr_from_lists", "ModelBundle", "Query", "Ranked"]
+
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "bundle.json"
 

@@ -25,6 +25,9 @@ from mlflow.tracking import MlflowClient
 from fusionrec.config import RegistryConfig
 from fusionrec.registry.tracking import metric_name
 
+__all__ = ["CHALLENGER", "CHAMPION", "TAG_METRIC_NAME", "TAG_METRIC_VALUE", "TAG_SPLIT", "current_champion",
+           "decide", "promote_version", "PromotionDecision"]
+
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"

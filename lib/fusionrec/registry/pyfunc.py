@@ -36,6 +36,9 @@ from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
 from fusionrec.registry.bundle import ModelBundle, Ranked
 
+__all__ = ["BUNDLE_ARTIFACT", "MAX_REQUEST_ROWS", "REQUEST_FIELDS", "RESPONSE_COLUMNS", "SIGNATURE",
+           "TEXT_MODEL_ARTIFACT", "FusionRecommender", "input_example", "InvalidRequest"]
+
 REQUEST_FIELDS = ("user_id", "text", "liked_items", "k")
 RESPONSE_COLUMNS = ("request_id", "rank", "item_id", "title", "score", "reason", "fallback")
 #: Artifact keys of the logged model.

@@ -19,10 +19,13 @@ from typing import Any
 
 import mlflow
 
+import pyspark
+
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
 from fusionrec.lake import Lake, LakeMissingError
+from fusionrec.model.als import load_als_model
 from fusionrec.registry.build import TableInput, build_bundle
 from fusionrec.registry.promote import (
     CHALLENGER, TAG_METRIC_NAME, TAG_METRIC_VALUE, TAG_SPLIT, PromotionDecision, promote_version)
@@ -33,10 +36,11 @@ from fusionrec.registry.tracking import (
     log_dataframe_parquet, log_delta_inputs, log_evaluation, log_report, metric_name, tracked_run)
 from fusionrec.runlog import RunReport, stage
 
+__all__ = ["SERVING_REQUIREMENTS", "Evaluation", "evaluation_from_results", "evaluation_rows", "promotion_metric",
+           "read_evaluation", "register_model", "Registration"]
+
 log = logging.getLogger(__name__)
 
-#: Where the model stage may save the fitted ALSModel (``ALSModel.save``) for ``mlflow.spark``.
-ALS_MODEL_DIR = "model/als_model"
 #: Requirements of the served model (it needs neither Spark nor the rest of the project's stack).
 SERVING_REQUIREMENTS = ["mlflow", "numpy", "pandas", "onnxruntime", "tokenizers"]
 
@@ -119,29 +123,43 @@ def split_fingerprint(cfg: Config, interactions_version: int) -> str:
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def saved_als_model(lake: Lake) -> Any:
-    """The fitted ``ALSModel`` if the model stage saved one at ``<lake.root>/model/als_model``, else None."""
-    if lake.stamp(f"{ALS_MODEL_DIR}/metadata") is None:
-        return None
-    from pyspark.ml.recommendation import ALSModel
-
-    return ALSModel.load(lake.uri(ALS_MODEL_DIR))
-
-
 def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Evaluation | None = None,
                    als_model: Any = None, promote: bool = True, force_promote: bool = False,
                    nested: bool = False) -> Registration:
     """Log and register the fused model from the lake's current outputs; run the gate unless told not to.
 
-    :param evaluation: the evaluation table; read from the lake (:func:`read_evaluation`) when None.
-    :param als_model: the fitted ``pyspark.ml.recommendation.ALSModel``, logged with ``mlflow.spark``
-        (default: :func:`saved_als_model`).
-    :raises fusionrec.registry.store.StoreError: the MLflow store cannot be reached (nothing written).
+    Parameters
+    ----------
+    lake, cfg, report
+        The lake read, the configuration (``registry.*``, ``mlflow.*``, ``model.*``, ``embed.*``)
+        and the run report (receives ``results["registry"]``).
+    evaluation : Evaluation, optional
+        The evaluation table; read from the lake (:func:`read_evaluation`) when None.
+    als_model : ALSModel, optional
+        The fitted ``pyspark.ml.recommendation.ALSModel``, logged with ``mlflow.spark``
+        (default: the one the train stage saved, :func:`fusionrec.model.als.load_als_model`).
+    promote, force_promote : bool
+        Run the champion/challenger gate; make the version champion whatever it says.
+    nested : bool
+        Log as a nested run (under the pipeline's parent run).
+
+    Returns
+    -------
+    Registration
+        The model version and its run, the gate's metric and decision, and the version of
+        ``gold.recommendations`` ``[user_id, rank, item_id, score, reason]`` logged with it.
+        Reads the model tables (``model.*``, ``features.*``, ``gold.*``) and
+        ``model/fusion_params.json`` the bundle is built from.
+
+    Raises
+    ------
+    fusionrec.registry.store.StoreError
+        The MLflow store cannot be reached (nothing written).
     """
     client = configure_mlflow(cfg.mlflow)
     with stage("register.bundle", report) as rec:
         built = build_bundle(lake, cfg)
-        als_model = als_model if als_model is not None else saved_als_model(lake)
+        als_model = als_model if als_model is not None else load_als_model(lake)
         evaluation = evaluation or read_evaluation(lake)
         metric = promotion_metric(evaluation.rows, cfg, evaluation.source)
         recs_version = lake.version("gold.recommendations")
@@ -179,8 +197,11 @@ def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Ev
                 pip_requirements=SERVING_REQUIREMENTS,
             )
         if als_model is not None:
-            # Spark users load the ALS stage natively: mlflow.spark.load_model(<als.model_uri>).
-            als_info = mlflow.spark.log_model(als_model, artifact_path="als")
+            # Spark users load the ALS stage natively: mlflow.spark.load_model(<als.model_uri>) is a
+            # PipelineModel whose one stage is the ALSModel (integer ids: model.als_user_ids/als_item_ids).
+            # Pinned requirements: inferring them would reload the model in a second Spark JVM.
+            als_info = mlflow.spark.log_model(als_model, artifact_path="als",
+                                              pip_requirements=[f"pyspark=={pyspark.__version__}"])
             mlflow.set_tag("als.model_uri", als_info.model_uri)
         rec.counts["run_id"] = run.info.run_id
 

@@ -14,6 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from fusionrec.config import MlflowConfig
 
+__all__ = ["configure_mlflow", "StoreError"]
+
 
 class StoreError(RuntimeError):
     """The MLflow store cannot be reached or used; the message names the URI."""

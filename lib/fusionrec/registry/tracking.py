@@ -27,6 +27,9 @@ from fusionrec.config import Config
 from fusionrec.registry.store import configure_mlflow
 from fusionrec.runlog import RunReport
 
+__all__ = ["LANE_PACKAGES", "PROJECT_DIR", "log_dataframe_parquet", "log_delta_inputs", "log_evaluation",
+           "log_report", "metric_name", "tracked_run"]
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 #: Distributions whose versions identify the lane a run was made with.
 LANE_PACKAGES = ("pyspark", "delta-spark", "spark-nlp", "mlflow", "numpy", "pandas", "onnxruntime")

@@ -18,6 +18,8 @@ from fusionrec.ingest.sources import jsonl
 from fusionrec.ingest.sources.files import InputError, InputFile
 from fusionrec.ingest.sources.text import read_lines
 
+__all__ = ["ITEM_FIELDS", "PATTERNS", "REVIEW_FIELDS", "check", "read"]
+
 PATTERNS = ("*.json.gz", "*.json", "*.jsonl.gz", "*.jsonl")
 REVIEW_FIELDS = {"user_id": "reviewerID", "item_id": "asin", "rating": "overall", "title": "summary",
                  "text": "reviewText", "ts": "unixReviewTime"}

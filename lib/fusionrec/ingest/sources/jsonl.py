@@ -19,9 +19,10 @@ from fusionrec.ingest.schema import ARRAY_FIELDS, FIELDS
 from fusionrec.ingest.sources.files import InputError, InputFile
 from fusionrec.ingest.sources.text import as_list, as_text, read_lines
 
+__all__ = ["PATTERNS", "check", "read", "stage_json"]
+
 PATTERNS = {kind: (f"{kind}*.jsonl", f"{kind}*.jsonl.gz", f"{kind}*.json", f"{kind}*.json.gz")
             for kind in FIELDS}
-ANY_PATTERN = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
 
 _JSON_MAP = MapType(StringType(), StringType())
 

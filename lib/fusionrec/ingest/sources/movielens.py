@@ -20,6 +20,8 @@ from fusionrec.config import Config
 from fusionrec.ingest.sources.files import InputError, InputFile
 from fusionrec.ingest.sources.text import read_lines
 
+__all__ = ["NO_GENRES", "PATTERNS", "REQUIRED", "check", "read"]
+
 PATTERNS = ("ratings.csv", "movies.csv", "tags.csv")
 REQUIRED = {
     "ratings.csv": ("userId", "movieId", "rating", "timestamp"),

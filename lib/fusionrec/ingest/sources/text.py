@@ -6,6 +6,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+__all__ = ["as_list", "as_text", "read_lines"]
+
 
 def read_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     """``_file``, ``_raw`` (the line, invalid UTF-8 bytes replaced by U+FFFD, no trailing CR)

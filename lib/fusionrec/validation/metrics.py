@@ -20,6 +20,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+__all__ = ["METRICS", "item_slice_recall", "per_user_metrics", "ranking_metrics"]
+
+#: The names :func:`ranking_metrics` returns (besides ``users``), in report order.
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 
 
@@ -57,7 +60,34 @@ def per_user_metrics(recommendations: DataFrame, relevant: DataFrame, k: int) ->
 
 def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
                     catalogue_size: int) -> dict[str, float]:
-    """The metrics of the module docstring at ``k`` (plus ``users``, the number evaluated)."""
+    """The metrics of the module docstring at ``k``.
+
+    Parameters
+    ----------
+    recommendations : DataFrame
+        ``[user_id, rank, item_id]``, rank 1 first; rows beyond rank ``k`` are ignored.
+    relevant : DataFrame
+        ``[user_id, item_id]``: the relevant items; its users are the users evaluated.
+    k : int
+        The cut-off.
+    catalogue_size : int
+        The number of recommendable items (the denominator of ``coverage``).
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``ndcg``, ``map``, ``hit_rate``, ``coverage`` (floats,
+        averaged over the evaluated users) and ``users`` (their number).
+
+    Examples
+    --------
+    >>> recs = spark.createDataFrame([("u1", 1, "a"), ("u1", 2, "b"), ("u2", 1, "c")],
+    ...                              "user_id STRING, rank INT, item_id STRING")
+    >>> relevant = spark.createDataFrame([("u1", "b"), ("u2", "d")], "user_id STRING, item_id STRING")
+    >>> metrics = ranking_metrics(recs, relevant, 2, 4)
+    >>> {name: round(value, 4) for name, value in metrics.items()}
+    {'precision': 0.25, 'recall': 0.5, 'ndcg': 0.3155, 'map': 0.25, 'hit_rate': 0.5, 'coverage': 0.75, 'users': 2}
+    """
     per_user = per_user_metrics(recommendations, relevant, k)
     row = per_user.agg(
         F.count(F.lit(1)).alias("users"),
@@ -67,7 +97,7 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
     users = relevant.select("user_id").distinct()
     n_covered = (recommendations.where(F.col("rank") <= k).join(users, "user_id")
                  .select("item_id").distinct().count())
-    result = {name: float(row[name] or 0.0) for name in ("precision", "recall", "ndcg", "map", "hit_rate")}
+    result = {name: float(row[name] or 0.0) for name in METRICS if name != "coverage"}
     result["coverage"] = n_covered / catalogue_size if catalogue_size else 0.0
     result["users"] = int(row["users"])
     return result

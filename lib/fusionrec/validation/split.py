@@ -28,6 +28,9 @@ from pyspark.sql import functions as F
 
 from fusionrec.ingest.gold import interactions as aggregate_interactions
 
+__all__ = ["choose_cold_items", "chronological_split", "cut_interactions", "filter_before", "relevant",
+           "Split", "split_by_boundaries", "user_boundaries"]
+
 
 @dataclass(frozen=True)
 class Split:
@@ -88,7 +91,7 @@ def cut_interactions(interactions: DataFrame, boundaries: DataFrame,
     return aggregate_interactions(events_before), after, events_before
 
 
-def hash_fraction(col: Column, fraction: float, seed: int) -> Column:
+def _hash_fraction(col: Column, fraction: float, seed: int) -> Column:
     """A deterministic, seeded Bernoulli(fraction) draw per value of ``col``.
 
     Hashing (not ``rand``) so that the draw does not depend on partitioning.
@@ -104,14 +107,53 @@ def choose_cold_items(interactions: DataFrame, fraction: float, seed: int,
     items = interactions.select("item_id").distinct()
     if eligible is not None:
         items = items.join(eligible.select("item_id").distinct(), "item_id")
-    return items.where(hash_fraction(F.col("item_id"), fraction, seed))
+    return items.where(_hash_fraction(F.col("item_id"), fraction, seed))
 
 
 def chronological_split(interactions: DataFrame, test_fraction: float, cold_item_fraction: float,
                         seed: int, eligible_items: DataFrame | None = None,
                         events: DataFrame | None = None) -> Split:
-    """The evaluation split (see module docstring); ``events`` (silver events) make the
-    training rows exact (:func:`cut_interactions`)."""
+    """The evaluation split of the module docstring.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``gold.interactions``: ``[user_id, item_id, weight, n_events, first_ts, last_ts, rating]``.
+    test_fraction : float
+        The share of each user's interactions (latest by ``first_ts``) in the test period, in (0, 1).
+    cold_item_fraction : float
+        The seeded share of items stripped of their training interactions (0: none).
+    seed : int
+        Seed of the cold-item draw.
+    eligible_items : DataFrame, optional
+        ``[item_id]``: the items that may be made cold (those with a text vector).
+    events : DataFrame, optional
+        ``silver.events`` ``[user_id, item_id, rating, ts, weight]``: training rows are then
+        re-aggregated from the events before each user's test start (:func:`cut_interactions`).
+
+    Returns
+    -------
+    Split
+        ``train`` and ``test`` (the columns of ``interactions``), ``boundaries``
+        ``[user_id, test_start]``, ``cold_items`` ``[item_id]`` and, with ``events``,
+        ``train_events``.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> days = [dt.datetime(2024, 1, d) for d in (1, 2, 3, 4)]
+    >>> interactions = spark.createDataFrame(
+    ...     [("u1", f"i{d.day}", 1.0, 1, d, d, None) for d in days],
+    ...     "user_id STRING, item_id STRING, weight DOUBLE, n_events INT, first_ts TIMESTAMP, "
+    ...     "last_ts TIMESTAMP, rating DOUBLE")
+    >>> split = chronological_split(interactions, 0.5, 0.0, 7)
+    >>> sorted(r.item_id for r in split.train.collect()), sorted(r.item_id for r in split.test.collect())
+    (['i1', 'i2'], ['i3', 'i4'])
+    >>> split.boundaries.first().test_start
+    datetime.datetime(2024, 1, 3, 0, 0)
+    >>> split.cold_items.count()
+    0
+    """
     boundaries = user_boundaries(interactions, test_fraction)
     train, test, train_events = cut_interactions(interactions, boundaries, events)
     if cold_item_fraction > 0:
