@@ -9,6 +9,7 @@ from fusionrec.registry.register import register_model
 from fusionrec.runlog import RunReport
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
 from fusionrec.lake import Lake
+from fusionrec.model.als import ALS_MODEL
 from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
@@ -24,7 +25,8 @@ STAGE = Stage(
            "features.user_profiles", "features.item_sentiment", "model.user_factors", "model.item_factors"),
     params=("registry", "model", "embed", "evaluate"),
     uses=("mlflow",),
-    artifacts_in=(FUSION_PARAMS, f"{evaluation_report(EVALUATION_NAME)}.json"),
+    # The saved ALSModel's metadata file is rewritten with every fit: its stamp follows the model.
+    artifacts_in=(FUSION_PARAMS, f"{evaluation_report(EVALUATION_NAME)}.json", f"{ALS_MODEL}/metadata/part-00000"),
 )
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from fusionrec.config import Config
 from fusionrec.lake import Lake
+from fusionrec.model.als import ALS_MODEL
 from fusionrec.model.train import FUSION_PARAMS, fit_pipeline, read_inputs, write_model
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
@@ -20,10 +21,10 @@ STAGE = Stage(
     "train",
     reads=("gold.interactions", "gold.reviews", "silver.events", "embeddings.item_embeddings",
            "embeddings.review_embeddings"),
-    writes=("model.user_factors", "model.item_factors"),
+    writes=("model.user_factors", "model.item_factors", "model.als_user_ids", "model.als_item_ids"),
     # evaluate: the validation period the search and the ranker are fitted on.
     params=("model", "evaluate", "features"),
-    artifacts_out=(FUSION_PARAMS,),
+    artifacts_out=(FUSION_PARAMS, f"{ALS_MODEL}/metadata/part-00000"),
 )
 
 
