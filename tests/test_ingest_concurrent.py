@@ -9,7 +9,6 @@ import re
 from _kill import cli_args, keyed, rows, spawn, stop
 from fusionrec.config import LakeConfig
 from fusionrec.generate import generate
-from fusionrec.ingest import writer
 from fusionrec.ingest.pipeline import ingest_directory
 from fusionrec.ingest.schema import KEYS
 from conftest import table_path, lake_of
@@ -68,5 +67,5 @@ def test_two_concurrent_ingests_of_different_batches_both_land(spark, cfg, tmp_p
     for path in inputs:
         ingest_directory(lake_of(spark, apart), apart, str(path))
     assert snapshot(spark, together) == snapshot(spark, apart)
-    batches = writer.read(spark, together, "bronze._batches").where("status = 'complete'").select("batch_id").collect()
+    batches = lake_of(spark, together).read("bronze._batches").where("status = 'complete'").select("batch_id").collect()
     assert len(batches) == len({b.batch_id for b in batches}) == 4
