@@ -27,6 +27,7 @@ from pyspark.sql.types import ArrayType, StringType
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.privacy import pseudonymise
 from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.sources.text import JSON_VALUE
 
 #: A tag that opens with a letter, ``/`` or ``!``; an unclosed tag runs to the end of the text.
 _TAG = r"<[A-Za-z/!][^>]*(?:>|$)"
@@ -165,7 +166,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     rating = rating_raw.cast("double")
     ts = parse_ts(F.col("ts"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         pseudonymise(user_raw, rules.key).alias("user_id"), item.alias("item_id"), etype.alias("event_type"),
         rating_raw.alias("_rating_raw"), rating.alias("rating"), ts.alias("ts"),
         blank_to_null(F.col("event_id")).alias("_event_id"), blank_to_null(F.col("ts")).alias("_ts_raw"),
@@ -206,7 +207,7 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     desc_clean = clean_text(c("description"))
     brand_clean = clean_text(c("brand"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         blank_to_null(c("item_id")).alias("item_id"),
         truncate(title_clean, cfg.max_title_length).alias("title"),
         truncate(desc_clean, cfg.max_text_length).alias("description"),
@@ -258,7 +259,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     text_clean = clean_text(c("text"))
     rating_raw = blank_to_null(c("rating"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         pseudonymise(blank_to_null(c("user_id")), rules.key).alias("user_id"),
         blank_to_null(c("item_id")).alias("item_id"),
         rating_raw.alias("_rating_raw"), rating_raw.cast("double").alias("rating"),
@@ -298,11 +299,26 @@ SILVER_COLUMNS = {
 
 
 def redact(raw: Column, personal_fields: list[str]) -> Column:
-    """``"<personal field>": "value"`` pairs of a raw JSON line replaced by ``"<field>": "<redacted>"``."""
+    """``"<personal field>": <value>`` pairs of a raw JSON line replaced by ``"<field>":"<redacted>"``."""
     if not personal_fields:
         return raw
     names = "|".join(f for f in personal_fields if f.replace("_", "").isalnum())
-    return F.regexp_replace(raw, rf'"({names})"\s*:\s*"(?:[^"\\]|\\.)*"', '"$1":"<redacted>"')
+    return F.regexp_replace(raw, rf'"({names})"\s*:\s*(?:{JSON_VALUE})', '"$1":"<redacted>"')
+
+
+def pseudonymise_raw(raw: Column, pattern: Column, pseudonym: Column, key: bytes) -> Column:
+    """``raw`` with the user id that ``pattern`` locates (see ``_user_pattern`` in
+    :mod:`.schema`) written as ``"<its pseudonym>"``.
+
+    ``pseudonym``: the row's parsed and pseudonymised ``user_id``; where the line did not
+    parse it is null, and the id as written (unquoted) is pseudonymised instead. A line
+    without a user id (null pattern, no match, blank or JSON null) is returned unchanged.
+    """
+    written = F.call_function("regexp_extract", raw, pattern, F.lit(2))
+    unquoted = F.regexp_replace(F.trim(written), r'^"|"$', "")
+    value = F.coalesce(pseudonym, F.when(unquoted != "null", pseudonymise(blank_to_null(unquoted), key)))
+    replaced = F.regexp_replace(raw, pattern, F.concat(F.lit('$1"'), value, F.lit('"')))
+    return F.when(pattern.isNotNull() & value.isNotNull(), replaced).otherwise(raw)
 
 
 def accepted(classified: DataFrame, kind: str) -> DataFrame:
@@ -310,21 +326,35 @@ def accepted(classified: DataFrame, kind: str) -> DataFrame:
     return classified.where(F.col("_reason").isNull() & ~F.col("_duplicate")).select(*SILVER_COLUMNS[kind])
 
 
-def quarantined(classified: DataFrame, personal_fields: list[str] = ()) -> DataFrame:  # type: ignore[assignment]
-    """The rejected rows: ``raw`` (personal fields redacted), ``file``, ``reason``."""
+def quarantined(classified: DataFrame, *, personal_fields: list[str], key: bytes) -> DataFrame:
+    """The rejected rows: ``raw`` (user id pseudonymised, personal fields redacted), ``file``, ``reason``.
+
+    Parameters
+    ----------
+    classified : a frame of :func:`classify_events` / ``_items`` / ``_reviews``.
+    personal_fields : JSON fields whose values are redacted (``ingest.personal_fields``).
+    key : the pseudonym key, for ids of lines that did not parse.
+
+    Returns
+    -------
+    One row per rejected row, the columns of ``quarantine.<kind>`` before provenance.
+    """
+    user = F.col("user_id") if "user_id" in classified.columns else F.lit(None).cast("string")
+    raw = pseudonymise_raw(F.col("_raw"), F.col("_user_pattern"), user, key)
     return classified.where(F.col("_reason").isNotNull()).select(
-        redact(F.col("_raw"), list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
+        redact(raw, list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
         F.col("_reason").alias("reason"))
 
 
-def split(classified: DataFrame, kind: str, personal_fields: list[str] = ()) -> tuple[DataFrame, DataFrame]:  # type: ignore[assignment]
+def split(classified: DataFrame, kind: str, *, personal_fields: list[str], key: bytes) -> tuple[DataFrame, DataFrame]:
     """``(clean_df, quarantine_df)`` of a classified frame."""
-    return accepted(classified, kind), quarantined(classified, personal_fields)
+    return accepted(classified, kind), quarantined(classified, personal_fields=personal_fields, key=key)
 
 
 def clean(staged: DataFrame, kind: str, rules: CleaningRules) -> tuple[DataFrame, DataFrame]:
     """Classify and split staged rows of ``kind``: ``(clean_df, quarantine_df)``."""
-    return split(CLASSIFIERS[kind](staged, rules), kind, rules.ingest.personal_fields)
+    return split(CLASSIFIERS[kind](staged, rules), kind, personal_fields=list(rules.ingest.personal_fields),
+                 key=rules.key)
 
 
 def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
@@ -339,5 +369,5 @@ def review_events(reviews: DataFrame, cfg: IngestConfig) -> DataFrame:
 
 
 __all__ = ["CleaningRules", "classify_events", "classify_items", "classify_reviews", "clean", "split",
-           "accepted", "quarantined", "review_events", "clean_text", "parse_price", "parse_ts",
+           "accepted", "quarantined", "pseudonymise_raw", "redact", "review_events", "clean_text", "parse_price", "parse_ts",
            "DUPLICATE_CODE"]

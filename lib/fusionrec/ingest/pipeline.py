@@ -100,7 +100,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
 
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
+    rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg, master=spark.sparkContext.master))
     staged = adapter.read(spark, files, cfg)
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
@@ -111,7 +111,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
             account.check_split()
             _check_parseable(account, source)
         provenance = [F.lit(source).alias("source"), F.lit(bid).alias("batch_id"), F.lit(now).alias("ingest_ts")]
-        gold_report = _write(spark, cfg, source, bid, classified, accounts, provenance, timings)
+        gold_report = _write(spark, cfg, bid, classified, accounts, provenance, timings, rules.key)
         report = {
             "source": source, "batch_id": bid, "skipped": False, "ingest_ts": now.isoformat(),
             "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
@@ -162,8 +162,8 @@ def _check_parseable(account: KindAccount, source: str) -> None:
                              f"({rows} lines, wrong format?)")
 
 
-def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: dict[str, DataFrame],
-           accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float]) -> dict[str, Any]:
+def _write(spark: SparkSession, cfg: Config, bid: str, classified: dict[str, DataFrame],
+           accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float], key: bytes) -> dict[str, Any]:
     personal = list(cfg.ingest.personal_fields)
     accepted: dict[str, DataFrame] = {}
     for kind in KINDS:
@@ -174,7 +174,7 @@ def _write(spark: SparkSession, cfg: Config, source: str, bid: str, classified: 
             writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
                                  writer.ensure_table(spark, cfg, f"bronze.{kind}"), bid, cfg.lake)
         with _timed(timings, "quarantine"):
-            writer.replace_batch(quarantined(df, personal).select("*", *provenance),
+            writer.replace_batch(quarantined(df, personal_fields=personal, key=key).select("*", *provenance),
                                  writer.ensure_table(spark, cfg, f"quarantine.{kind}"), bid, cfg.lake)
         accepted[kind] = df.where(F.col("_reason").isNull() & ~F.col("_duplicate")) \
             .select(*SILVER_COLUMNS[kind], *provenance)
