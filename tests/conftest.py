@@ -8,6 +8,7 @@ goes to temporary folders.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,15 @@ SHARED_DATA = PROJECT.parent / "shared" / "datasets"
 
 @pytest.fixture(scope="session")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    """The project's local configuration, redirected to a temporary work folder."""
+    """The project's local configuration, redirected to a temporary work folder.
+
+    The local pseudonym key of every lake the tests write - theirs and their child
+    processes' (through the environment) - is one temporary file, not one file per
+    temporary lake in the user's home.
+    """
     work = tmp_path_factory.mktemp("work")
+    key_file = work / "keys" / "pseudonym.key"
+    os.environ["FUSIONREC_INGEST__PSEUDONYM_KEY_FILE"] = str(key_file)
     return load_config(
         PROJECT / "conf" / "local.yaml",
         overrides=[
@@ -32,6 +40,7 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
             f"lake.root={work / 'lake'}",
             f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
             f"mlflow.artifact_location={work / 'mlartifacts'}",
+            f"ingest.pseudonym_key_file={key_file}",
         ],
         env={},
         base_dir=PROJECT,

@@ -1,8 +1,8 @@
 """The whole pipeline on generated data, as `make run` does it, then the notebooks on its lake.
 
 One pipeline run is shared by the module: it must end with a registered champion; a
-second run with unchanged inputs skips every stage; the three notebooks execute
-headless against the same lake and registry.
+second run with unchanged inputs skips every stage; no raw user id or key is found past
+bronze; the three notebooks execute headless against the same lake and registry.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import pytest
 from nbclient import NotebookClient
 
 from fusionrec.cli import main
+from fusionrec.config import load_config
+from fusionrec.ingest.privacy import pseudonym_key
+from _privacy import Leaks, generated_user_ids, scan_files, scan_lake, scan_mlflow
 
 PROJECT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("0*.ipynb"))
@@ -54,6 +57,23 @@ def test_pipeline_ends_with_champion_and_reruns_skip(pipeline_run, spark, capsys
     for stage in ("ingest", "embed", "train", "recommend", "evaluate", "register"):
         assert f"{stage:<10} skipped (inputs unchanged)" in out, out
     assert "champion: models:/" in out
+
+
+def test_no_raw_user_id_or_key_past_bronze(pipeline_run, spark):
+    """Every table but bronze, every MLflow run's params and tags, every artifact of every
+    run and model, every report: no raw user id of the input, not the pseudonym key."""
+    work, overrides, _ = pipeline_run
+    key = pseudonym_key(load_config(PROJECT / "conf" / "local.yaml", overrides))
+    leaks = Leaks(generated_user_ids(work / "lake" / "_inputs" / "generated"), key)
+    assert len(leaks.raw_ids) > 100
+    scan_lake(spark, work / "lake", leaks)
+    runs = scan_mlflow(f"sqlite:///{work / 'mlflow.db'}", leaks)
+    others = [p for p in work.rglob("*") if not p.is_relative_to(work / "lake")]
+    scan_files(leaks, others)
+    assert leaks.tables >= 15 and runs >= 7
+    assert any(p.suffix == ".npz" for p in (work / "mlartifacts").rglob("*"))  # the model's arrays were read
+    assert any(p.is_file() for p in (work / "lake" / "reports").rglob("*")) and (work / "report.json").is_file()
+    assert not leaks.found, leaks.found
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

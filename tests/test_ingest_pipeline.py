@@ -4,6 +4,7 @@ for row by row, the gold tables hold, re-running a batch changes nothing, privac
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
@@ -11,9 +12,10 @@ from pyspark.sql import functions as F
 
 from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import ingest, ingest_directory
-from fusionrec.ingest.privacy import pseudonym_key, pseudonymise_py
+from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.lake import SCHEMAS
 from conftest import table_path, lake_of
+from _privacy import Leaks, generated_user_ids, reference_pseudonym, scan_lake
 
 TABLES = ["silver.events", "silver.items", "silver.reviews", "gold.interactions", "gold.item_documents",
           "gold.reviews", "quarantine.events", "quarantine.items", "quarantine.reviews", "bronze.events"]
@@ -70,11 +72,21 @@ def test_generated_logs_accounted_exactly_and_rerun_changes_nothing(spark, lake_
     assert reviews.where("NOT item_known").count() == generated["expected"]["reviews"]["fixes"]["item_unknown"]
 
     # Privacy: pseudonymised ids, no personal field past bronze.
-    key = pseudonym_key(lake_cfg, env={})
+    key = pseudonym_key(lake_cfg)
     assert events.where(F.col("user_id").startswith("u")).count() == 0
     with open(generated["files"]["reviews"][0], encoding="utf-8", errors="replace") as fh:
         user = next(json.loads(line)["user_id"] for line in fh if line.startswith('{"review_id"') and line.rstrip().endswith("}"))
-    assert reviews.where(F.col("user_id") == pseudonymise_py(user, key)).count() >= 1
+    assert reviews.where(F.col("user_id") == reference_pseudonym(user, key)).count() >= 1
+    # Quarantine keeps each rejected record with its user id pseudonymised (also in
+    # unparseable lines); no raw id is left anywhere past bronze.
+    quarantine = load(spark, lake_cfg, "quarantine.events")
+    bad_ts = quarantine.where("reason = 'ts_out_of_range'").first()["raw"]
+    assert json.loads(bad_ts)["user_id"] in {reference_pseudonym(u, key) for u in generated_user_ids(Path(generated["out_dir"]))}
+    assert quarantine.where("reason = 'unparseable' AND raw RLIKE '\"user_id\":\"[0-9a-f]{32}\"'").count() > 0
+    leaks = Leaks(generated_user_ids(Path(generated["out_dir"])), key)
+    scan_lake(spark, Path(lake_cfg.lake.root), leaks)
+    assert leaks.tables >= 9 and len(leaks.raw_ids) > 50
+    assert not leaks.found, leaks.found
     silver_reviews = load(spark, lake_cfg, "silver.reviews")
     assert silver_reviews.where(F.map_contains_key(F.coalesce("extra", F.create_map().cast("map<string,string>")), "user_name")).count() == 0
     assert load(spark, lake_cfg, "quarantine.reviews").where(F.col("raw").contains('"user_name": "Reviewer')).count() == 0

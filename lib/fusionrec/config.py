@@ -217,10 +217,12 @@ class IngestConfig:
     max_text_length: int = 4000
     #: Titles, brands and categories longer than this are truncated.
     max_title_length: int = 300
-    #: Environment variable holding the key of the user-id pseudonymisation (HMAC-SHA256).
+    #: Environment variable holding the key of the user-id pseudonymisation (HMAC-SHA256);
+    #: mandatory on a cluster.
     pseudonym_key_env: str = "FUSIONREC_PSEUDONYM_KEY"
-    #: Used only when ``mode`` is ``local`` and the variable is unset (a warning is logged).
-    dev_pseudonym_key: str = "fusionrec-local-development-key"
+    #: Local mode without the variable: the key file (created once, owner-only, outside the
+    #: lake); None: ``~/.fusionrec/keys/<sha256 of the lake root URI>.key``.
+    pseudonym_key_file: str | None = None
     #: Personal fields: kept in bronze only, redacted in quarantine, never in silver/gold.
     personal_fields: list[str] = field(default_factory=lambda: [
         "reviewerName", "reviewer_name", "user_name", "username", "email", "phone", "address", "ip_address"])
@@ -310,6 +312,7 @@ _PATH_KEYS = {
     ("embed", "wheels_dir"),
     ("embed", "model_cache"),
     ("mlflow", "artifact_location"),
+    ("ingest", "pseudonym_key_file"),
 }
 
 
@@ -448,7 +451,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         for s, key in _PATH_KEYS:
             value = getattr(section, key) if s == section_name else None
             if value and "://" not in value:
-                changes[key] = str((base / value).resolve())
+                changes[key] = str((base / Path(value).expanduser()).resolve())
         sections[section_name] = dataclasses.replace(section, **changes)
     ml = sections["mlflow"]
     sections["mlflow"] = dataclasses.replace(

@@ -26,11 +26,12 @@ from pyspark.sql.types import ArrayType, StringType
 
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.privacy import pseudonymise
-from fusionrec.ingest.schema import EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.sources.text import JSON_VALUE
 
-__all__ = ["CLASSIFIERS", "SILVER_COLUMNS", "CleaningRules", "accepted", "classify_events", "classify_items",
-           "classify_reviews", "clean_text", "event_weight", "parse_price", "parse_ts", "quarantined", "redact",
-           "review_events"]
+__all__ = ["CLASSIFIERS", "DUPLICATE_CODE", "SILVER_COLUMNS", "CleaningRules", "accepted", "classify_events",
+           "classify_items", "classify_reviews", "clean_text", "event_weight", "parse_price", "parse_ts",
+           "pseudonymise_raw", "quarantined", "redact", "review_events"]
 
 #: A tag that opens with a letter, ``/`` or ``!``; an unclosed tag runs to the end of the text.
 _TAG = r"<[A-Za-z/!][^>]*(?:>|$)"
@@ -169,7 +170,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     rating = rating_raw.cast("double")
     ts = parse_ts(F.col("ts"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         pseudonymise(user_raw, rules.key).alias("user_id"), item.alias("item_id"), etype.alias("event_type"),
         rating_raw.alias("_rating_raw"), rating.alias("rating"), ts.alias("ts"),
         _blank_to_null(F.col("event_id")).alias("_event_id"), _blank_to_null(F.col("ts")).alias("_ts_raw"),
@@ -210,7 +211,7 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     desc_clean = clean_text(c("description"))
     brand_clean = clean_text(c("brand"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         _blank_to_null(c("item_id")).alias("item_id"),
         _truncate(title_clean, cfg.max_title_length).alias("title"),
         _truncate(desc_clean, cfg.max_text_length).alias("description"),
@@ -262,7 +263,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     text_clean = clean_text(c("text"))
     rating_raw = _blank_to_null(c("rating"))
     df = staged.select(
-        "_raw", "_file", "_parsed", "_non_utf8", "extra",
+        "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
         pseudonymise(_blank_to_null(c("user_id")), rules.key).alias("user_id"),
         _blank_to_null(c("item_id")).alias("item_id"),
         rating_raw.alias("_rating_raw"), rating_raw.cast("double").alias("rating"),
@@ -302,11 +303,26 @@ SILVER_COLUMNS = {
 
 
 def redact(raw: Column, personal_fields: list[str]) -> Column:
-    """``"<personal field>": "value"`` pairs of a raw JSON line replaced by ``"<field>": "<redacted>"``."""
+    """``"<personal field>": <value>`` pairs of a raw JSON line replaced by ``"<field>":"<redacted>"``."""
     if not personal_fields:
         return raw
     names = "|".join(f for f in personal_fields if f.replace("_", "").isalnum())
-    return F.regexp_replace(raw, rf'"({names})"\s*:\s*"(?:[^"\\]|\\.)*"', '"$1":"<redacted>"')
+    return F.regexp_replace(raw, rf'"({names})"\s*:\s*(?:{JSON_VALUE})', '"$1":"<redacted>"')
+
+
+def pseudonymise_raw(raw: Column, pattern: Column, pseudonym: Column, key: bytes) -> Column:
+    """``raw`` with the user id that ``pattern`` locates (see ``_user_pattern`` in
+    :mod:`.schema`) written as ``"<its pseudonym>"``.
+
+    ``pseudonym``: the row's parsed and pseudonymised ``user_id``; where the line did not
+    parse it is null, and the id as written (unquoted) is pseudonymised instead. A line
+    without a user id (null pattern, no match, blank or JSON null) is returned unchanged.
+    """
+    written = F.call_function("regexp_extract", raw, pattern, F.lit(2))
+    unquoted = F.regexp_replace(F.trim(written), r'^"|"$', "")
+    value = F.coalesce(pseudonym, F.when(unquoted != "null", pseudonymise(_blank_to_null(unquoted), key)))
+    replaced = F.regexp_replace(raw, pattern, F.concat(F.lit('$1"'), value, F.lit('"')))
+    return F.when(pattern.isNotNull() & value.isNotNull(), replaced).otherwise(raw)
 
 
 def accepted(classified: DataFrame, kind: str) -> DataFrame:
@@ -314,10 +330,23 @@ def accepted(classified: DataFrame, kind: str) -> DataFrame:
     return classified.where(F.col("_reason").isNull() & ~F.col("_duplicate")).select(*SILVER_COLUMNS[kind])
 
 
-def quarantined(classified: DataFrame, personal_fields: list[str] = ()) -> DataFrame:  # type: ignore[assignment]
-    """The rejected rows: ``raw`` (personal fields redacted), ``file``, ``reason``."""
+def quarantined(classified: DataFrame, *, personal_fields: list[str], key: bytes) -> DataFrame:
+    """The rejected rows: ``raw`` (user id pseudonymised, personal fields redacted), ``file``, ``reason``.
+
+    Parameters
+    ----------
+    classified : a frame of :func:`classify_events` / ``_items`` / ``_reviews``.
+    personal_fields : JSON fields whose values are redacted (``ingest.personal_fields``).
+    key : the pseudonym key, for ids of lines that did not parse.
+
+    Returns
+    -------
+    One row per rejected row, the columns of ``quarantine.<kind>`` before provenance.
+    """
+    user = F.col("user_id") if "user_id" in classified.columns else F.lit(None).cast("string")
+    raw = pseudonymise_raw(F.col("_raw"), F.col("_user_pattern"), user, key)
     return classified.where(F.col("_reason").isNotNull()).select(
-        redact(F.col("_raw"), list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
+        redact(raw, list(personal_fields)).alias("raw"), F.col("_file").alias("file"),
         F.col("_reason").alias("reason"))
 
 

@@ -128,7 +128,7 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
 
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg))
+    rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg, master=lake.spark.sparkContext.master))
     staged = {kind: conform_staged(df, kind) for kind, df in adapter.read(lake.spark, files, cfg).items()}
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
@@ -139,7 +139,7 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
             account.check_split()
             _check_parseable(account, source)
         provenance = [F.lit(source).alias("source"), F.lit(bid).alias("batch_id"), F.lit(now).alias("ingest_ts")]
-        gold_report = _write(lake, cfg, source, bid, classified, accounts, provenance, timings)
+        gold_report = _write(lake, cfg, source, bid, classified, accounts, provenance, timings, rules.key)
         report = {
             "source": source, "batch_id": bid, "skipped": False, "ingest_ts": now.isoformat(),
             "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
@@ -190,7 +190,8 @@ def _check_parseable(account: KindAccount, source: str) -> None:
 
 
 def _write(lake: Lake, cfg: Config, source: str, bid: str, classified: dict[str, DataFrame],
-           accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float]) -> dict[str, Any]:
+           accounts: dict[str, KindAccount], provenance: list, timings: dict[str, float],
+           key: bytes) -> dict[str, Any]:
     personal = list(cfg.ingest.personal_fields)
     accepted: dict[str, DataFrame] = {}
     for kind in KINDS:
@@ -201,7 +202,7 @@ def _write(lake: Lake, cfg: Config, source: str, bid: str, classified: dict[str,
             writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
                                  writer.ensure_table(lake, f"bronze.{kind}"), bid, cfg.lake)
         with _timed(timings, "quarantine"):
-            writer.replace_batch(quarantined(df, personal).select("*", *provenance),
+            writer.replace_batch(quarantined(df, personal_fields=personal, key=key).select("*", *provenance),
                                  writer.ensure_table(lake, f"quarantine.{kind}"), bid, cfg.lake)
         accepted[kind] = accepted_rows(df, kind).select("*", *provenance)
 

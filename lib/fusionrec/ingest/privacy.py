@@ -12,43 +12,109 @@ anyone can recompute for a guessed id).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
+import secrets
+from pathlib import Path
 from typing import Mapping
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.lake import normalise_uri
 
 log = logging.getLogger(__name__)
 
+__all__ = ["KEY_DIR", "PSEUDONYM_HEX", "PrivacyError", "key_file", "pseudonym_key", "pseudonymise"]
+
 BLOCK_SIZE = 64
 PSEUDONYM_HEX = 32
+#: Length of a generated local key (the SHA-256 output size: longer adds nothing to HMAC).
+KEY_BYTES = 32
+#: Folder of the generated local keys: one file per lake.
+KEY_DIR = Path("~/.fusionrec/keys")
 
 
 class PrivacyError(RuntimeError):
-    """The pseudonymisation key is missing where it is mandatory."""
+    """The pseudonymisation key is missing or unusable."""
 
 
-def pseudonym_key(cfg: Config, env: Mapping[str, str] | None = None) -> bytes:
-    """The HMAC key from ``$<ingest.pseudonym_key_env>``.
+def pseudonym_key(cfg: Config, *, env: Mapping[str, str] | None = None, master: str | None = None) -> bytes:
+    """The HMAC key of the user-id pseudonyms; every user of the key calls this.
 
-    In ``cluster`` mode the variable is mandatory; in ``local`` mode a development key is
-    used instead and a warning is logged (pseudonyms are then only as secret as the config).
+    1. ``$<ingest.pseudonym_key_env>`` (its UTF-8 bytes) when set;
+    2. on a cluster (``mode`` is not ``local``, or ``master`` - the running Spark master,
+       ``spark.master`` by default - is not ``local[...]``): :class:`PrivacyError`;
+    3. locally: the key file (:func:`key_file`), created on first use with 32 random bytes.
+
+    Parameters
+    ----------
+    cfg : the configuration (``ingest.pseudonym_key_env``, ``ingest.pseudonym_key_file``,
+        ``lake.root``, ``mode``).
+    env : environment to read the variable from (``os.environ`` when None).
+    master : the Spark master in use, when known.
+
+    Returns
+    -------
+    The key bytes. Never log or store them.
+
+    Example
+    -------
+    >>> key = pseudonym_key(cfg)  # doctest: +SKIP
     """
     env = os.environ if env is None else env
     name = cfg.ingest.pseudonym_key_env
     value = env.get(name, "")
     if value:
         return value.encode("utf-8")
-    if cfg.mode != "local":
-        raise PrivacyError(f"${name} is not set: user ids cannot be pseudonymised in {cfg.mode} mode "
-                           f"(export a secret key in {name})")
-    log.warning("$%s is not set: pseudonymising user ids with the development key "
-                "(set it for any data that is not synthetic)", name)
-    return cfg.ingest.dev_pseudonym_key.encode("utf-8")
+    master = cfg.spark.master if master is None else master
+    if cfg.mode != "local" or (master is not None and not master.startswith("local")):
+        raise PrivacyError(f"${name} is not set: user ids cannot be pseudonymised on a cluster "
+                           f"(mode {cfg.mode}, master {master}); pass a secret key in {name} to the driver")
+    path = key_file(cfg)
+    if "://" not in cfg.lake.root and path.resolve().is_relative_to(Path(cfg.lake.root).expanduser().resolve()):
+        raise PrivacyError(f"ingest.pseudonym_key_file: {path} is inside lake.root; keep the key outside the lake")
+    return _local_key(path)
+
+
+def key_file(cfg: Config) -> Path:
+    """Where the local key of ``cfg``'s lake is kept: ``ingest.pseudonym_key_file``, or
+    ``~/.fusionrec/keys/<sha256 of the lake root URI>.key`` - outside the lake, so that
+    copies of the tables do not carry it."""
+    if cfg.ingest.pseudonym_key_file:
+        return Path(cfg.ingest.pseudonym_key_file).expanduser()
+    return KEY_DIR.expanduser() / f"{hashlib.sha256(normalise_uri(cfg.lake.root).encode('utf-8')).hexdigest()}.key"
+
+
+def _local_key(path: Path) -> bytes:
+    """Read the key at ``path``, creating it (owner-only: file 0600, folder 0700) if absent.
+
+    Created under a temporary name and hard-linked into place, so concurrent first runs
+    agree on one key and no reader sees a partial file.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(KEY_BYTES) + "\n")
+            try:
+                os.link(tmp, path)
+                log.warning("pseudonym key created at %s (owner-only; keep it to keep the pseudonyms stable)", path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PrivacyError(f"{path}: pseudonym key readable by others (mode {mode:04o}); run chmod 600 {path}")
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise PrivacyError(f"{path}: unusable pseudonym key file ({exc.__class__.__name__}); "
+                           "restore it, or delete it to start new pseudonyms") from None
 
 
 def _padded(key: bytes) -> bytes:
@@ -65,8 +131,3 @@ def pseudonymise(user_id: Column, key: bytes) -> Column:
     inner = F.unhex(F.sha2(F.concat(inner_pad, F.encode(user_id, "UTF-8")), 256))
     outer = F.sha2(F.concat(outer_pad, inner), 256)
     return F.substring(outer, 1, PSEUDONYM_HEX)
-
-
-def pseudonymise_py(user_id: str, key: bytes) -> str:
-    """The same pseudonym computed in Python (for look-ups and tests)."""
-    return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]

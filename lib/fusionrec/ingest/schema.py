@@ -22,7 +22,9 @@ kept in the silver ``extra`` map ("rescued"), except the personal fields listed 
 The adapters of :mod:`fusionrec.ingest.sources` all produce *staged* frames: the fields
 above as strings (``categories``/``tags`` as arrays) plus ``_raw`` (the line as received,
 invalid UTF-8 replaced), ``_file``, ``_parsed`` (the line is a well-formed record),
-``_non_utf8`` and ``extra``.
+``_non_utf8``, ``extra`` and ``_user_pattern``: a regex locating the user id in ``_raw``
+(group 1 what precedes it, group 2 the id as written; null for items), by which quarantine
+replaces the id with its pseudonym, whatever the source format.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def staged_schema(kind: str) -> StructType:
         StructField("_file", StringType()),
         StructField("_parsed", BooleanType()),
         StructField("_non_utf8", BooleanType()),
+        StructField("_user_pattern", StringType()),
     ])
 
 

@@ -17,7 +17,7 @@ from pyspark.sql.types import MapType, StringType
 from fusionrec.config import Config
 from fusionrec.ingest.schema import ARRAY_FIELDS, FIELDS
 from fusionrec.ingest.sources.files import InputError, InputFile
-from fusionrec.ingest.sources.text import as_list, as_text, read_lines
+from fusionrec.ingest.sources.text import as_list, as_text, json_field_pattern, read_lines
 
 __all__ = ["PATTERNS", "check", "read", "stage_json"]
 
@@ -63,6 +63,8 @@ def stage_json(lines: DataFrame, kind: str, personal_fields: list[str],
         "_raw", "_file",
         m.isNotNull().alias("_parsed"),
         "_non_utf8",
+        F.lit(json_field_pattern(field_map["user_id"]) if "user_id" in field_map else None)
+        .cast("string").alias("_user_pattern"),
     )
 
 

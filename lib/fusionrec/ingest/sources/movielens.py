@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.ingest.sources.files import InputError, InputFile
-from fusionrec.ingest.sources.text import read_lines
+from fusionrec.ingest.sources.text import csv_column_pattern, read_lines
 
 __all__ = ["NO_GENRES", "PATTERNS", "REQUIRED", "check", "read"]
 
@@ -58,7 +58,8 @@ def _parse(spark: SparkSession, f: InputFile) -> DataFrame:
     record = F.from_csv(F.col("_raw"), ddl)
     # A record with fewer separators than columns is malformed (quoted commas only add some).
     well_formed = record.isNotNull() & (F.size(F.split("_raw", ",")) >= len(header))
-    return body.select("*", record.alias("_r"), well_formed.alias("_parsed"))
+    user = F.lit(csv_column_pattern(header.index("userId")) if "userId" in header else None).cast("string")
+    return body.select("*", record.alias("_r"), well_formed.alias("_parsed"), user.alias("_user_pattern"))
 
 
 def read(spark: SparkSession, files: list[InputFile], cfg: Config) -> dict[str, DataFrame]:
@@ -66,12 +67,13 @@ def read(spark: SparkSession, files: list[InputFile], cfg: Config) -> dict[str, 
     r = F.col("_r")
     null = F.lit(None).cast("string")
     no_extra = F.lit(None).cast("map<string,string>")
-    meta = ["extra", "_raw", "_file", "_parsed", "_non_utf8"]
+    meta = ["extra", "_raw", "_file", "_parsed", "_non_utf8", "_user_pattern"]
+    staged_meta = [no_extra.alias("extra") if m == "extra" else m for m in meta]
 
     ratings = _parse(spark, by_name["ratings.csv"]).select(
         null.alias("event_id"), r["userId"].alias("user_id"), r["movieId"].alias("item_id"),
         F.lit("rating").alias("event_type"), r["rating"].alias("rating"), r["timestamp"].alias("ts"),
-        no_extra.alias("extra"), "_raw", "_file", "_parsed", "_non_utf8")
+        *staged_meta)
     out = {"events": ratings}
 
     tags_lists = None
@@ -80,7 +82,7 @@ def read(spark: SparkSession, files: list[InputFile], cfg: Config) -> dict[str, 
         out["reviews"] = tags.select(
             null.alias("review_id"), r["userId"].alias("user_id"), r["movieId"].alias("item_id"),
             null.alias("rating"), null.alias("title"), r["tag"].alias("text"), r["timestamp"].alias("ts"),
-            *[no_extra.alias("extra") if m == "extra" else m for m in meta])
+            *staged_meta)
         tags_lists = (tags.where(F.col("_parsed") & (F.length(F.trim(r["tag"])) > 0))
                       .groupBy(F.trim(r["movieId"]).alias("_movie"))
                       .agg(F.array_sort(F.collect_set(F.lower(F.trim(r["tag"])))).alias("tags")))
@@ -93,7 +95,7 @@ def read(spark: SparkSession, files: list[InputFile], cfg: Config) -> dict[str, 
         F.trim(r["movieId"]).alias("item_id"), F.regexp_replace(title, year_pattern, "").alias("title"),
         null.alias("description"), genres.alias("categories"), null.alias("brand"), null.alias("price"),
         F.when(F.regexp_extract(title, year_pattern, 1) != "", F.regexp_extract(title, year_pattern, 1)).alias("year"),
-        null.alias("updated_at"), no_extra.alias("extra"), "_raw", "_file", "_parsed", "_non_utf8")
+        null.alias("updated_at"), *staged_meta)
     if tags_lists is not None:
         items = items.join(tags_lists, items["item_id"] == tags_lists["_movie"], "left").drop("_movie")
     else:

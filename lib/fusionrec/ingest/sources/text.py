@@ -34,3 +34,22 @@ def as_text(value: Column) -> Column:
     """A string, or a JSON array of strings joined by spaces."""
     joined = F.array_join(F.from_json(value, ArrayType(StringType())), " ")
     return F.when(F.trim(value).startswith("["), F.coalesce(joined, value)).otherwise(value)
+
+
+#: A JSON value as written: a string (its closing quote may be cut off, as in a truncated
+#: line), or a bare token (number, true, false, null).
+JSON_VALUE = r'"(?:[^"\\]|\\.)*"?|[^\s,}\]]+'
+
+
+def json_field_pattern(key: str) -> str:
+    """Regex locating field ``key`` of a JSON line: group 1 = up to the value, group 2 = the
+    value as written (see :data:`JSON_VALUE`); matches truncated and unparseable lines too."""
+    if not key.replace("_", "").isalnum():
+        raise ValueError(f"JSON field name {key!r}: only letters, digits and _ are supported")
+    return rf'("{key}"\s*:\s*)({JSON_VALUE})'
+
+
+def csv_column_pattern(index: int) -> str:
+    """Regex locating column ``index`` (0-based) of a comma-separated line: group 1 = the
+    columns before it, group 2 = its value as written."""
+    return rf"^((?:[^,]*,){{{index}}})([^,]*)"
