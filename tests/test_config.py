@@ -63,3 +63,35 @@ def test_flat_lists_every_leaf():
     assert flat["spark.shuffle_partitions"] == 8
     assert flat["embed.dimension"] == 384
     assert "mode" in flat
+
+
+def test_s3_conf_is_cluster_conf_with_the_lake_on_s3a():
+    cluster = load_config(PROJECT / "conf" / "cluster.yaml", env={}, base_dir=PROJECT).to_dict()
+    s3 = load_config(PROJECT / "conf" / "cluster-s3.yaml", env={}, base_dir=PROJECT).to_dict()
+    assert s3["lake"]["root"].startswith("s3a://") and s3["spark"]["checkpoint_dir"].startswith("s3a://")
+    extra = s3["spark"]["extra"]
+    assert extra["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert extra["spark.hadoop.fs.s3a.aws.credentials.provider"] == "com.amazonaws.auth.DefaultAWSCredentialsProviderChain"
+    assert not [k for k in extra if "key" in k.lower() or "secret" in k.lower() or "token" in k.lower()]
+    # Everything but where things are stored is the cluster configuration.
+    for section in set(cluster) - {"spark", "lake", "evaluate"}:
+        assert s3[section] == cluster[section], section
+    assert {k: v for k, v in s3["lake"].items() if k != "root"} == {k: v for k, v in cluster["lake"].items() if k != "root"}
+
+
+def test_s3_jars_only_for_an_s3a_lake(tmp_path):
+    from fusionrec.session import SetupError, session_jars
+
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / "delta.jar").touch()
+    (tmp_path / "jars-s3").mkdir()
+    (tmp_path / "jars-s3" / "hadoop-aws.jar").touch()
+    dirs = [f"spark.jars_dir={tmp_path / 'jars'}", f"spark.s3_jars_dir={tmp_path / 'jars-s3'}"]
+    local = load_config(None, overrides=dirs, env={}, base_dir=tmp_path)
+    s3 = load_config(None, overrides=[*dirs, "lake.root=s3a://bucket/lake"], env={}, base_dir=tmp_path)
+    assert session_jars(local) == [str(tmp_path / "jars" / "delta.jar")]
+    assert session_jars(s3) == [str(tmp_path / "jars-s3" / "hadoop-aws.jar"), str(tmp_path / "jars" / "delta.jar")]
+    (tmp_path / "jars-s3" / "hadoop-aws.jar").unlink()
+    with pytest.raises(SetupError, match=r"spark.s3_jars_dir: no jars in .*make jars-s3"):
+        session_jars(s3)
+    assert session_jars(local) == [str(tmp_path / "jars" / "delta.jar")]

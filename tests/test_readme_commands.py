@@ -31,3 +31,19 @@ def test_readme_standalone_command_is_the_tested_one():
     assert block == format_command(expected, wrap=True)
     assert shlex.split(block.replace("\\\n", " ")) == expected  # what a shell passes to spark-submit
 
+
+
+#: The S3 command: the jars of ``make jars-s3`` first, then those of ``make jars``.
+S3_PLACEHOLDERS = dict(PLACEHOLDERS, jars=["$(ls .cache/jars-s3/*.jar .cache/jars/*.jar | paste -sd,)"],
+                       job="jobs/pipeline.py", job_args=["--dir", "/shared/raw", "--conf", "conf/cluster-s3.yaml"])
+
+
+def test_readme_s3_command_is_the_tested_one():
+    text = README.read_text()
+    section = text[text.index("### Object stores (S3)"):]
+    match = re.search(r"^```bash\n(.*?)^```", section, re.S | re.M)
+    assert match, "README: no ```bash block in 'Object stores (S3)'"
+    block = match.group(1).rstrip("\n")
+    expected = spark_submit_command(**S3_PLACEHOLDERS)
+    assert block == format_command(expected, wrap=True)
+    assert shlex.split(block.replace("\\\n", " ")) == expected

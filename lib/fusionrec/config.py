@@ -49,6 +49,9 @@ class SparkConfig:
     shuffle_partitions: int = 8
     #: Folder of jars resolved by ``make jars``; ``None`` when spark-submit supplies them.
     jars_dir: str | None = ".cache/jars"
+    #: Hadoop's S3A connector and the AWS SDK (``make jars-s3``), added to the session's jars
+    #: only when ``lake.root`` is an ``s3a://`` URI; ``None`` when spark-submit supplies them.
+    s3_jars_dir: str | None = ".cache/jars-s3"
     #: Needed by ALS: without it Spark ignores ``checkpointInterval``.
     checkpoint_dir: str = "work/checkpoints"
     log_level: str = "WARN"
@@ -305,6 +308,7 @@ class Config:
 # Settings that hold filesystem paths: made absolute at load time.
 _PATH_KEYS = {
     ("spark", "jars_dir"),
+    ("spark", "s3_jars_dir"),
     ("spark", "checkpoint_dir"),
     ("spark", "log4j_config"),
     ("lake", "root"),

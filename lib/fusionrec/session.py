@@ -25,18 +25,46 @@ class SetupError(RuntimeError):
     """Something ``make setup`` provides is missing; the message says what to run."""
 
 
-def local_jars(jars_dir: str | None) -> list[str]:
-    """The jars resolved by ``make jars`` (empty when spark-submit supplies them)."""
+def local_jars(jars_dir: str | None, key: str = "spark.jars_dir", target: str = "jars") -> list[str]:
+    """The jars resolved by ``make jars`` (empty when spark-submit supplies them).
+
+    Parameters
+    ----------
+    jars_dir:
+        Folder of ``*.jar`` files; ``None`` or empty: no local jars.
+    key, target:
+        The setting and the ``make`` target named in the error when the folder is empty.
+
+    Returns
+    -------
+    The jar paths, sorted.
+    """
     if not jars_dir:
         return []
     folder = Path(jars_dir)
     jars = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
     if not jars:
         raise SetupError(
-            f"spark.jars_dir: no jars in {folder}; run 'make setup' (or 'make jars'), "
-            "or set spark.jars_dir to null when spark-submit passes --packages/--jars"
+            f"{key}: no jars in {folder}; run 'make setup' (or 'make {target}'), "
+            f"or set {key} to null when spark-submit passes --packages/--jars"
         )
     return jars
+
+
+def session_jars(cfg: Config) -> list[str]:
+    """The local jars a session of ``cfg`` loads: the S3A connector and AWS SDK first (only for an
+    ``s3a://`` lake; first so that its SDK bundle, not the older SDK pieces Spark NLP brings,
+    serves every ``com.amazonaws`` class), then those of ``make jars``.
+
+    Example
+    -------
+    >>> from fusionrec.config import load_config
+    >>> cfg = load_config("conf/local.yaml", overrides=["lake.root=s3a://bucket/lake"])
+    >>> [Path(j).name for j in session_jars(cfg)][:2]
+    ['aws-java-sdk-bundle-1.12.262.jar', 'hadoop-aws-3.3.4.jar']
+    """
+    s3 = local_jars(cfg.spark.s3_jars_dir, "spark.s3_jars_dir", "jars-s3") if cfg.lake.root.startswith("s3a://") else []
+    return s3 + local_jars(cfg.spark.jars_dir)
 
 
 def build_spark(cfg: Config) -> SparkSession:
@@ -60,7 +88,7 @@ def build_spark(cfg: Config) -> SparkSession:
             # Python workers (pandas functions, RDD lambdas) must run this interpreter,
             # which has fusionrec, numpy and pandas installed, not whatever `python3` is.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    jars = local_jars(sc.jars_dir)
+    jars = session_jars(cfg)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
     settings = {
