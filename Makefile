@@ -19,9 +19,11 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup venv deps jars jars-s3 weed model doctor test test-all test-fast cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed model doctor test test-all test-fast cluster-test run dist clean
 
-setup: deps jars jars-s3 model weed  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache (+ S3 test server)
+setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
+
+setup-s3: jars-s3 weed  ## the S3A jars and the SeaweedFS test server (for an s3a:// lake and make test-all)
 
 venv: $(PY)
 $(PY):
@@ -67,7 +69,7 @@ doctor:
 test:  ## the default suite, offline: everything but the long end-to-end runs marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all:  ## every test, including the two slow runs (full MovieLens ingest, model stage end to end)
+test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast:
