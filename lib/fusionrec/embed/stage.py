@@ -251,8 +251,9 @@ def run_embed(spark: SparkSession, cfg: Config, report: RunReport | None = None)
 
     Parameters
     ----------
-    spark, cfg
-        The session and the configuration (``embed.*``, ``lake.*``).
+    spark : SparkSession
+    cfg : Config
+        ``embed.*`` (the model, batching, text limits) and ``lake.*``.
     report : RunReport, optional
         Receives a record per step.
 
