@@ -244,7 +244,7 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
     lake : Lake
         The lake read and written.
     cfg : EmbedConfig
-        The ``embed`` section.
+        The ``embed`` section (the model, batching, text limits).
     report : RunReport, optional
         Receives a record per step.
 
