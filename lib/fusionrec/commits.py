@@ -42,7 +42,7 @@ from pyspark.sql.types import StructType
 
 from fusionrec.config import LakeConfig
 
-__all__ = ["CONFLICTS", "CommitConflictError", "create_table", "latest_version", "retry_on_conflict",
+__all__ = ["CONFLICTS", "CommitConflictError", "create_table", "reconcile_table", "retry_on_conflict",
            "TableNotReady"]
 
 log = logging.getLogger(__name__)

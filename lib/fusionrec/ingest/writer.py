@@ -27,8 +27,7 @@ from fusionrec.config import LakeConfig
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import Lake
 
-__all__ = ["ensure_table", "exists", "merge_insert", "merge_metrics_summary", "merge_upsert", "read",
-           "read_at", "replace_batch", "version"]
+__all__ = ["ensure_table", "merge_insert", "merge_metrics_summary", "merge_upsert", "replace_batch"]
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 

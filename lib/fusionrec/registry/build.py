@@ -30,8 +30,8 @@ from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.model.scoring import Ranker
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
 
-__all__ = ["BUNDLE_INPUTS", "FUSION_PARAMS", "assemble_bundle", "build_bundle", "BuiltBundle",
-           "delta_version", "read_fusion_params", "read_inputs", "read_json", "TableInput"]
+__all__ = ["BUNDLE_INPUTS", "assemble_bundle", "build_bundle", "BuiltBundle", "read_bundle_inputs",
+           "read_fusion_params", "TableInput"]
 
 log = logging.getLogger(__name__)
 

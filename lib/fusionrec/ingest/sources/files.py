@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-__all__ = ["CHUNK", "HEAD_BYTES", "batch_id", "InputError", "InputFile", "inspect", "resolve"]
+__all__ = ["CHUNK", "HEAD_BYTES", "batch_id", "check_content", "exists", "InputError", "InputFile", "inspect", "resolve"]
 
 CHUNK = 1 << 20
 HEAD_BYTES = 1 << 16

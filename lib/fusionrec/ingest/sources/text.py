@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
-__all__ = ["as_list", "as_text", "read_lines"]
+__all__ = ["JSON_VALUE", "as_list", "as_text", "csv_column_pattern", "json_field_pattern", "read_lines"]
 
 
 def read_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
