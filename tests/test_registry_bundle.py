@@ -11,7 +11,8 @@ import pytest
 
 from _registry_lake import item_topic
 from fusionrec.lake import table_path
-from fusionrec.registry.build import assemble_bundle, build_bundle, read_fusion_params, read_inputs
+from fusionrec.errors import InputError, MissingInputError
+from fusionrec.registry.build import assemble_bundle, build_bundle, read_bundle_tables, read_fusion_params
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import REASON_POPULAR
 from fusionrec.registry.bundle import ModelBundle
@@ -112,18 +113,18 @@ def test_new_user_from_liked_items_and_popularity_fallback(built):
     counts = np.expm1(bundle.log_popularity)
     assert counts[popular.items[0]] == counts.max()
     assert list(popular.scores) == sorted(popular.scores, reverse=True)
+    # Spread over the categories (one topic each here): the top of the list is not one topic.
+    assert len({item_topic(bundle.item_ids[i]) for i in popular.items}) == 3
 
 
 def test_without_ranker_the_als_score_orders(built):
     result, truth = built
-    params = dict(result.params, ranker=None)
     bundle = result.bundle
     no_ranker = dataclasses.replace(bundle, ranker=None)
     u = no_ranker.user_index("u2")
     ranked = no_ranker.recommend(no_ranker.known_user_query(u), 3)
     als = no_ranker.item_factors @ no_ranker.user_factors[u]
     np.testing.assert_allclose(ranked.scores, np.sort(als[ranked.items])[::-1], rtol=1e-6)
-    assert params["ranker"] is None
 
 
 def test_save_load_roundtrip(built, tmp_path):
@@ -140,17 +141,21 @@ def test_save_load_roundtrip(built, tmp_path):
 
 def test_bad_model_outputs_are_named(registry_lake, spark, tmp_path):
     lake_cfg, _ = registry_lake
-    frames, _ = read_inputs(spark, lake_cfg)
+    frames, _ = read_bundle_tables(spark, lake_cfg)
     params = read_fusion_params(lake_cfg)
     with pytest.raises(ValueError, match="model.item_factors.factors: row 0 has 4 values, expected 5"):
-        assemble_bundle(frames, dict(params, rank=5), lake_cfg)
-    bad_ranker = dict(params["ranker"], features=["als_score", "content_cosine"])
+        assemble_bundle(frames, dataclasses.replace(params, als=dataclasses.replace(params.als, rank=5)), lake_cfg)
+    bad_ranker = dataclasses.replace(params.ranker, features=["als_score", "content_cosine"])
     with pytest.raises(ValueError, match="ranker.features"):
-        assemble_bundle(frames, dict(params, ranker=bad_ranker), lake_cfg)
+        assemble_bundle(frames, dataclasses.replace(params, ranker=bad_ranker), lake_cfg)
     empty = lake_cfg.replace(lake=lake_cfg.lake.__class__(root=str(tmp_path / "empty")))
-    with pytest.raises(FileNotFoundError, match="fusion_params.json"):
+    with pytest.raises(MissingInputError, match="fusion_params.json: fusion parameters not found; run 'fusionrec train'"):
         read_fusion_params(empty)
-    Path(table_path(empty, "model", "x")).parent.mkdir(parents=True)
-    Path(table_path(empty, "model", "fusion_params.json")).write_text(json.dumps({"rank": 4, "text_to_user_factor": []}))
-    with pytest.raises(FileNotFoundError, match="not a Delta table"):
+    path = Path(table_path(empty, "model", "fusion_params.json"))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"rank": 4, "text_to_user_factor": []}))
+    with pytest.raises(InputError, match="fusion_params.json: missing key.s. 'als', 'text_to_item_factor'"):
+        read_fusion_params(empty)
+    path.write_text(params.to_json())
+    with pytest.raises(MissingInputError, match="not a Delta table"):
         build_bundle(spark, empty)

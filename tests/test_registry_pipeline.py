@@ -8,6 +8,7 @@ import pytest
 
 from fusionrec.commands.pipeline import (
     STAGES, delta_versions, read_state, stage_fingerprint, state_path, write_state)
+from fusionrec.errors import InputError
 from fusionrec.lake import table_path
 
 TRAIN = next(s for s in STAGES if s.name == "train")
@@ -52,5 +53,5 @@ def test_state_roundtrip_and_corrupt_state(lake_cfg):
     write_state(lake_cfg, {"train": {"fingerprint": "abc", "run_id": "r1"}})
     assert read_state(lake_cfg)["train"]["fingerprint"] == "abc"
     state_path(lake_cfg).write_text("{not json")
-    with pytest.raises(ValueError, match="_pipeline_state.json: not valid JSON"):
+    with pytest.raises(InputError, match="_pipeline_state.json: not valid JSON"):
         read_state(lake_cfg)

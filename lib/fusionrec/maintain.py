@@ -19,7 +19,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from fusionrec.config import MaintainConfig
+from fusionrec.config import ConfigError, MaintainConfig
 
 #: Delta's own safety floor (spark.databricks.delta.retentionDurationCheck).
 MIN_RETENTION_HOURS = 168
@@ -49,7 +49,7 @@ def _file_count(spark: SparkSession, path: str) -> int:
 def maintain_table(spark: SparkSession, path: str, cfg: MaintainConfig) -> TableUpkeep:
     """OPTIMIZE (if configured) then VACUUM one table."""
     if cfg.vacuum_retention_hours < MIN_RETENTION_HOURS:
-        raise ValueError(
+        raise ConfigError(
             f"maintain.vacuum_retention_hours: {cfg.vacuum_retention_hours} is below {MIN_RETENTION_HOURS} "
             "hours; a shorter retention breaks time travel and concurrent readers"
         )

@@ -11,6 +11,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from fusionrec.config import Config
+from fusionrec.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
-class SetupError(RuntimeError):
+class SetupError(UserError, RuntimeError):
     """Something ``make setup`` provides is missing; the message says what to run."""
 
 

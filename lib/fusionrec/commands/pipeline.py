@@ -26,6 +26,7 @@ from typing import Any, Callable
 import mlflow
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.lake import table_path
 from fusionrec.registry.build import TableInput
 from fusionrec.registry.tracking import log_delta_inputs, log_report, tracked_run
@@ -134,7 +135,7 @@ def read_state(cfg: Config) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); delete it to rerun every stage") from None
+        raise InputError(f"{path}: not valid JSON ({exc}); delete it to rerun every stage") from None
 
 
 def write_state(cfg: Config, state: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from fusionrec.config import Config
 from fusionrec.lake import SCHEMAS, table_path
 from fusionrec.model.recommend import recommend_all
-from fusionrec.model.train import load_model, read_inputs, read_table
+from fusionrec.model.train import load_model, read_table, read_training_tables
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
@@ -23,14 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     spark = build_spark(cfg)
     with stage("recommend.load", report):
-        inputs = read_inputs(spark, cfg)
-        model, ranker, _ = load_model(spark, cfg, inputs)
+        tables = read_training_tables(spark, cfg)
+        model, params = load_model(spark, cfg, tables)
         docs = read_table(spark, cfg, "gold", "item_documents", required=False)
         titles = (docs.select("item_id", "title") if docs is not None
-                  else inputs["item_embeddings"].select("item_id", F.lit(None).cast("string").alias("title")))
+                  else tables.item_embeddings.select("item_id", F.lit(None).cast("string").alias("title")))
         categories = docs.select("item_id", "categories") if docs is not None else None
     with stage("recommend.score", report) as rec:
-        recs = recommend_all(model, ranker, inputs["interactions"], titles, categories, cfg.model)
+        recs = recommend_all(model, params.ranker, tables.interactions, titles, categories, cfg.model,
+                             ec=cfg.evaluate)
         schema_cols = [c.strip().split(" ")[0] for c in SCHEMAS["gold.recommendations"].split(",")]
         recs = recs.select(*schema_cols)
         path = table_path(cfg, "gold", "recommendations")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.model.train import fit_pipeline, params_path, read_inputs, write_model
+from fusionrec.model.train import fit_pipeline, params_path, read_training_tables, write_model
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 
@@ -19,19 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     spark = build_spark(cfg)
     with stage("train.read", report) as rec:
-        inputs = read_inputs(spark, cfg)
-        rec.counts["interactions"] = inputs["interactions"].count()
-        rec.counts["item_embeddings"] = inputs["item_embeddings"].count()
-        rec.counts["reviews"] = inputs["reviews"].count() if inputs["reviews"] is not None else 0
+        tables = read_training_tables(spark, cfg)
+        rec.counts["interactions"] = tables.interactions.count()
+        rec.counts["item_embeddings"] = tables.item_embeddings.count()
+        rec.counts["reviews"] = tables.reviews.count() if tables.reviews is not None else 0
     with stage("train.fit", report) as rec:
-        fitted = fit_pipeline(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
-                              inputs["review_embeddings"], cfg, events=inputs["events"])
+        fitted = fit_pipeline(tables.interactions, tables.item_embeddings, tables.reviews,
+                              tables.review_embeddings, cfg, events=tables.events)
         rec.counts.update(fitted.model.counts)
     with stage("train.write", report) as rec:
-        doc = write_model(fitted, cfg)
+        params = write_model(fitted, cfg)
         rec.counts["params"] = params_path(cfg)
+    doc = params.to_dict()
     report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
-                               "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts}
-    print(f"model written: {params_path(cfg)} (rank {doc['rank']}, "
+                               "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts,
+                               "degraded": doc["degraded"]}
+    print(f"model written: {params_path(cfg)} (rank {params.rank}, "
           f"{fitted.model.counts['als_users']} ALS users, {fitted.model.counts['text_map_items']} text-mapped items)")
+    for sentence in params.degraded:
+        print(f"degraded: {sentence}")
     return 0

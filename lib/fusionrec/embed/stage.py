@@ -39,6 +39,7 @@ from fusionrec.embed.infer import embed_texts, embedding_pipeline
 from fusionrec.embed.plan import EmbeddingPlan, plan_embedding
 from fusionrec.embed.texts import prepare_texts
 from fusionrec.embed.validate import classify_vectors
+from fusionrec.errors import MissingInputError
 from fusionrec.lake import SCHEMAS, table_path
 from fusionrec.runlog import RunReport, stage
 
@@ -251,7 +252,7 @@ def run_embed(spark: SparkSession, cfg: Config, report: RunReport | None = None)
     """
     sources = {target: read_gold(spark, cfg, target.source) for target in TARGETS}
     if all(records is None for records in sources.values()):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{table_path(cfg, 'gold', TARGETS[0].source)}: no gold text tables "
             f"({', '.join('gold.' + t.source for t in TARGETS)}) to embed; run 'fusionrec ingest' first"
         )

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fusionrec.evaluate.results import EvaluationResults  # noqa: E402
+
 CHART_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 
 
-def save_results(results: dict[str, Any], out_dir: str | Path, name: str = "evaluation") -> dict[str, str]:
+def save_results(results: EvaluationResults, out_dir: str | Path, name: str = "evaluation") -> dict[str, str]:
     """Write ``<name>.json`` and ``<name>.png`` (metrics per model at the first K, plus the
     cold-item recall) into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{name}.json"
-    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    k = results["table"][0]["k"]
-    rows = [r for r in results["table"] if r["k"] == k]
-    cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
+    json_path.write_text(results.to_json())
+    k = results.table[0]["k"]
+    rows = [r for r in results.table if r["k"] == k]
+    cold = {r["model"]: r for r in results.cold_items if r["k"] == k}
     metrics = list(CHART_METRICS) + ["cold_recall", "cold_ranked_recall"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(len(rows), 1)

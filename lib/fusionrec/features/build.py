@@ -16,6 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from fusionrec.config import Config, FeaturesConfig
+from fusionrec.errors import MissingInputError
 from fusionrec.features.item_vectors import item_vectors
 from fusionrec.features.profiles import user_profiles
 from fusionrec.features.sentiment import (
@@ -48,7 +49,7 @@ def _read(spark: SparkSession, cfg: Config, layer: str, name: str, required: boo
     if DeltaTable.isDeltaTable(spark, path):
         return spark.read.format("delta").load(path)
     if required:
-        raise FileNotFoundError(f"{path}: {layer}.{name} does not exist; run the stage that writes it first")
+        raise MissingInputError(f"{path}: {layer}.{name} does not exist; run the stage that writes it first")
     log.warning("%s.%s not found at %s: treated as empty", layer, name, path)
     return spark.createDataFrame([], SCHEMAS[f"{layer}.{name}"])
 

@@ -33,13 +33,14 @@ from pyspark.sql import functions as F
 
 from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
 from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, SILVER_COLUMNS, quarantined, review_events
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.ingest.schema import KEYS, KINDS, Fix
 from fusionrec.ingest.sources import amazon, jsonl, movielens
-from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, inspect, resolve
+from fusionrec.ingest.sources.files import InputFile, batch_id as files_batch_id, inspect, resolve
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def ingest(spark: SparkSession, cfg: Config, source: str, path: str, batch_id: s
     :raises AccountingError: the row equations do not hold.
     """
     if source not in ADAPTERS:
-        raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
+        raise InputError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
     adapter = ADAPTERS[source]
     files = [inspect(p) for p in resolve(path, adapter.patterns)]
     adapter.check(files)

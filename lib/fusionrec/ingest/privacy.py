@@ -21,6 +21,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ BLOCK_SIZE = 64
 PSEUDONYM_HEX = 32
 
 
-class PrivacyError(RuntimeError):
+class PrivacyError(UserError, RuntimeError):
     """The pseudonymisation key is missing where it is mandatory."""
 
 

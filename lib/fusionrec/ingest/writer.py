@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from fusionrec.commits import create_table, latest_version, retry_on_conflict
 from fusionrec.config import Config, LakeConfig
+from fusionrec.errors import InputError
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import table_path
 
@@ -53,7 +54,7 @@ def ensure_table(spark: SparkSession, cfg: Config, name: str) -> str:
 
 def _check_batch_id(batch_id: str) -> str:
     if not _BATCH_ID.match(batch_id):
-        raise ValueError(f"batch id {batch_id!r}: only letters, digits and _.:- are allowed")
+        raise InputError(f"batch id {batch_id!r}: only letters, digits and _.:- are allowed")
     return batch_id
 
 

@@ -16,7 +16,6 @@ number of Spark jobs, and an uncached lineage is replayed by every one of them.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,12 +26,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError, MissingInputError
 from fusionrec.evaluate.metrics import ranking_metrics
 from fusionrec.evaluate.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
+from fusionrec.features.vectors import normalised
 from fusionrec.lake import table_path
 from fusionrec.model.als import AlsParams
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
-                                    with_features)
+                                    popularity, session_vectors, with_features)
+from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
@@ -163,6 +165,21 @@ def release(model: FusedModel) -> None:
 
 # ---- lake I/O -------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class TrainingTables:
+    """The lake tables the model is fitted on, full history (the evaluation cuts them itself)."""
+
+    #: gold.interactions
+    interactions: DataFrame
+    #: [item_id, embedding ARRAY<FLOAT>] of embeddings.item_embeddings
+    item_embeddings: DataFrame
+    #: gold.reviews and embeddings.review_embeddings (both or neither)
+    reviews: DataFrame | None = None
+    review_embeddings: DataFrame | None = None
+    #: silver.events [user_id, item_id, rating, ts, weight]: lets a time cut re-aggregate interactions exactly
+    events: DataFrame | None = None
+
+
 def read_table(spark: SparkSession, cfg: Config, layer: str, name: str, required: bool = True) -> DataFrame | None:
     """A Delta table of the lake; a clear error (or ``None``) when it does not exist."""
     from delta.tables import DeltaTable
@@ -170,14 +187,13 @@ def read_table(spark: SparkSession, cfg: Config, layer: str, name: str, required
     path = table_path(cfg, layer, name)
     if not DeltaTable.isDeltaTable(spark, path):
         if required:
-            raise FileNotFoundError(f"{path}: Delta table {layer}.{name} not found (run the stage that writes it)")
+            raise MissingInputError(f"{path}: Delta table {layer}.{name} not found (run the stage that writes it)")
         return None
     return spark.read.format("delta").load(path)
 
 
-def read_inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
-    """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events
-    (optional: the events let a time cut re-aggregate interactions exactly)."""
+def read_training_tables(spark: SparkSession, cfg: Config) -> TrainingTables:
+    """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events (optional)."""
     interactions = read_table(spark, cfg, "gold", "interactions")
     events = read_table(spark, cfg, "silver", "events", required=False)
     item_embeddings = read_table(spark, cfg, "embeddings", "item_embeddings")
@@ -185,37 +201,28 @@ def read_inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]
     review_embeddings = read_table(spark, cfg, "embeddings", "review_embeddings", required=False)
     if reviews is None or review_embeddings is None:
         reviews = review_embeddings = None
-    return {"interactions": interactions, "item_embeddings": item_embeddings.select("item_id", "embedding"),
-            "reviews": reviews, "review_embeddings": review_embeddings,
-            "events": events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None}
+    return TrainingTables(
+        interactions=interactions, item_embeddings=item_embeddings.select("item_id", "embedding"),
+        reviews=reviews, review_embeddings=review_embeddings,
+        events=events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None)
 
 
 def params_path(cfg: Config) -> str:
     return f"{cfg.lake.root.rstrip('/')}/model/fusion_params.json"
 
 
-def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
-    """The JSON document the serving bundle is built from (see module docstring of ranker)."""
+def fusion_params(fitted: Fitted, cfg: Config) -> FusionParams:
+    """What the serving bundle and ``fusionrec recommend`` need besides the factor tables."""
     mc = cfg.model
-    return {
-        "rank": fitted.params.rank,
-        "als": {"rank": fitted.params.rank, "reg_param": fitted.params.reg_param, "alpha": fitted.params.alpha,
-                "max_iter": mc.max_iter, "checkpoint_interval": mc.checkpoint_interval, "seed": mc.seed,
-                "implicit_prefs": True},
-        "text_to_item_factor": fitted.model.item_map.tolist(),
-        "text_to_user_factor": fitted.model.user_map.tolist() if fitted.model.user_map is not None else None,
-        "ranker": fitted.ranker.to_json(),
-        "train_cutoff": fitted.cutoff.isoformat() if fitted.cutoff else None,
-        "candidates_n": mc.candidates_n,
-        "k": mc.k,
-        "search": fitted.trials,
-        "min_user_interactions": mc.min_user_interactions,
-        "recent_weeks": fitted.model.recent_weeks,
-        "now_week": fitted.model.now_week,
-    }
+    return FusionParams(
+        als=fitted.params, max_iter=mc.max_iter, checkpoint_interval=mc.checkpoint_interval, seed=mc.seed,
+        text_to_item_factor=fitted.model.item_map, text_to_user_factor=fitted.model.user_map,
+        ranker=fitted.ranker, train_cutoff=fitted.cutoff, candidates_n=mc.candidates_n, k=mc.k,
+        min_user_interactions=mc.min_user_interactions, recent_weeks=fitted.model.recent_weeks,
+        now_week=fitted.model.now_week, search=fitted.trials, degraded=fitted.model.degraded)
 
 
-def write_model(fitted: Fitted, cfg: Config) -> dict[str, Any]:
+def write_model(fitted: Fitted, cfg: Config) -> FusionParams:
     """model.user_factors, model.item_factors (Delta, overwrite) and fusion_params.json."""
     users = fitted.model.user_factors.select("user_id", "factors", "source")
     items = fitted.model.item_factors.select("item_id", "factors", "source")
@@ -223,37 +230,35 @@ def write_model(fitted: Fitted, cfg: Config) -> dict[str, Any]:
         .save(table_path(cfg, "model", "user_factors"))
     items.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
         .save(table_path(cfg, "model", "item_factors"))
-    doc = fusion_params(fitted, cfg)
+    params = fusion_params(fitted, cfg)
+    text = params.to_json()
     path = params_path(cfg)
     if "://" not in path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(doc, indent=1) + "\n")
+        Path(path).write_text(text)
     else:
-        fitted.model.user_factors.sparkSession.sparkContext.parallelize([json.dumps(doc)], 1).saveAsTextFile(path)
-    return doc
+        fitted.model.user_factors.sparkSession.sparkContext.parallelize([text], 1).saveAsTextFile(path)
+    return params
 
 
-def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | None]) -> tuple[FusedModel, RankerParams, dict]:
+def load_model(spark: SparkSession, cfg: Config, tables: TrainingTables) -> tuple[FusedModel, FusionParams]:
     """The fused model written by :func:`write_model`, completed with side features and
-    popularity recomputed from ``inputs`` (the same lake tables training read)."""
-    import numpy as np
-
+    popularity recomputed from ``tables`` (the same lake tables training read)."""
     path = params_path(cfg)
     try:
-        doc = json.loads(Path(path).read_text() if "://" not in path
-                         else "".join(spark.sparkContext.textFile(path).collect()))
+        text = (Path(path).read_text() if "://" not in path
+                else "\n".join(spark.sparkContext.textFile(path).collect()))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no fusion parameters; run 'fusionrec train' first") from None
-    ranker = RankerParams.from_json(doc["ranker"])
+        raise MissingInputError(f"{path}: no fusion parameters; run 'fusionrec train' first") from None
+    try:
+        params = FusionParams.from_json(text)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     users = read_table(spark, cfg, "model", "user_factors")
     items = read_table(spark, cfg, "model", "item_factors")
-    interactions = inputs["interactions"]
-    cutoff = datetime.fromisoformat(doc["train_cutoff"]) if doc.get("train_cutoff") else None
-    feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],
-                          cutoff, cfg.features)
-    from fusionrec.model.fusion import popularity, session_vectors
-    from fusionrec.features.vectors import normalised
-
+    interactions = tables.interactions
+    feats = side_features(interactions, tables.item_embeddings, tables.reviews, tables.review_embeddings,
+                          params.train_cutoff, cfg.features)
     sentiment = (feats.item_sentiment.select("item_id", F.col("sentiment_mean").alias("item_sentiment"))
                  if feats.item_sentiment is not None
                  else spark.createDataFrame([], "item_id STRING, item_sentiment DOUBLE"))
@@ -264,9 +269,7 @@ def load_model(spark: SparkSession, cfg: Config, inputs: dict[str, DataFrame | N
         item_vectors=normalised(feats.item_vectors.select("item_id", "vector"), "vector").cache(),
         user_profiles=normalised(feats.user_profiles.select("user_id", "vector"), "vector").cache(),
         popularity=popularity(interactions).cache(), sentiment=sentiment,
-        item_map=np.asarray(doc["text_to_item_factor"]),
-        user_map=np.asarray(doc["text_to_user_factor"]) if doc.get("text_to_user_factor") else None,
-        als_params=AlsParams(doc["als"]["rank"], doc["als"]["reg_param"], doc["als"]["alpha"]), counts={},
-        item_weeks=item_weeks(interactions).cache(), now_week=int(doc["now_week"]),
-        recent_weeks=int(doc["recent_weeks"]))
-    return model, ranker, doc
+        item_map=params.text_to_item_factor, user_map=params.text_to_user_factor, als_params=params.als, counts={},
+        item_weeks=item_weeks(interactions).cache(), now_week=params.now_week, recent_weeks=params.recent_weeks,
+        degraded=params.degraded)
+    return model, params

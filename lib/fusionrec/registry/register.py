@@ -22,8 +22,10 @@ from pyspark.sql import SparkSession
 
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
+from fusionrec.errors import InputError
+from fusionrec.evaluate.results import EvaluationResults
 from fusionrec.lake import table_path
-from fusionrec.registry.build import TableInput, build_bundle, delta_version, read_json
+from fusionrec.registry.build import TableInput, build_bundle, delta_version, read_document
 from fusionrec.registry.promote import (
     CHALLENGER, TAG_METRIC_NAME, TAG_METRIC_VALUE, TAG_SPLIT, PromotionDecision, promote_version)
 from fusionrec.registry.pyfunc import (
@@ -74,19 +76,12 @@ def evaluation_file(cfg: Config) -> Path:
     return Path(report_dir) / EVALUATION_FILE
 
 
-def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]]:
-    """Flatten the evaluate stage's results into ``{model, [slice], "<metric>@<k>": value}`` rows.
-
-    ``results["table"]`` holds ``{model, k, precision, recall, ndcg, ...}`` per model and K, and
-    ``results["cold_items"]`` ``{model, k, recall}`` on the cold-item slice.
-    """
-    if not isinstance(results, dict) or not isinstance(results.get("table"), list):
-        raise ValueError(f"{source}: expected the evaluation results with a 'table' list")
+def evaluation_rows(results: EvaluationResults) -> list[dict[str, Any]]:
+    """Flatten the evaluate stage's results into ``{model, [slice], "<metric>@<k>": value}`` rows:
+    one per model from ``results.table``, one per model with ``slice`` = ``cold_items``."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for slice_name, key in (("", "table"), ("cold_items", "cold_items")):
-        for entry in results.get(key) or []:
-            if not isinstance(entry, dict) or "model" not in entry or "k" not in entry:
-                raise ValueError(f"{source}: {key} rows need 'model' and 'k', got {entry!r}")
+    for slice_name, entries in (("", results.table), ("cold_items", results.cold_items)):
+        for entry in entries:
             row = rows.setdefault((entry["model"], slice_name),
                                   {"model": entry["model"], **({"slice": slice_name} if slice_name else {})})
             for metric, value in entry.items():
@@ -95,20 +90,17 @@ def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]
     return list(rows.values())
 
 
-def evaluation_from_results(results: dict[str, Any], source: str, chart: Path | None = None) -> Evaluation:
-    """An :class:`Evaluation` from the evaluate stage's results (as in its report or JSON file)."""
-    files = results.get("files") or {}
-    if chart is None and files.get("png"):
-        chart = Path(files["png"])
-    return Evaluation(evaluation_rows(results, source), chart, source)
+def evaluation_from_results(results: EvaluationResults, source: str, chart: Path | None = None) -> Evaluation:
+    """An :class:`Evaluation` from the evaluate stage's results."""
+    return Evaluation(evaluation_rows(results), chart, source)
 
 
 def read_evaluation(cfg: Config) -> Evaluation:
     """The results written by ``fusionrec evaluate`` (JSON, with its PNG chart next to it)."""
     path = evaluation_file(cfg)
-    data = read_json(path, "evaluation results", "evaluate")
+    results = read_document(path, "evaluation results", "evaluate", EvaluationResults.from_json)
     chart = path.with_suffix(".png")
-    return evaluation_from_results(data, str(path), chart if chart.is_file() else None)
+    return evaluation_from_results(results, str(path), chart if chart.is_file() else None)
 
 
 def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> float:
@@ -119,8 +111,8 @@ def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> fl
             value = row[rc.promotion_metric]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-            raise ValueError(f"{source}: {rc.promotion_model}.{rc.promotion_metric} is not a number: {value!r}")
-    raise ValueError(f"{source}: no row with model={rc.promotion_model!r} and a {rc.promotion_metric!r} value")
+            raise InputError(f"{source}: {rc.promotion_model}.{rc.promotion_metric} is not a number: {value!r}")
+    raise InputError(f"{source}: no row with model={rc.promotion_model!r} and a {rc.promotion_metric!r} value")
 
 
 def split_fingerprint(cfg: Config, interactions_version: int) -> str:
@@ -169,7 +161,7 @@ def register_model(spark: SparkSession, cfg: Config, report: RunReport, *, evalu
     with stage("register.log", report) as rec, tracked_run(cfg, "register", nested=nested) as run:
         log_delta_inputs(built.inputs, context="model")
         log_delta_inputs([recs_input], context="output")
-        mlflow.log_dict(built.params, "model/fusion_params.json")
+        mlflow.log_dict(built.params.to_dict(), "model/fusion_params.json")
         log_evaluation(evaluation.rows, evaluation.chart)
         mlflow.log_metric(metric_name("registry", cfg.registry.promotion_model, cfg.registry.promotion_metric),
                           metric)

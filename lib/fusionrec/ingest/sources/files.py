@@ -15,12 +15,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from fusionrec.errors import InputError
+
 CHUNK = 1 << 20
 HEAD_BYTES = 1 << 16
-
-
-class InputError(ValueError):
-    """A bad input path or file; the message is one line naming the file and the problem."""
 
 
 @dataclass(frozen=True)

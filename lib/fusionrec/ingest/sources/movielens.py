@@ -17,7 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.ingest.sources.files import InputError, InputFile
+from fusionrec.errors import InputError
+from fusionrec.ingest.sources.files import InputFile
 from fusionrec.ingest.sources.text import read_lines
 
 PATTERNS = ("ratings.csv", "movies.csv", "tags.csv")
