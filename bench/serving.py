@@ -67,6 +67,7 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
     liked_indptr, liked_indices = csr_from_lists(liked)
     return ModelBundle(
         item_ids=item_ids, titles=movies["title"].astype(str).to_numpy(),
+        item_categories=movies["genres"].astype(str).str.split("|").str[0].to_numpy(),
         item_factors=rng.normal(scale=0.3, size=(len(item_ids), rank)).astype(np.float32),
         item_vectors=unit(len(item_ids)), log_popularity=np.log1p(counts).astype(np.float32),
         item_sentiment=np.full(len(item_ids), 0.5, dtype=np.float32),

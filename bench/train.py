@@ -184,7 +184,7 @@ def main() -> int:
 
         def topk_stage():
             titles = item_emb.select("item_id", F.col("item_id").alias("title"))
-            recs = recommend_all(model, ranker, interactions, titles, None, mc)
+            recs = recommend_all(model, ranker, interactions, titles, None, mc, ec=cfg.evaluate)
             lake.overwrite("gold.recommendations", recs)
             return lake.read("gold.recommendations").count()
 

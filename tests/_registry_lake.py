@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,11 @@ from fusionrec.config import Config
 from fusionrec.embed.model import model_files
 from fusionrec.embed.reference import OnnxReferenceEmbedder
 from conftest import table_path, lake_of
-from fusionrec.model.ranker import RANKER_FEATURES
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.evaluate.results import EvaluationResults
+from fusionrec.model.als import AlsParams
+from fusionrec.model.params import FusionParams
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.train import FUSION_PARAMS
 
 TOPICS = {
@@ -122,30 +124,31 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
     # hold every interaction, so recent popularity = popularity here.
     latest = max(row[5] for row in interactions).replace(tzinfo=dt.timezone.utc)
     now_week = int(latest.timestamp()) // (7 * 24 * 3600)
-    params = {"rank": RANK, "als": {"rank": RANK, "alpha": 10.0}, "text_to_item_factor": [],
-              "text_to_user_factor": text_to_user.tolist(), "ranker": ranker if with_ranker else None,
-              "train_cutoff": "2024-01-05T00:00:00", "candidates_n": 10, "k": 5,
-              "recent_weeks": 4, "now_week": now_week}
-    lake_of(spark, cfg).write_text(FUSION_PARAMS, json.dumps(params))
+    params = FusionParams(
+        als=AlsParams(rank=RANK, reg_param=0.1, alpha=10.0), max_iter=10, checkpoint_interval=5, seed=42,
+        text_to_item_factor=np.zeros((item_vectors.shape[1] + 1, RANK)), text_to_user_factor=text_to_user,
+        ranker=RankerParams.from_json(ranker) if with_ranker else None, train_cutoff=dt.datetime(2024, 1, 5),
+        candidates_n=10, k=5, min_user_interactions=3, recent_weeks=4, now_week=now_week)
+    lake_of(spark, cfg).write_text(FUSION_PARAMS, params.to_json())
     write_evaluation(spark, cfg, hybrid_ndcg)
     return {"item_ids": item_ids, "titles": titles, "item_factors": item_factors, "item_vectors": item_vectors,
             "user_ids": user_ids, "user_factors": user_factors, "profiles": profiles, "seen": seen,
             "ranker": ranker, "interactions": interactions}
 
 
-def evaluation_results(hybrid_ndcg: float) -> dict:
-    """Results in the evaluate stage's format, with a given hybrid NDCG@10."""
+def evaluation_results(hybrid_ndcg: float) -> EvaluationResults:
+    """Results of the evaluate stage, with a given hybrid NDCG@10."""
     table = [{"model": m, "k": 10, "precision": 0.05, "recall": r, "ndcg": n, "map": 0.04, "hit_rate": 0.3,
               "coverage": 0.2} for m, n, r in (("popularity", 0.08, 0.1), ("als", 0.2, 0.25), ("hybrid", hybrid_ndcg, 0.3))]
     cold = [{"model": "als", "k": 10, "recall": 0.0}, {"model": "hybrid", "k": 10, "recall": 0.2}]
-    return {"table": table, "cold_items": cold}
+    return EvaluationResults(table=table, cold_items=cold)
 
 
 def write_evaluation(spark, cfg: Config, hybrid_ndcg: float) -> None:
     """The evaluation JSON and a chart, where ``fusionrec evaluate`` writes them."""
     lake = lake_of(spark, cfg)
     name = evaluation_report(EVALUATION_NAME)
-    lake.write_text(f"{name}.json", json.dumps(evaluation_results(hybrid_ndcg)))
+    lake.write_text(f"{name}.json", evaluation_results(hybrid_ndcg).to_json())
     # A real (tiny) PNG, so that the chart is logged as the evaluate stage's would be.
     import matplotlib
     matplotlib.use("Agg")

@@ -1,6 +1,9 @@
-"""The command line: doctor is green on the real stack; bad configuration is one clear line."""
+"""The command line: doctor is green on the real stack; bad configuration or input is one clear
+line (exit 2); any other exception is a bug and keeps its traceback (exit 1)."""
 
 import json
+
+import pytest
 
 from fusionrec.cli import main
 
@@ -47,3 +50,28 @@ def test_doctor_checks_fail(cfg, tmp_path, monkeypatch):
     assert not check.ok and "/proc/forbidden/artifacts is not writable" in check.detail and check.fix
     writable = dataclasses.replace(store, experiment="doctor-ok", artifact_location=str(tmp_path / "art"))
     assert doctor._mlflow(cfg.replace(mlflow=writable), {}).ok
+def test_bad_input_is_one_line_error(capsys, tmp_path):
+    code = main(["generate", "--out", str(tmp_path / "gen"), "--events", "10", "--dirty-share", "1.5"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        "fusionrec generate: error: generate: need n_events >= 0, n_users >= 1, n_items >= 1 and 0 <= dirty_share < 1"]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("bug", [ValueError("bad shape"), RuntimeError("bad state"), FileNotFoundError("x.npz"),
+                                 KeyError("als")])
+def test_any_other_exception_is_a_bug_with_its_traceback(bug, capsys, monkeypatch, tmp_path):
+    import fusionrec.generate
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(fusionrec.generate, "generate", broken)
+    report = tmp_path / "r.json"
+    code = main(["generate", "--out", str(tmp_path / "gen"), "--events", "10", "--report", str(report)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and f"{type(bug).__name__}: " in err
+    assert "fusionrec generate failed" in err and "fusionrec generate: error:" not in err
+    assert json.loads(report.read_text())["status"] == "failed"

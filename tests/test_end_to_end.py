@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -74,6 +75,29 @@ def test_no_raw_user_id_or_key_past_bronze(pipeline_run, spark):
     assert any(p.suffix == ".npz" for p in (work / "mlartifacts").rglob("*"))  # the model's arrays were read
     assert any(p.is_file() for p in (work / "lake" / "reports").rglob("*")) and (work / "report.json").is_file()
     assert not leaks.found, leaks.found
+def test_registered_model_serves_what_the_batch_wrote(pipeline_run, spark):
+    """Every user of ``gold.recommendations`` gets the same items, in the same order and
+    with the same reasons, from the registered champion (serving) as from the batch top-K."""
+    import mlflow
+
+    from fusionrec.config import load_config
+
+    work, overrides, _ = pipeline_run
+    cfg = load_config(PROJECT / "conf" / "local.yaml", overrides, env={}, base_dir=PROJECT)
+    batch: dict[str, list[tuple[str, str]]] = {}
+    for row in sorted(spark.read.format("delta").load(str(work / "lake" / "gold" / "recommendations")).collect(),
+                      key=lambda r: (r.user_id, r.rank)):
+        batch.setdefault(row.user_id, []).append((row.item_id, row.reason))
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion")
+    users = sorted(batch)
+    served = model.predict(pd.DataFrame({"user_id": users, "k": [cfg.model.k] * len(users)}))
+    got: dict[str, list[tuple[str, str]]] = {}
+    for row in served.sort_values(["request_id", "rank"]).itertuples():
+        got.setdefault(users[row.request_id], []).append((row.item_id, row.reason))
+    assert len(batch) > 50
+    differing = [u for u in users if got.get(u) != batch[u]]
+    assert not differing, [(u, batch[u], got.get(u)) for u in differing[:3]]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

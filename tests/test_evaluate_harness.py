@@ -15,9 +15,10 @@ import dataclasses
 import pytest
 from pyspark.sql import functions as F
 
-from fusionrec.evaluate.harness import EvalInputs, check_no_leakage, fit_on_training, make_split, score_models
+from fusionrec.evaluate.harness import check_no_leakage, fit_on_training, make_split, score_models
 from fusionrec.model.ranker import RANKER_FEATURES
 from fusionrec.model.side_features import side_features
+from fusionrec.model.train import TrainingTables
 from _synthetic import synthetic
 
 DIM = 8  # synthetic text dimension; the marker is dimension DIM
@@ -33,7 +34,7 @@ def _canary_inputs(spark):
     marker = F.concat(F.col("vector"), F.array(F.lit(0.0).cast("float")))
     item_emb = d["item_vectors"].select("item_id", marker.alias("embedding")).unionByName(
         canary.select("item_id", F.array(*[F.lit(0.1).cast("float")] * DIM, F.lit(1.0).cast("float")).alias("embedding")))
-    return EvalInputs(interactions=interactions, item_embeddings=item_emb)
+    return TrainingTables(interactions=interactions, item_embeddings=item_emb)
 
 
 def _marker_max(profiles):
@@ -83,16 +84,16 @@ def test_a_leaky_variant_is_caught(fitted_view, spark):
 def test_every_model_is_scored_on_the_same_split(fitted_view):
     cfg, inputs, split, fitted = fitted_view
     results = score_models(inputs, split, fitted, cfg)
-    table = {r["model"]: r for r in results["table"]}
+    table = {r["model"]: r for r in results.table}
     assert set(table) == {"popularity", "als", "content", "hybrid"}
-    users = {r["users"] for r in results["table"]}
+    users = {r["users"] for r in results.table}
     assert len(users) == 1 and users.pop() > 0  # the same evaluated users for every model
-    for row in results["table"]:
+    for row in results.table:
         assert 0.0 <= row["ndcg"] <= 1.0 and 0.0 <= row["coverage"] <= 1.0
-    cold = {r["model"]: r for r in results["cold_items"]}
+    cold = {r["model"]: r for r in results.cold_items}
     assert cold["als"]["recall"] == 0.0  # ALS cannot place items it never saw
     assert cold["hybrid"]["recall"] > 0.0 and cold["content"]["recall"] > 0.0
     # the synthetic users follow their topic, so text and CF both beat chance
     assert table["content"]["ndcg"] > 0.1 and table["hybrid"]["ndcg"] > 0.1
-    assert results["ranker"]["features"] == list(RANKER_FEATURES)
+    assert results.ranker["features"] == list(RANKER_FEATURES)
     assert {"session_score", "session_rank_gain", "cold_item"} <= set(RANKER_FEATURES)

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from conftest import shared_dataset, lake_of
+from fusionrec.config import ConfigError
 from fusionrec.features import item_sentiment, item_vectors, score_sentiment, train_sentiment, user_profiles
 from fusionrec.features.sentiment import SentimentSettings, TooFewLabels
 from fusionrec.features.vectors import dot
@@ -57,7 +58,7 @@ def test_item_vector_mixes_document_and_normalised_mean_review(spark):
     np.testing.assert_allclose(got["b"], [0, 0, 1], atol=1e-7)  # document only
     np.testing.assert_allclose(got["c"], [1, 0, 0], atol=1e-7)  # reviews only (item without a document)
     assert set(got) == {"a", "b", "c"}  # r-later is not in `reviews`, so it counts nowhere
-    with pytest.raises(ValueError, match="item_doc_weight"):
+    with pytest.raises(ConfigError, match="item_doc_weight"):
         item_vectors(items, review_emb, reviews, doc_weight=0.0, review_weight=0.0)
 
 
@@ -80,7 +81,7 @@ def test_user_profile_is_decayed_weighted_sum_of_items_and_own_reviews(spark):
     np.testing.assert_allclose(got["u"].vector, expected / np.linalg.norm(expected), atol=1e-6)
     assert (got["u"].n_items, got["u"].n_reviews) == (2, 1)
     assert "v" not in got  # no vector at all: no profile
-    with pytest.raises(ValueError, match="profile_half_life_days"):
+    with pytest.raises(ConfigError, match="profile_half_life_days"):
         user_profiles(interactions, item_vecs, reviews, review_emb, as_of, half_life_days=0.0, review_weight=1.0)
 
 

@@ -19,7 +19,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 
 #: Module-name prefixes by layer, bottom first.
 LAYERS: list[tuple[str, ...]] = [
-    ("fusionrec.config",),
+    ("fusionrec.errors", "fusionrec.config"),
     ("fusionrec.runlog", "fusionrec.lake", "fusionrec.session", "fusionrec.commits", "fusionrec.stages"),
     ("fusionrec.ingest", "fusionrec.generate", "fusionrec.maintain"),
     ("fusionrec.embed",),

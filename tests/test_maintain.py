@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from conftest import lake_of
+from fusionrec.config import ConfigError
 from fusionrec.maintain import maintain_lake
 
 
@@ -25,5 +26,5 @@ def test_compacts_small_files_and_keeps_time_travel(spark, lake_cfg):
 def test_refuses_retention_that_breaks_time_travel(spark, lake_cfg):
     spark.range(3).write.format("delta").save(f"{lake_cfg.lake.root}/gold/x")
     short = dataclasses.replace(lake_cfg.maintain, vacuum_retention_hours=1)
-    with pytest.raises(ValueError, match="maintain.vacuum_retention_hours: 1 is below 168"):
+    with pytest.raises(ConfigError, match="maintain.vacuum_retention_hours: 1 is below 168"):
         maintain_lake(lake_of(spark, lake_cfg), short)

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from fusionrec.errors import InputError
 from fusionrec.model.als import fit_als
+from fusionrec.model.fusion import fit_fused
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.text_maps import apply_text_map, fit_text_map, solve_ridge, sufficient_statistics
+from fusionrec.model.side_features import side_features
 from fusionrec.model.topk import blocked_top_n
 from _synthetic import synthetic
 
@@ -42,6 +45,25 @@ def test_ridge_map_recovers_a_linear_map_from_distributed_statistics(spark):
     np.testing.assert_allclose(np.asarray(mapped["i7"]), y[7], atol=1e-2)
 
 
+def test_user_map_degrades_only_without_rows_to_fit_and_says_so(cfg, spark):
+    d = synthetic(spark, n_users=30, n_items=20, per_user=8, dim=8)
+    feats = side_features(d["interactions"], d["item_vectors"].withColumnRenamed("vector", "embedding"), None, None,
+                          None, cfg.features)
+    mc = dataclasses.replace(cfg.model, rank=4, max_iter=3, checkpoint_interval=2, min_user_interactions=1000)
+    als = fit_als(d["interactions"], mc)
+    # No user is warm: there is nothing to fit the profile -> factor map on.
+    model = fit_fused(d["interactions"], feats.item_vectors, feats.user_profiles, None, mc, als=als)
+    assert model.user_map is None and model.counts["user_map_fit_rows"] == 0
+    assert len(model.degraded) == 1 and model.degraded[0].startswith("user text map not fitted")
+    # A singular system (a text dimension that is 0 for everyone, no ridge penalty) is not
+    # a degraded fit: numpy's LinAlgError reaches the caller.
+    flat = feats.user_profiles.withColumn(
+        "vector", F.concat(F.array(F.lit(0.0).cast("float")), F.slice("vector", 2, 7)))
+    singular = dataclasses.replace(mc, min_user_interactions=1, ridge_lambda=0.0)
+    with pytest.raises(np.linalg.LinAlgError):
+        fit_fused(d["interactions"], feats.item_vectors, flat, None, singular, als=als)
+
+
 def test_ridge_penalty_shrinks_weights_but_not_the_bias():
     xtx = np.array([[4.0, 2.0], [2.0, 2.0]])  # one feature + bias column
     xty = np.array([[6.0], [4.0]])
@@ -66,6 +88,22 @@ def test_blocked_top_n_equals_brute_force_and_excludes_seen(spark, item_blocks):
         assert [r.item_id for r in mine] == expected
         assert [r.rank for r in mine] == [1, 2, 3, 4, 5]
         assert mine[0].score == pytest.approx(scores[ui].max(), rel=1e-5)
+
+
+@pytest.mark.parametrize("item_blocks", [1, 3])
+def test_blocked_top_n_breaks_ties_by_item_id_before_the_cut(spark, item_blocks):
+    # Scores 2 (i0..i5), 1 (i6..i11), 0 (i12..i16), items listed in reverse id order: the cut
+    # at 8 falls inside the tied 1s and must keep the lowest item ids (as strings) among them.
+    value = {f"i{i}": 2.0 if i < 6 else 1.0 if i < 12 else 0.0 for i in range(17)}
+    items = spark.createDataFrame([(item, [value[item]]) for item in sorted(value, reverse=True)],
+                                  "item_id STRING, factors ARRAY<FLOAT>").repartition(1)
+    users = spark.createDataFrame([(f"u{u}", [1.0]) for u in range(5)], "user_id STRING, factors ARRAY<FLOAT>")
+    seen = spark.createDataFrame([("u1", "i10")], "user_id STRING, item_id STRING")
+    got = blocked_top_n(users, items, 8, seen, user_blocks=2, item_blocks=item_blocks).collect()
+    for u in range(5):
+        mine = [r.item_id for r in sorted((r for r in got if r.user_id == f"u{u}"), key=lambda r: r.rank)]
+        unseen = [item for item in value if not (u == 1 and item == "i10")]
+        assert mine == sorted(unseen, key=lambda item: (-value[item], item))[:8], u
 
 
 def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
@@ -93,7 +131,7 @@ def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
 def test_ranker_refuses_single_class_labels(spark):
     df = spark.createDataFrame([(1.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)] * 3,
                                [*RANKER_FEATURES, "label"])
-    with pytest.raises(RuntimeError, match="positive and negative"):
+    with pytest.raises(InputError, match="positive and negative"):
         fit_ranker(df, 0.01)
 
 

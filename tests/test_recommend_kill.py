@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import shutil
-from pathlib import Path
 
 from pyspark.sql import functions as F
 
@@ -16,7 +14,6 @@ from _registry_lake import write_lake
 from fusionrec.commands import recommend as recommend_cmd
 from fusionrec.config import LakeConfig
 from conftest import lake_of, table_path
-from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.runlog import RunReport
 
 
@@ -24,10 +21,6 @@ def write_model_lake(spark, cfg) -> None:
     """A trained model's lake: factors, parameters, gold inputs, item embeddings, and the
     recommendations of an earlier run (version 0), which the run under test replaces."""
     write_lake(spark, cfg)
-    lake = lake_of(spark, cfg)
-    params = json.loads(lake.read_text(FUSION_PARAMS))
-    params["als"]["reg_param"] = 0.1
-    lake.write_text(FUSION_PARAMS, json.dumps(params))
     users = table_path(cfg, "model", "user_factors")  # the model stage's layout: every user factor from ALS
     rows(spark, users).withColumn("source", F.lit("als")).write.format("delta").mode("overwrite") \
         .option("overwriteSchema", "true").save(users)

@@ -32,15 +32,15 @@ def fitted(spark, cfg):
     ranker = RankerParams(list(RANKER_FEATURES), mean=[0.1, 0.2, 1.0, 0.5, 0.1, 0.5, 0.2, 0.2, 0.1, 0.2],
                           std=[1.0, 0.5, 1.0, 0.2, 0.3, 1.0, 0.3, 0.3, 1.0, 0.3],
                           coef=[0.8, 1.1, 0.3, 0.4, 0.6, 0.2, 0.5, 0.7, 0.9, 0.4], intercept=-1.0)
-    return model, ranker, interactions, d["item_documents"], mc
+    return model, ranker, interactions, d["item_documents"], mc, cfg.evaluate
 
 
 def test_batch_top_k_equals_the_spark_ranker_path(fitted):
-    model, ranker, interactions, docs, mc = fitted
+    model, ranker, interactions, docs, mc, ec = fitted
     users = interactions.select("user_id").distinct()
     seen = interactions.select("user_id", "item_id")
     spark_path = rank_candidates(with_features(candidates(model, seen, mc, users), model), ranker, mc.k).collect()
-    batch = score_all(model, ranker, users, interactions, docs.select("item_id", "title"), mc).collect()
+    batch = score_all(model, ranker, users, interactions, docs.select("item_id", "title"), mc, ec=ec).collect()
 
     def by_user(rows):
         out: dict[str, list] = {}
@@ -63,19 +63,21 @@ def test_batch_top_k_equals_the_spark_ranker_path(fitted):
 
 
 def test_reasons_name_a_liked_item_and_recommend_all_covers_every_user(fitted, spark):
-    model, ranker, interactions, docs, mc = fitted
-    recs = recommend_all(model, ranker, interactions, docs.select("item_id", "title"), None, mc).collect()
+    model, ranker, interactions, docs, mc, ec = fitted
+    recs = recommend_all(model, ranker, interactions, docs.select("item_id", "title"), None, mc, ec=ec).collect()
     assert {r.user_id for r in recs} == {r.user_id for r in interactions.select("user_id").distinct().collect()}
     titles = {r.item_id: r.title for r in docs.collect()}
-    seen_titles: dict[str, set] = {}
+    # Liked = positive feedback (rating >= evaluate.positive_rating): never an item rated low.
+    liked_titles: dict[str, set] = {}
     for r in interactions.collect():
-        seen_titles.setdefault(r.user_id, set()).add(titles[r.item_id])
+        if r.rating >= ec.positive_rating:
+            liked_titles.setdefault(r.user_id, set()).add(titles[r.item_id])
     named = [r for r in recs if r.reason.startswith(("similar to", "popular with people who liked"))]
     assert named
     for r in named:
         title = r.reason.removeprefix("similar to ").removesuffix(" you liked") \
             .removeprefix("popular with people who liked ")
-        assert title in seen_titles[r.user_id], r
+        assert title in liked_titles[r.user_id], r
 
 
 def test_the_recommend_report_counts_every_kind_of_reason(spark):

@@ -11,7 +11,8 @@ import pytest
 
 from _registry_lake import item_topic
 from conftest import table_path, lake_of
-from fusionrec.registry.build import assemble_bundle, build_bundle, read_bundle_inputs, read_fusion_params
+from fusionrec.errors import InputError, MissingInputError
+from fusionrec.registry.build import assemble_bundle, build_bundle, read_bundle_tables, read_fusion_params
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import REASON_POPULAR
 from fusionrec.registry.bundle import ModelBundle
@@ -112,18 +113,18 @@ def test_new_user_from_liked_items_and_popularity_fallback(built):
     counts = np.expm1(bundle.log_popularity)
     assert counts[popular.items[0]] == counts.max()
     assert list(popular.scores) == sorted(popular.scores, reverse=True)
+    # Spread over the categories (one topic each here): the top of the list is not one topic.
+    assert len({item_topic(bundle.item_ids[i]) for i in popular.items}) == 3
 
 
 def test_without_ranker_the_als_score_orders(built):
     result, truth = built
-    params = dict(result.params, ranker=None)
     bundle = result.bundle
     no_ranker = dataclasses.replace(bundle, ranker=None)
     u = no_ranker.user_index("u2")
     ranked = no_ranker.recommend(no_ranker.known_user_query(u), 3)
     als = no_ranker.item_factors @ no_ranker.user_factors[u]
     np.testing.assert_allclose(ranked.scores, np.sort(als[ranked.items])[::-1], rtol=1e-6)
-    assert params["ranker"] is None
 
 
 def test_save_load_roundtrip(built, tmp_path):
@@ -140,16 +141,20 @@ def test_save_load_roundtrip(built, tmp_path):
 
 def test_bad_model_outputs_are_named(registry_lake, spark, tmp_path):
     lake_cfg, _ = registry_lake
-    frames, _ = read_bundle_inputs(lake_of(spark, lake_cfg))
+    frames, _ = read_bundle_tables(lake_of(spark, lake_cfg))
     params = read_fusion_params(lake_of(spark, lake_cfg))
     with pytest.raises(ValueError, match="model.item_factors.factors: row 0 has 4 values, expected 5"):
-        assemble_bundle(frames, dict(params, rank=5), lake_cfg)
-    bad_ranker = dict(params["ranker"], features=["als_score", "content_cosine"])
+        assemble_bundle(frames, dataclasses.replace(params, als=dataclasses.replace(params.als, rank=5)), lake_cfg)
+    bad_ranker = dataclasses.replace(params.ranker, features=["als_score", "content_cosine"])
     with pytest.raises(ValueError, match="ranker.features"):
-        assemble_bundle(frames, dict(params, ranker=bad_ranker), lake_cfg)
+        assemble_bundle(frames, dataclasses.replace(params, ranker=bad_ranker), lake_cfg)
     empty = lake_cfg.replace(lake=lake_cfg.lake.__class__(root=str(tmp_path / "empty")))
-    with pytest.raises(FileNotFoundError, match="fusion_params.json"):
-        read_fusion_params(lake_of(spark, empty))
-    lake_of(spark, empty).write_text("model/fusion_params.json", json.dumps({"rank": 4, "text_to_user_factor": []}))
-    with pytest.raises(FileNotFoundError, match="Delta table model.user_factors not found"):
-        build_bundle(lake_of(spark, empty), empty)
+    lake = lake_of(spark, empty)
+    with pytest.raises(MissingInputError, match="fusion_params.json: not found; run 'fusionrec train'"):
+        read_fusion_params(lake)
+    lake.write_text("model/fusion_params.json", json.dumps({"rank": 4, "text_to_user_factor": []}))
+    with pytest.raises(InputError, match="fusion_params.json: missing key.s. 'als', 'text_to_item_factor'"):
+        read_fusion_params(lake)
+    lake.write_text("model/fusion_params.json", params.to_json())
+    with pytest.raises(MissingInputError, match="Delta table model.user_factors not found"):
+        build_bundle(lake, empty)

@@ -16,6 +16,7 @@ import pytest
 from conftest import lake_of
 from fusionrec.commands.pipeline import STAGES, read_state, stage_fingerprint, write_state
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.stages import ConfigView, UndeclaredConfigError, dependants
 
 BY_NAME = {s.name: s for s in STAGES}
@@ -133,5 +134,5 @@ def test_state_roundtrip_and_corrupt_state(lake_cfg, spark):
     write_state(lake, {"train": {"fingerprint": "abc", "run_id": "r1"}})
     assert read_state(lake)["train"]["fingerprint"] == "abc"
     lake.write_text("_pipeline_state.json", "{not json")
-    with pytest.raises(ValueError, match="_pipeline_state.json: not valid JSON"):
+    with pytest.raises(InputError, match="_pipeline_state.json: not valid JSON"):
         read_state(lake)

@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 from pyspark.ml.recommendation import ALSModel
 
 from fusionrec.cli import main
+from fusionrec.errors import InputError
+from fusionrec.evaluate.results import EvaluationResults
 from fusionrec.registry.promote import (
     CHALLENGER, CHAMPION, TAG_METRIC_VALUE, TAG_SPLIT, current_champion, decide, promote_version)
 from _registry_lake import evaluation_results
@@ -151,13 +153,16 @@ def test_unreachable_store_fails_clearly_and_leaves_the_lake_alone(registry_lake
 def test_evaluation_results_are_flattened_for_the_gate(cfg):
     from fusionrec.registry.register import evaluation_rows, promotion_metric
 
-    rows = evaluation_rows(evaluation_results(0.3), "eval.json")
+    rows = evaluation_rows(evaluation_results(0.3))
     hybrid = next(r for r in rows if r["model"] == "hybrid" and "slice" not in r)
     assert hybrid["ndcg@10"] == 0.3 and hybrid["recall@10"] == 0.3
     cold = next(r for r in rows if r.get("slice") == "cold_items" and r["model"] == "hybrid")
     assert cold == {"model": "hybrid", "slice": "cold_items", "recall@10": 0.2}
     assert promotion_metric(rows, cfg, "eval.json") == 0.3
-    with pytest.raises(ValueError, match="eval.json: no row with model='hybrid'"):
+    with pytest.raises(InputError, match="eval.json: no row with model='hybrid'"):
         promotion_metric([r for r in rows if r["model"] != "hybrid"], cfg, "eval.json")
-    with pytest.raises(ValueError, match="expected the evaluation results with a 'table' list"):
-        evaluation_rows({"rows": []}, "eval.json")
+    with pytest.raises(InputError, match="expected the evaluation results with a 'table' list"):
+        EvaluationResults.from_json('{"rows": []}')
+    with pytest.raises(InputError, match="table rows need 'model' and 'k'"):
+        EvaluationResults.from_json('{"table": [{"ndcg": 0.3}]}')
+    assert EvaluationResults.from_json(evaluation_results(0.3).to_json()) == evaluation_results(0.3)

@@ -93,7 +93,6 @@ def s3_conf(s3: SeaweedS3, work: Path, prefix: str) -> Path:
     conf["lake"]["root"] = f"s3a://{BUCKET}/{prefix}/lake"
     conf["embed"].update(model_cache=str(PROJECT / ".cache" / "models"), wheels_dir=str(PROJECT / ".cache" / "wheels"))
     conf["mlflow"].update(tracking_uri=f"sqlite:///{work / 'mlflow.db'}", artifact_location=str(work / "mlartifacts"))
-    conf["evaluate"]["report_dir"] = str(work / "reports")
     path = work / "cluster-s3.yaml"
     path.write_text(yaml.safe_dump(conf))
     return path

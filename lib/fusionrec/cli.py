@@ -2,6 +2,10 @@
 
 Each command lives in ``fusionrec.commands.<name>`` and defines ``HELP``,
 ``add_arguments(parser)`` and ``run(cfg, args, report) -> int``.
+
+Exit codes: 0 success; 2 a :class:`fusionrec.errors.UserError` (bad input, settings or a
+stage not run yet), printed as one line; 1 any other exception, a bug, logged with its
+traceback; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from fusionrec.config import ConfigError, load_config
+from fusionrec.config import load_config
+from fusionrec.errors import UserError
 from fusionrec.runlog import RunReport, setup_logging
 
 __all__ = ["COMMANDS", "DEFAULT_CONF", "main"]
@@ -62,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(conf, overrides)
         code = _command(args.command).run(cfg, args, report)
         report.status = "ok" if code == 0 else "failed"
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        # Expected failures: one clear line, no stack trace.
+    except UserError as exc:
+        # Bad input, settings or order of stages: one clear line, no stack trace.
         report.status, report.error = "failed", _one_line(exc)
         print(f"fusionrec {args.command}: error: {report.error}", file=sys.stderr)
         log.debug("traceback", exc_info=True)
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         report.status, report.error = "interrupted", "KeyboardInterrupt"
         code = 130
     except Exception as exc:
+        # Anything else is a bug: keep the traceback.
         report.status, report.error = "failed", _one_line(exc)
         log.exception("fusionrec %s failed", args.command)
         code = 1

@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from fusionrec.errors import UserError
+
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig", "FeaturesConfig",
            "IngestConfig", "LakeConfig", "load_config", "MaintainConfig", "MlflowConfig", "ModelConfig",
            "RegistryConfig", "SparkConfig"]
@@ -32,7 +34,7 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig
 ENV_PREFIX = "FUSIONREC_"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file, variable or override is invalid; the message names the key."""
 
 
@@ -153,7 +155,8 @@ class ModelConfig:
     #: The session vector (``session_score`` feature and candidates) is the mean ALS factor
     #: of the user's this many latest training interactions.
     session_items: int = 5
-    #: Liked items (most recent first) searched for the "because you liked" reason.
+    #: The "you liked X" reasons search the user's this many latest positive interactions
+    #: (rating >= evaluate.positive_rating, or weight >= evaluate.positive_weight without one).
     reason_max_liked: int = 20
     #: Search on the validation period: every combination is fitted (seeded) and scored by
     #: validation NDCG@K; an empty list means the single value above.

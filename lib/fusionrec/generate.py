@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from fusionrec.config import IngestConfig
+from fusionrec.errors import InputError
 
 __all__ = ["CATEGORIES", "EVENT_TYPES", "Category", "generate"]
 
@@ -444,7 +445,7 @@ def generate(out_dir: str, n_events: int, n_users: int, n_items: int, seed: int,
         ``duplicates``, ``by_reason``, ``fixes``).
     """
     if n_events < 0 or n_users < 1 or n_items < 1 or not 0.0 <= dirty_share < 1.0:
-        raise ValueError("generate: need n_events >= 0, n_users >= 1, n_items >= 1 and 0 <= dirty_share < 1")
+        raise InputError("generate: need n_events >= 0, n_users >= 1, n_items >= 1 and 0 <= dirty_share < 1")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in [*out.glob("events-*.jsonl*"), *out.glob("items-*.jsonl*"), *out.glob("reviews-*.jsonl*")]:

@@ -22,7 +22,6 @@ never drops or renames these.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from fusionrec.config import LakeConfig
+from fusionrec.errors import InputError, MissingInputError, parse_json
 
 if TYPE_CHECKING:  # Spark and Delta load only when a Lake is used, not for the layout constants
     from delta.tables import DeltaTable
@@ -121,7 +121,7 @@ def hadoop_fs(spark: SparkSession, uri: str):
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
-class LakeMissingError(FileNotFoundError):
+class LakeMissingError(MissingInputError):
     """A table or artifact a stage needs is not in the lake (yet); the message names it
     and the command that writes it."""
 
@@ -350,22 +350,32 @@ class Lake:
         data = self.read_bytes(name)
         return None if data is None else data.decode("utf-8")
 
-    def read_json(self, name: str, *, written_by: str) -> Any:
-        """Artifact ``name`` parsed as JSON.
+    def read_document(self, name: str, *, written_by: str, parse: Callable[[str], T]) -> T:
+        """``parse`` of the text of artifact ``name``.
 
         :param written_by: the command that writes it, named in the error when it is absent.
-        :raises LakeMissingError: absent; :class:`ValueError`: not valid JSON (one line each).
+        :raises LakeMissingError: absent; :class:`~fusionrec.errors.InputError`: ``parse``
+            refused it (one line each, naming the artifact).
 
-        >>> lake.read_json("model/fusion_params.json", written_by="train")["rank"]   # doctest: +SKIP
+        >>> lake.read_document("model/fusion_params.json", written_by="train",
+        ...                    parse=FusionParams.from_json).rank               # doctest: +SKIP
         64
         """
         text = self.read_text(name)
         if text is None:
             raise LakeMissingError(f"{self.uri(name)}: not found; run 'fusionrec {written_by}' first")
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{self.uri(name)}: not valid JSON ({exc})") from None
+            return parse(text)
+        except InputError as exc:
+            raise InputError(f"{self.uri(name)}: {exc}") from None
+
+    def read_json(self, name: str, *, written_by: str) -> Any:
+        """Artifact ``name`` parsed as JSON (see :meth:`read_document`).
+
+        >>> lake.read_json("model/fusion_params.json", written_by="train")["rank"]   # doctest: +SKIP
+        64
+        """
+        return self.read_document(name, written_by=written_by, parse=parse_json)
 
     def stamp(self, name: str) -> FileStamp | None:
         """Size and modification time of artifact ``name`` (None: absent); no read."""

@@ -14,7 +14,7 @@ every table that gained files), and VACUUM weekly with the default 168 hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fusionrec.config import MaintainConfig
+from fusionrec.config import ConfigError, MaintainConfig
 from fusionrec.lake import Lake
 
 __all__ = ["MIN_RETENTION_HOURS", "maintain_table", "maintain_lake", "TableUpkeep"]
@@ -39,7 +39,7 @@ def _file_count(lake: Lake, table: str) -> int:
 def maintain_table(lake: Lake, table: str, cfg: MaintainConfig) -> TableUpkeep:
     """OPTIMIZE (if configured) then VACUUM one table."""
     if cfg.vacuum_retention_hours < MIN_RETENTION_HOURS:
-        raise ValueError(
+        raise ConfigError(
             f"maintain.vacuum_retention_hours: {cfg.vacuum_retention_hours} is below {MIN_RETENTION_HOURS} "
             "hours; a shorter retention breaks time travel and concurrent readers"
         )

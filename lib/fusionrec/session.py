@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from fusionrec.lake import normalise_uri
 from fusionrec.config import Config
+from fusionrec.errors import UserError
 
 __all__ = ["DELTA_CATALOG", "DELTA_EXTENSION", "build_spark", "local_jars", "SetupError"]
 
@@ -21,7 +22,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
-class SetupError(RuntimeError):
+class SetupError(UserError, RuntimeError):
     """Something ``make setup`` provides is missing; the message says what to run."""
 
 

@@ -6,9 +6,10 @@ import argparse
 
 from fusionrec.config import Config
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report, render_results
-from fusionrec.evaluate.harness import EvalInputs, evaluate
+from fusionrec.evaluate.harness import evaluate
+from fusionrec.evaluate.results import EvaluationResults
 from fusionrec.lake import Lake
-from fusionrec.model.train import read_inputs
+from fusionrec.model.train import read_training_tables
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
@@ -31,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=EVALUATION_NAME, help="file name stem of the JSON and PNG results")
 
 
-def format_table(results: dict) -> str:
-    cold = {(r["model"], r["k"]): r for r in results["cold_items"]}
+def format_table(results: EvaluationResults) -> str:
+    cold = {(r["model"], r["k"]): r for r in results.cold_items}
     lines = [f"{'model':<11}{'K':>3} {'prec':>7} {'recall':>7} {'ndcg':>7} {'map':>7} {'hit':>7} {'cover':>7} "
              f"{'cold_rec':>8} {'cold_ranked_rec':>15}"]
-    for r in results["table"]:
+    for r in results.table:
         c = cold[(r["model"], r["k"])]
         lines.append(f"{r['model']:<11}{r['k']:>3} {r['precision']:7.4f} {r['recall']:7.4f} {r['ndcg']:7.4f} "
                      f"{r['map']:7.4f} {r['hit_rate']:7.4f} {r['coverage']:7.4f} {c['recall']:8.4f} "
@@ -46,17 +47,16 @@ def format_table(results: dict) -> str:
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("evaluate.read", report) as rec:
-        inputs = read_inputs(lake)
-        rec.counts["interactions"] = inputs["interactions"].count()
+        tables = read_training_tables(lake)
+        rec.counts["interactions"] = tables.interactions.count()
     with stage("evaluate.run", report) as rec:
-        results = evaluate(EvalInputs(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
-                                      inputs["review_embeddings"], inputs["events"]), cfg)
-        rec.counts.update(results["counts"])
+        results = evaluate(tables, cfg)
+        rec.counts.update(results.counts)
     with stage("evaluate.save", report):
         rendered = render_results(results, args.name)
         paths = {kind: lake.write_bytes(f"{evaluation_report(args.name)}.{kind}", data)
                  for kind, data in rendered.items()}
-    report.results["evaluation"] = {**results, "files": paths}
+    report.results["evaluation"] = {**results.to_dict(), "files": paths}
     print(format_table(results))
     print(f"results: {paths['json']} chart: {paths['png']}")
     return 0

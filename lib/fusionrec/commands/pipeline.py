@@ -26,6 +26,7 @@ import mlflow
 
 from fusionrec.commands import embed, evaluate, ingest, recommend, register, train
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.evaluate.chart import REPORTS
 from fusionrec.lake import Lake, hadoop_fs
 from fusionrec.registry.build import TableInput
@@ -88,7 +89,7 @@ def read_state(lake: Lake) -> dict[str, Any]:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{lake.uri(STATE_FILE)}: not valid JSON ({exc}); delete it to rerun every stage") from None
+        raise InputError(f"{lake.uri(STATE_FILE)}: not valid JSON ({exc}); delete it to rerun every stage") from None
 
 
 def write_state(lake: Lake, state: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.registry.promote import CHALLENGER, promote_version
 from fusionrec.registry.store import configure_mlflow
 from fusionrec.runlog import RunReport, stage
@@ -29,7 +30,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
             try:
                 version = client.get_model_version_by_alias(name, CHALLENGER).version
             except Exception as exc:
-                raise ValueError(f"registered model {name!r}: no '{CHALLENGER}' version to promote "
+                raise InputError(f"registered model {name!r}: no '{CHALLENGER}' version to promote "
                                  f"({str(exc).splitlines()[0]}); pass --version") from None
         decision = promote_version(client, cfg.registry, name, str(version), force=args.force_promote)
         rec.counts.update(version=int(decision.challenger_version), promoted=decision.promoted)

@@ -12,7 +12,7 @@ from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.model.recommend import recommend_all
 from fusionrec.model.scoring import (REASON_ALS, REASON_ALS_TEXT, REASON_CONTENT, REASON_CONTENT_TEXT, REASON_NEW,
                                      REASON_POPULAR, REASON_SENTIMENT)
-from fusionrec.model.train import FUSION_PARAMS, load_model, read_inputs
+from fusionrec.model.train import FUSION_PARAMS, load_model, read_training_tables
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
@@ -49,14 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("recommend.load", report):
-        inputs = read_inputs(lake)
-        model, ranker, _ = load_model(lake, cfg, inputs)
+        tables = read_training_tables(lake)
+        model, params = load_model(lake, cfg, tables)
         docs = lake.read_optional("gold.item_documents")
         titles = (docs.select("item_id", "title") if docs is not None
-                  else inputs["item_embeddings"].select("item_id", F.lit(None).cast("string").alias("title")))
+                  else tables.item_embeddings.select("item_id", F.lit(None).cast("string").alias("title")))
         categories = docs.select("item_id", "categories") if docs is not None else None
     with stage("recommend.score", report) as rec:
-        recs = recommend_all(model, ranker, inputs["interactions"], titles, categories, cfg.model)
+        recs = recommend_all(model, params.ranker, tables.interactions, titles, categories, cfg.model,
+                             ec=cfg.evaluate)
         schema_cols = [c.strip().split(" ")[0] for c in SCHEMAS["gold.recommendations"].split(",")]
         recs = recs.select(*schema_cols)
         lake.overwrite("gold.recommendations", recs)

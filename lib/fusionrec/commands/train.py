@@ -7,7 +7,7 @@ import argparse
 from fusionrec.config import Config
 from fusionrec.lake import Lake
 from fusionrec.model.als import ALS_MODEL
-from fusionrec.model.train import FUSION_PARAMS, fit_pipeline, read_inputs, write_model
+from fusionrec.model.train import FUSION_PARAMS, fit_pipeline, read_training_tables, write_model
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
@@ -35,19 +35,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("train.read", report) as rec:
-        inputs = read_inputs(lake)
-        rec.counts["interactions"] = inputs["interactions"].count()
-        rec.counts["item_embeddings"] = inputs["item_embeddings"].count()
-        rec.counts["reviews"] = inputs["reviews"].count() if inputs["reviews"] is not None else 0
+        tables = read_training_tables(lake)
+        rec.counts["interactions"] = tables.interactions.count()
+        rec.counts["item_embeddings"] = tables.item_embeddings.count()
+        rec.counts["reviews"] = tables.reviews.count() if tables.reviews is not None else 0
     with stage("train.fit", report) as rec:
-        fitted = fit_pipeline(inputs["interactions"], inputs["item_embeddings"], inputs["reviews"],
-                              inputs["review_embeddings"], cfg, events=inputs["events"])
+        fitted = fit_pipeline(tables.interactions, tables.item_embeddings, tables.reviews,
+                              tables.review_embeddings, cfg, events=tables.events)
         rec.counts.update(fitted.model.counts)
     with stage("train.write", report) as rec:
-        doc = write_model(lake, fitted, cfg)
+        params = write_model(lake, fitted, cfg)
         rec.counts["params"] = lake.uri(FUSION_PARAMS)
+    doc = params.to_dict()
     report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
-                               "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts}
-    print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {doc['rank']}, "
+                               "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts,
+                               "degraded": doc["degraded"]}
+    print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {params.rank}, "
           f"{fitted.model.counts['als_users']} ALS users, {fitted.model.counts['text_map_items']} text-mapped items)")
+    for sentence in params.degraded:
+        print(f"degraded: {sentence}")
     return 0

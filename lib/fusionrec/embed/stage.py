@@ -38,6 +38,7 @@ from fusionrec.embed.infer import embed_texts, embedding_pipeline
 from fusionrec.embed.plan import EmbeddingPlan, plan_embedding
 from fusionrec.embed.texts import prepare_texts
 from fusionrec.embed.validate import classify_vectors
+from fusionrec.errors import MissingInputError
 from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
 
@@ -265,7 +266,7 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
     """
     sources = {target: lake.read_optional(f"gold.{target.source}") for target in _TARGETS}
     if all(records is None for records in sources.values()):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{lake.path('gold.' + _TARGETS[0].source)}: no gold text tables "
             f"({', '.join('gold.' + t.source for t in _TARGETS)}) to embed; run 'fusionrec ingest' first"
         )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fusionrec.evaluate.results import EvaluationResults  # noqa: E402
 from fusionrec.validation.metrics import METRICS  # noqa: E402
 
 __all__ = ["EVALUATION_NAME", "REPORTS", "evaluation_report", "render_results"]
@@ -26,13 +25,13 @@ def evaluation_report(name: str) -> str:
     return f"{REPORTS}/{name}"
 
 
-def render_results(results: dict[str, Any], name: str = "evaluation") -> dict[str, bytes]:
+def render_results(results: EvaluationResults, name: str = "evaluation") -> dict[str, bytes]:
     """``{"json": ..., "png": ...}``: the results as JSON and a bar chart (metrics per model
     at the first K, plus the cold-item recall), as bytes for any store."""
-    document = (json.dumps(results, indent=2, default=str) + "\n").encode("utf-8")
-    k = results["table"][0]["k"]
-    rows = [r for r in results["table"] if r["k"] == k]
-    cold = {r["model"]: r for r in results["cold_items"] if r["k"] == k}
+    document = results.to_json().encode("utf-8")
+    k = results.table[0]["k"]
+    rows = [r for r in results.table if r["k"] == k]
+    cold = {r["model"]: r for r in results.cold_items if r["k"] == k}
     metrics = list(METRICS) + ["cold_recall", "cold_ranked_recall"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / max(len(rows), 1)

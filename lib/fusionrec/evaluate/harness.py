@@ -34,38 +34,24 @@ reviews, are cut at their author's test start like every other review.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.evaluate.baselines import model_top_k
+from fusionrec.evaluate.results import ColdItemMetrics, EvaluationResults, ModelMetrics
 from fusionrec.validation.metrics import item_slice_recall, ranking_metrics
 from fusionrec.validation.split import Split, chronological_split, filter_before, relevant
 from fusionrec.model.fusion import at_weeks, only_items
-from fusionrec.model.train import Fitted, fit_pipeline, materialised
+from fusionrec.model.train import Fitted, TrainingTables, fit_pipeline, materialised
 
-__all__ = ["MODELS", "check_no_leakage", "EvalInputs", "evaluate", "fit_on_training", "make_split",
+__all__ = ["MODELS", "check_no_leakage", "evaluate", "fit_on_training", "make_split",
            "score_models"]
 
 log = logging.getLogger(__name__)
 
 MODELS = ("popularity", "als", "content", "hybrid")
-
-
-@dataclass(frozen=True)
-class EvalInputs:
-    """Lake tables the harness reads (full history; the harness does the cutting)."""
-
-    interactions: DataFrame
-    #: [item_id, embedding ARRAY<FLOAT>]
-    item_embeddings: DataFrame
-    reviews: DataFrame | None = None
-    review_embeddings: DataFrame | None = None
-    #: silver.events [user_id, item_id, rating, ts, weight]: lets the split cut pairs exactly
-    events: DataFrame | None = None
 
 
 def _training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | None:
@@ -75,7 +61,7 @@ def _training_reviews(reviews: DataFrame | None, split: Split) -> DataFrame | No
     return filter_before(reviews, split.boundaries, "ts").join(split.cold_items, "item_id", "left_anti")
 
 
-def make_split(inputs: EvalInputs, cfg: Config) -> Split:
+def make_split(inputs: TrainingTables, cfg: Config) -> Split:
     """The split, computed once and kept (every model and metric reads it many times)."""
     ec = cfg.evaluate
     split = chronological_split(inputs.interactions, ec.test_fraction, ec.cold_item_fraction, ec.seed,
@@ -85,7 +71,7 @@ def make_split(inputs: EvalInputs, cfg: Config) -> Split:
                  train_events=materialised(split.train_events) if split.train_events is not None else None)
 
 
-def fit_on_training(inputs: EvalInputs, split: Split, cfg: Config) -> Fitted:
+def fit_on_training(inputs: TrainingTables, split: Split, cfg: Config) -> Fitted:
     """Everything fitted from the training split (and reviews before each author's test start)."""
     reviews = _training_reviews(inputs.reviews, split)
     return fit_pipeline(split.train, inputs.item_embeddings, materialised(reviews) if reviews is not None else None,
@@ -114,12 +100,12 @@ def check_no_leakage(split: Split, fitted: Fitted, reviews: DataFrame | None = N
     return found
 
 
-def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
+def evaluate(inputs: TrainingTables, cfg: Config) -> EvaluationResults:
     """Run the whole protocol of the module docstring.
 
     Parameters
     ----------
-    inputs : EvalInputs
+    inputs : TrainingTables
         ``gold.interactions``, ``embeddings.item_embeddings`` ``[item_id, embedding]`` and,
         optionally, ``gold.reviews``, ``embeddings.review_embeddings`` and ``silver.events``.
     cfg : Config
@@ -127,13 +113,13 @@ def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
 
     Returns
     -------
-    dict
+    EvaluationResults
         ``table``: ``{model, k, precision, recall, ndcg, map, hit_rate, coverage, users}`` per
         model and K; ``cold_items``: ``{model, k, recall, hit_rate, users, ranked_recall,
         ranked_ndcg}``; ``search``, ``chosen``, ``ranker``, ``counts``, ``leakage_checks``
         and ``protocol``.
     """
-    inputs = EvalInputs(*(materialised(df) if df is not None else None
+    inputs = TrainingTables(*(materialised(df) if df is not None else None
                           for df in (inputs.interactions, inputs.item_embeddings, inputs.reviews,
                                      inputs.review_embeddings, inputs.events)))
     split = make_split(inputs, cfg)
@@ -141,7 +127,7 @@ def evaluate(inputs: EvalInputs, cfg: Config) -> dict[str, Any]:
     return score_models(inputs, split, fitted, cfg)
 
 
-def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) -> dict[str, Any]:
+def score_models(inputs: TrainingTables, split: Split, fitted: Fitted, cfg: Config) -> EvaluationResults:
     """Step 4: every model's top-K on the test period, after re-checking for leakage."""
     ec, mc = cfg.evaluate, cfg.model
     leaks = check_no_leakage(split, fitted, _training_reviews(inputs.reviews, split))
@@ -158,8 +144,8 @@ def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) 
     cold_users = materialised(cold_relevant.select("user_id").distinct())
     cold_model = only_items(model, split.cold_items)
     n_cold = split.cold_items.count()
-    table: list[dict[str, Any]] = []
-    cold: list[dict[str, Any]] = []
+    table: list[ModelMetrics] = []
+    cold: list[ColdItemMetrics] = []
     for name in MODELS:
         top = materialised(model_top_k(name, model, users, seen, k_max, mc, fitted.ranker))
         among_cold = materialised(model_top_k(name, cold_model, cold_users, seen, k_max, mc, fitted.ranker))
@@ -172,11 +158,10 @@ def score_models(inputs: EvalInputs, split: Split, fitted: Fitted, cfg: Config) 
     counts = {"interactions": inputs.interactions.count(), "train_interactions": split.train.count(),
               "test_interactions": split.test.count(), "test_users": users.count(),
               "cold_items": split.cold_items.count(), "catalogue": catalogue, **model.counts}
-    return {"table": table, "cold_items": cold, "search": fitted.trials,
-            "chosen": {"rank": fitted.params.rank, "reg_param": fitted.params.reg_param,
-                       "alpha": fitted.params.alpha},
-            "ranker": fitted.ranker.to_json(), "counts": counts, "leakage_checks": leaks,
-            "protocol": {"test_fraction": ec.test_fraction, "cold_item_fraction": ec.cold_item_fraction,
-                         "validation_fraction": ec.validation_fraction, "seed": ec.seed,
-                         "relevance": f"rating >= {ec.positive_rating}; without a rating, "
-                                      f"weight >= {ec.positive_weight}"}}
+    return EvaluationResults(
+        table=table, cold_items=cold, search=fitted.trials,
+        chosen={"rank": fitted.params.rank, "reg_param": fitted.params.reg_param, "alpha": fitted.params.alpha},
+        ranker=fitted.ranker.to_json(), counts=counts, leakage_checks=leaks,
+        protocol={"test_fraction": ec.test_fraction, "cold_item_fraction": ec.cold_item_fraction,
+                  "validation_fraction": ec.validation_fraction, "seed": ec.seed,
+                  "relevance": f"rating >= {ec.positive_rating}; without a rating, weight >= {ec.positive_weight}"})

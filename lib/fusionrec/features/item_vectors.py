@@ -16,6 +16,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fusionrec.config import ConfigError
 from fusionrec.features.vectors import l2_normalise, mean, scaled_sum
 
 __all__ = ["item_vectors"]
@@ -50,7 +51,7 @@ def item_vectors(
     :param reviews: ``[review_id, item_id, ...]``: which reviews count, and their items.
     """
     if doc_weight < 0 or review_weight < 0 or doc_weight + review_weight <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"features.item_doc_weight/item_review_weight: need non-negative weights with a positive sum, "
             f"got {doc_weight} and {review_weight}"
         )

@@ -23,6 +23,7 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from fusionrec.config import ConfigError
 from fusionrec.features.vectors import l2_normalise, weighted_sum
 
 __all__ = ["user_profiles"]
@@ -71,9 +72,9 @@ def user_profiles(
     :returns: ``n_items``/``n_reviews`` count the interactions and reviews that had a vector.
     """
     if half_life_days <= 0:
-        raise ValueError(f"features.profile_half_life_days: must be positive, got {half_life_days}")
+        raise ConfigError(f"features.profile_half_life_days: must be positive, got {half_life_days}")
     if review_weight < 0:
-        raise ValueError(f"features.profile_review_weight: must be >= 0, got {review_weight}")
+        raise ConfigError(f"features.profile_review_weight: must be >= 0, got {review_weight}")
     timed_interactions, timed_reviews = _with_as_of(
         interactions.select("user_id", "item_id", "weight", "last_ts"),
         reviews.select("review_id", "user_id", "ts"),

@@ -23,6 +23,8 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from fusionrec.config import ConfigError
+
 __all__ = ["item_sentiment", "score_sentiment", "SentimentSettings", "TooFewLabels", "train_sentiment"]
 
 
@@ -75,7 +77,7 @@ def train_sentiment(
     :raises TooFewLabels: fewer than ``min_per_class`` training reviews of a class.
     """
     if not 0.0 <= settings.test_fraction < 1.0:
-        raise ValueError(f"features.sentiment_test_fraction: must be in [0, 1), got {settings.test_fraction}")
+        raise ConfigError(f"features.sentiment_test_fraction: must be in [0, 1), got {settings.test_fraction}")
     data = _labelled_reviews(review_embeddings, reviews, settings).withColumn(
         "is_test", _held_out("review_id", seed, settings.test_fraction)
     ).cache()

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.commits import CommitConflictError
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.lake import Lake
 from fusionrec.ingest import gold, writer
 from fusionrec.ingest.accounting import KindAccount, summarise
@@ -40,7 +41,7 @@ from fusionrec.ingest.clean import (CLASSIFIERS, SILVER_COLUMNS, CleaningRules, 
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
-from fusionrec.ingest.sources.files import InputError, InputFile, batch_id as files_batch_id, exists, inspect, resolve
+from fusionrec.ingest.sources.files import InputFile, batch_id as files_batch_id, exists, inspect, resolve
 
 __all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "SOURCES", "Adapter", "ingest", "ingest_directory"]
 
@@ -116,7 +117,7 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
         The row equations do not hold.
     """
     if source not in ADAPTERS:
-        raise ValueError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
+        raise InputError(f"--source {source!r}: expected one of {', '.join(SOURCES)}")
     adapter = ADAPTERS[source]
     files = inspect(lake.spark, resolve(lake.spark, path, adapter.patterns))
     adapter.check(files)

@@ -22,6 +22,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.errors import UserError
 from fusionrec.lake import normalise_uri
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ KEY_BYTES = 32
 KEY_DIR = Path("~/.fusionrec/keys")
 
 
-class PrivacyError(RuntimeError):
+class PrivacyError(UserError, RuntimeError):
     """The pseudonymisation key is missing or unusable."""
 
 

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from fusionrec.commits import retry_on_conflict
 from fusionrec.config import LakeConfig
+from fusionrec.errors import InputError
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import Lake
 
@@ -48,7 +49,7 @@ def ensure_table(lake: Lake, name: str) -> str:
 
 def _check_batch_id(batch_id: str) -> str:
     if not _BATCH_ID.match(batch_id):
-        raise ValueError(f"batch id {batch_id!r}: only letters, digits and _.:- are allowed")
+        raise InputError(f"batch id {batch_id!r}: only letters, digits and _.:- are allowed")
     return batch_id
 
 

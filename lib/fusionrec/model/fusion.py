@@ -27,21 +27,25 @@ no test-period interaction is ever counted.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from fusionrec.validation.feedback import latest_items
 from fusionrec.config import ModelConfig
 from fusionrec.model.als import AlsFactors, AlsParams, fit_als
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
-from fusionrec.model.text_maps import apply_text_map, fit_text_map
+from fusionrec.model.text_maps import NoFitRows, apply_text_map, fit_text_map
 from fusionrec.model.topk import blocked_top_n, top_n
 from fusionrec.features.vectors import dot, normalised
 
+log = logging.getLogger(__name__)
+
 __all__ = ["als_top_n", "at_weeks", "candidates", "content_top_n", "fit_fused", "FusedModel", "item_weeks",
-           "label", "latest_items", "only_items", "popularity", "rank_candidates", "recent_popularity",
+           "label", "only_items", "popularity", "rank_candidates", "recent_popularity",
            "recommendation_weeks", "session_vectors", "with_features"]
 
 
@@ -78,13 +82,8 @@ class FusedModel:
     recent_weeks: int
     #: [user_id, week]: per-user week of recommendation (evaluation); None: ``now_week``
     times: DataFrame | None = None
-
-
-def latest_items(interactions: DataFrame, n: int) -> DataFrame:
-    """``[user_id, item_id]``: each user's ``n`` latest interactions (by ``last_ts``, ties by item id)."""
-    w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
-    return (interactions.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= n)
-            .select("user_id", "item_id"))
+    #: Parts of the fit that fell back to something weaker, one sentence each (empty: none)
+    degraded: tuple[str, ...] = ()
 
 
 def session_vectors(interactions: DataFrame, item_factors: DataFrame, n: int) -> DataFrame:
@@ -221,10 +220,15 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
     n_per_user = interactions.groupBy("user_id").agg(F.count(F.lit(1)).alias("n"))
     warm_users = n_per_user.where(F.col("n") >= mc.min_user_interactions).select("user_id")
     warm_factors = als_users.join(warm_users, "user_id")
+    degraded: tuple[str, ...] = ()
     try:
         w_user, n_user_fit = fit_text_map(user_profiles, warm_factors, "user_id", mc.ridge_lambda)
-    except ValueError:
+    except NoFitRows:
+        # Only this case degrades; a singular system (LinAlgError) is a bug and propagates.
         w_user, n_user_fit = None, 0
+        degraded = ("user text map not fitted: no user with at least model.min_user_interactions "
+                    "interactions has a profile; users below it get the popularity fallback",)
+        log.warning("fit degraded: %s", degraded[0])
     user_factors = warm_factors.withColumn("source", F.lit("als"))
     if w_user is not None:
         cold_users = user_profiles.join(warm_users, "user_id", "left_anti")
@@ -246,7 +250,7 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
                       user_profiles=user_profiles, popularity=popularity(interactions).cache(),
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
                       counts=counts, item_weeks=item_weeks(interactions).cache(),
-                      now_week=_now_week(interactions), recent_weeks=mc.recent_weeks)
+                      now_week=_now_week(interactions), recent_weeks=mc.recent_weeks, degraded=degraded)
 
 
 def only_items(model: FusedModel, items: DataFrame) -> FusedModel:

@@ -41,6 +41,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from fusionrec.errors import InputError
+
 __all__ = ["NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker", "RankerParams"]
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
@@ -99,8 +101,8 @@ def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") 
                          *[F.stddev_pop(f).alias(f"s_{f}") for f in features],
                          F.sum(label_col).alias("positives"), F.count(F.lit(1)).alias("rows")).first()
     if not stats["rows"] or not stats["positives"] or stats["positives"] == stats["rows"]:
-        raise RuntimeError(f"ranker: need both positive and negative candidates, got "
-                           f"{stats['positives']} positives of {stats['rows']} rows")
+        raise InputError(f"ranker: need both positive and negative candidates, got "
+                         f"{stats['positives']} positives of {stats['rows']} rows")
     mean = [float(stats[f"m_{f}"]) for f in features]
     std = [float(stats[f"s_{f}"]) if stats[f"s_{f}"] and stats[f"s_{f}"] > 1e-12 else 1.0 for f in features]
     standardised = labelled.select(

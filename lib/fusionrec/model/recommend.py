@@ -4,17 +4,16 @@ Scoring is :func:`fusionrec.model.scoring.score_user` (candidates, ranker featur
 score, top k, reason), the code the MLflow serving bundle runs for one request, run here
 for every user in Spark: users are hashed into ``model.user_blocks`` blocks, each block
 collected into one row (ids, factors, session vectors, profiles, seen and liked items), the catalogue into
-one row (ids, titles, factors, unit vectors, popularity, sentiment, recent popularity)
+one row (ids, titles, categories, factors, unit vectors, popularity, sentiment, recent popularity)
 that is broadcast to every block, and each block is scored in one pandas task with two
 matrix products per chunk of users (S_als = X Y^T, S_session = R Y^T, S_content = P V^T,
 BLAS) followed by
 the per-user candidate and ranking steps. No factor matrix reaches the driver, and no
 (user, candidate) pair is shuffled: only the K recommendations per user leave a task.
 
-Users with neither factors nor a profile get the popularity fallback: the most popular
-unseen items, interleaved across categories (each category's best item first) so the
-list is not one genre. "Liked" (named in reasons) = the user's ``reason_max_liked`` most
-recent training interactions.
+Users with neither factors nor a profile get the popularity fallback
+(:func:`fusionrec.model.scoring.popular_fallback`, as in serving). "Liked" (named in
+reasons) is :func:`fusionrec.validation.feedback.liked_items`, as in serving.
 """
 
 from __future__ import annotations
@@ -23,22 +22,24 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fusionrec.config import ModelConfig
-from fusionrec.model.fusion import FusedModel, latest_items, recent_popularity, recommendation_weeks
+from fusionrec.config import EvaluateConfig, ModelConfig
+from fusionrec.validation.feedback import liked_items
+from fusionrec.model.fusion import FusedModel, recent_popularity, recommendation_weeks
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT, RankerParams
-from fusionrec.model.scoring import Catalogue, Ranker, reasons, score_user, unit_rows
-from fusionrec.model.topk import blocked_top_n
+from fusionrec.model.scoring import (
+    REASON_POPULAR, Catalogue, Ranker, popular_fallback, popular_order, reasons, score_user, stack_rows, unit_rows)
 
 __all__ = ["RECOMMENDATIONS_SCHEMA", "recommend_all", "score_all"]
 
 RECOMMENDATIONS_SCHEMA = "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING"
 
 
-def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
-    """One row: the catalogue's columns as parallel lists (missing factors/vectors: empty)."""
+def _catalogue_row(model: FusedModel, titles: DataFrame, categories: DataFrame | None) -> DataFrame:
+    """One row: the catalogue's columns as parallel lists (missing factors/vectors: empty;
+    category: the item's first, "" without one)."""
     if model.times is not None:
         raise ValueError("recommend_all scores every user in the model's own week; model.times must be None")
     recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks).drop("week")
@@ -48,10 +49,15 @@ def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
              .join(model.sentiment, "item_id", "left")
              .join(recent, "item_id", "left")
              .join(titles.select("item_id", "title"), "item_id", "left"))
+    if categories is not None:
+        items = items.join(categories.select("item_id", F.col("categories")[0].alias("category")), "item_id", "left")
+    else:
+        items = items.withColumn("category", F.lit(None).cast("string"))
     empty = F.array().cast("array<float>")
     return items.agg(
         F.collect_list("item_id").alias("i_ids"),
         F.collect_list(F.coalesce("title", "item_id")).alias("i_titles"),
+        F.collect_list(F.coalesce("category", F.lit(""))).alias("i_categories"),
         F.collect_list(F.coalesce("factors", empty)).alias("i_factors"),
         F.collect_list(F.coalesce("vector", empty)).alias("i_vectors"),
         F.collect_list(F.coalesce("log_popularity", F.lit(0.0))).alias("i_log_popularity"),
@@ -59,11 +65,13 @@ def _catalogue_row(model: FusedModel, titles: DataFrame) -> DataFrame:
         F.collect_list(F.coalesce("recent_popularity", F.lit(0.0))).alias("i_recent"))
 
 
-def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, mc: ModelConfig) -> DataFrame:
+def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, mc: ModelConfig,
+                 ec: EvaluateConfig) -> DataFrame:
     """One row per block of users: ids, factors, profiles, seen and liked items as parallel lists."""
     seen = interactions.groupBy("user_id").agg(F.collect_list("item_id").alias("seen"))
-    liked = latest_items(interactions, mc.reason_max_liked).groupBy("user_id").agg(
-        F.collect_list("item_id").alias("liked"))
+    liked = (liked_items(interactions, n=mc.reason_max_liked, positive_rating=ec.positive_rating,
+                         positive_weight=ec.positive_weight)
+             .groupBy("user_id").agg(F.collect_list("item_id").alias("liked")))
     rows = (users.select("user_id").distinct()
             .join(model.user_factors.select("user_id", "factors"), "user_id", "left")
             .join(model.sessions.select("user_id", F.col("factors").alias("session")), "user_id", "left")
@@ -80,20 +88,11 @@ def _user_blocks(model: FusedModel, users: DataFrame, interactions: DataFrame, m
                 F.collect_list(F.coalesce("liked", empty_s)).alias("u_liked")))
 
 
-def _matrix(rows: list, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(len(rows) x width float32 matrix with zero rows for empty entries, mask of non-empty rows)."""
-    present = np.array([len(r) > 0 for r in rows], dtype=bool)
-    out = np.zeros((len(rows), width), dtype=np.float32)
-    if present.any():
-        out[present] = np.stack([r for r in rows if len(r) > 0]).astype(np.float32)
-    return out, present
-
-
 def _width(rows: list) -> int:
     return next((len(r) for r in rows if len(r) > 0), 0)
 
 
-def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
+def _score_blocks(ranker: Ranker | None, n: int, k: int, chunk_users: int = 1024
                   ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -101,20 +100,22 @@ def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
                 order = np.argsort(np.asarray(row.i_ids, dtype=object).astype(str), kind="stable")
                 item_ids = np.asarray(row.i_ids, dtype=object)[order]
                 titles = np.asarray(row.i_titles, dtype=object)[order]
-                factors, has_factors = _matrix([row.i_factors[j] for j in order], _width(row.i_factors))
-                vectors, has_vector = _matrix([row.i_vectors[j] for j in order], _width(row.i_vectors))
+                factors, has_factors = stack_rows([row.i_factors[j] for j in order], _width(row.i_factors))
+                vectors, has_vector = stack_rows([row.i_vectors[j] for j in order], _width(row.i_vectors))
+                log_popularity = np.asarray(row.i_log_popularity, dtype=np.float64)[order]
                 catalogue = Catalogue(
                     factors=factors, vectors=unit_rows(vectors), has_factors=has_factors, has_vector=has_vector,
-                    log_popularity=np.asarray(row.i_log_popularity, dtype=np.float64)[order],
+                    log_popularity=log_popularity,
                     item_sentiment=np.asarray(row.i_sentiment, dtype=np.float64)[order],
-                    recent_popularity=np.asarray(row.i_recent, dtype=np.float64)[order])
+                    recent_popularity=np.asarray(row.i_recent, dtype=np.float64)[order],
+                    popular_order=popular_order(log_popularity, np.asarray(row.i_categories, dtype=object)[order]))
                 pools = catalogue.popular_pools(n)
                 position = {item: j for j, item in enumerate(item_ids.tolist())}
                 for lo in range(0, len(row.u_ids), chunk_users):
                     hi = lo + chunk_users
-                    user_factors, has_uf = _matrix(list(row.u_factors[lo:hi]), factors.shape[1])
-                    sessions, has_session = _matrix(list(row.u_sessions[lo:hi]), factors.shape[1])
-                    profiles, has_profile = _matrix(list(row.u_profiles[lo:hi]), vectors.shape[1])
+                    user_factors, has_uf = stack_rows(row.u_factors[lo:hi], factors.shape[1])
+                    sessions, has_session = stack_rows(row.u_sessions[lo:hi], factors.shape[1])
+                    profiles, has_profile = stack_rows(row.u_profiles[lo:hi], vectors.shape[1])
                     als = user_factors @ factors.T  # (chunk, items)
                     session = sessions @ factors.T
                     cosine = unit_rows(profiles) @ catalogue.vectors.T
@@ -123,49 +124,43 @@ def _score_blocks(ranker: Ranker, n: int, k: int, chunk_users: int = 1024
                         allowed = np.ones(catalogue.n_items, dtype=bool)
                         allowed[[position[i] for i in row.u_seen[lo + u] if i in position]] = False
                         liked = np.array([position[i] for i in row.u_liked[lo + u] if i in position], dtype=np.int64)
-                        scored = score_user(catalogue, als[u] if has_uf[u] else None,
-                                            session[u] if has_session[u] else None,
-                                            cosine[u] if has_profile[u] else None, allowed, pools, n, k, ranker)
+                        if has_uf[u] or has_profile[u]:
+                            scored = score_user(catalogue, als[u] if has_uf[u] else None,
+                                                session[u] if has_session[u] else None,
+                                                cosine[u] if has_profile[u] else None, allowed, pools, n, k, ranker)
+                            why = reasons(catalogue, titles, scored, liked)
+                        else:
+                            scored = popular_fallback(catalogue, allowed, k)
+                            why = [REASON_POPULAR] * scored.items.size
                         m = scored.items.size
                         out["user_id"] += [user] * m
                         out["rank"] += list(range(1, m + 1))
                         out["item_id"] += item_ids[scored.items].tolist()
                         out["score"] += scored.scores.tolist()
-                        out["reason"] += reasons(catalogue, titles, scored, liked)
+                        out["reason"] += why
                     yield pd.DataFrame(out)
     return score
 
 
-def score_all(model: FusedModel, ranker: RankerParams, users: DataFrame, interactions: DataFrame,
-              titles: DataFrame, mc: ModelConfig) -> DataFrame:
+def score_all(model: FusedModel, ranker: RankerParams | None, users: DataFrame, interactions: DataFrame,
+              titles: DataFrame, mc: ModelConfig, *, ec: EvaluateConfig,
+              categories: DataFrame | None = None) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]``: the ranker's top ``mc.k`` of every user of
-    ``users`` that has factors or a profile, seen items (``interactions``) excluded."""
-    catalogue = F.broadcast(_catalogue_row(model, titles))
-    blocks = _user_blocks(model, users, interactions, mc).crossJoin(catalogue).repartition(mc.user_blocks)
-    fn = _score_blocks(Ranker.from_json(ranker.to_json()), mc.candidates_n, mc.k)
+    ``users`` (the ALS score orders without a ranker), seen items (``interactions``)
+    excluded; the popularity fallback for the users with neither factors nor a profile.
+
+    :param titles: ``[item_id, title]``
+    :param ec: what counts as positive feedback (liked items named in reasons)
+    :param categories: ``[item_id, categories ARRAY<STRING>]`` spreading the fallback over categories
+    """
+    catalogue = F.broadcast(_catalogue_row(model, titles, categories))
+    blocks = _user_blocks(model, users, interactions, mc, ec).crossJoin(catalogue).repartition(mc.user_blocks)
+    fn = _score_blocks(Ranker.from_json(ranker.to_json()) if ranker is not None else None, mc.candidates_n, mc.k)
     return blocks.mapInPandas(fn, RECOMMENDATIONS_SCHEMA)
 
 
-def popularity_fallback(model: FusedModel, users: DataFrame, seen: DataFrame, categories: DataFrame | None,
-                        mc: ModelConfig) -> DataFrame:
-    """Popular unseen items for users the model knows nothing about, diversified over the
-    first category of each item: score = -(rank of the item within its category), ties by
-    popularity, so the top of the list takes one item from each category in turn."""
-    pop = model.popularity
-    if categories is not None:
-        pop = pop.join(categories.select("item_id", F.col("categories")[0].alias("_cat")), "item_id", "left")
-        w = Window.partitionBy(F.coalesce("_cat", F.lit(""))).orderBy(F.col("n_interactions").desc(), "item_id")
-        pop = pop.withColumn("_within", F.row_number().over(w))
-        score = -F.col("_within").cast("float") + F.col("log_popularity").cast("float") / 1e3
-    else:
-        score = F.col("log_popularity").cast("float")
-    items = pop.select("item_id", F.array(score).alias("factors"))
-    ones = users.select("user_id").withColumn("factors", F.array(F.lit(1.0).cast("float")))
-    return blocked_top_n(ones, items, mc.k, seen, mc.user_blocks, mc.item_blocks)
-
-
-def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFrame, titles: DataFrame,
-                  categories: DataFrame | None, mc: ModelConfig) -> DataFrame:
+def recommend_all(model: FusedModel, ranker: RankerParams | None, interactions: DataFrame, titles: DataFrame,
+                  categories: DataFrame | None, mc: ModelConfig, *, ec: EvaluateConfig) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]`` for every user with interactions or a
     profile: K ranked unseen items each (fewer where fewer unseen candidates exist).
 
@@ -184,6 +179,8 @@ def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFra
         ``[item_id, categories ARRAY<STRING>]``: spreads the popularity fallback over categories.
     mc : ModelConfig
         ``k``, ``candidates_n``, the scoring blocks and ``reason_max_liked``.
+    ec : EvaluateConfig
+        The positive-feedback thresholds: which interactions are "liked" and may name a reason.
 
     Returns
     -------
@@ -196,7 +193,7 @@ def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFra
     Three users who took two of four items each, a fifth item nobody took yet (text only),
     and a ranker that orders by the ALS score alone:
 
-    >>> from fusionrec.config import ModelConfig
+    >>> from fusionrec.config import EvaluateConfig, ModelConfig
     >>> from fusionrec.model.als import AlsParams
     >>> from fusionrec.model.fusion import fit_fused
     >>> from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
@@ -215,7 +212,7 @@ def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFra
     >>> als_only = RankerParams(list(RANKER_FEATURES), zeros, ones, [float(f == "als_score") for f in RANKER_FEATURES],
     ...                         0.0)
     >>> titles = items.selectExpr("item_id", "upper(item_id) AS title")
-    >>> recs = recommend_all(model, als_only, interactions, titles, None, mc)
+    >>> recs = recommend_all(model, als_only, interactions, titles, None, mc, ec=EvaluateConfig())
     >>> sorted(recs.columns)
     ['item_id', 'rank', 'reason', 'score', 'user_id']
     >>> sorted((r.user_id, r.n) for r in recs.groupBy("user_id").agg(F.count("*").alias("n")).collect())
@@ -223,12 +220,6 @@ def recommend_all(model: FusedModel, ranker: RankerParams, interactions: DataFra
     >>> recs.join(interactions, ["user_id", "item_id"]).count()  # nothing already seen
     0
     """
-    seen = interactions.select("user_id", "item_id")
-    known = model.user_factors.select("user_id").union(model.user_profiles.select("user_id")).distinct()
-    unknown = interactions.select("user_id").distinct().join(known, "user_id", "left_anti")
-    ranked = score_all(model, ranker, known, interactions, titles, mc)
-    # Negative rank as score keeps the fallback's own order.
-    fallback = popularity_fallback(model, unknown, seen, categories, mc).select(
-        "user_id", F.col("rank").cast("int").alias("rank"), "item_id",
-        (-F.col("rank").cast("double")).alias("score"), F.lit("popular now").alias("reason"))
-    return ranked.unionByName(fallback)
+    users = (interactions.select("user_id").union(model.user_factors.select("user_id"))
+             .union(model.user_profiles.select("user_id")).distinct())
+    return score_all(model, ranker, users, interactions, titles, mc, ec=ec, categories=categories)

@@ -18,13 +18,21 @@ week:
 5. a reason per item, from the feature with the largest contribution: content signals ->
    "similar to <the liked item nearest in text space> you liked", ALS signals -> "popular
    with people who liked <the liked item nearest in factor space>", sentiment -> "well
-   reviewed", cold item -> "new arrival", popularity -> "popular now".
+   reviewed", cold item -> "new arrival", popularity -> "popular now"
+   (liked items: :mod:`fusionrec.validation.feedback`).
+
+A user with neither factors nor a profile gets :func:`popular_fallback` instead: the most
+popular unseen items, interleaved across categories (:func:`popular_order`).
+
+Every top-N here breaks ties by catalogue index before cutting (:func:`top_columns`), so
+which of several equal-scored items is kept never depends on the order a partial sort
+leaves them in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,7 +40,8 @@ from fusionrec.model.ranker import RANKER_FEATURES
 
 __all__ = ["ALS_SIGNALS", "COLD_SIGNAL", "CONTENT_SIGNALS", "REASON_ALS", "REASON_ALS_TEXT",
            "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
-           "SENTIMENT_SIGNAL", "Catalogue", "Ranker", "reasons", "score_user", "Scored", "unit_rows"]
+           "SENTIMENT_SIGNAL", "Catalogue", "popular_fallback", "popular_order", "Ranker", "reasons", "score_user",
+           "Scored", "stack_rows", "top_columns", "unit_rows"]
 
 #: Signals (indices into RANKER_FEATURES) whose reason names the nearest liked item.
 CONTENT_SIGNALS = (RANKER_FEATURES.index("content_cosine"), RANKER_FEATURES.index("content_rank_gain"))
@@ -102,6 +111,8 @@ class Catalogue:
     item_sentiment: np.ndarray
     #: log(1 + training interactions of the recent weeks)
     recent_popularity: np.ndarray
+    #: the popularity fallback's order of the catalogue (:func:`popular_order`)
+    popular_order: np.ndarray
 
     @property
     def n_items(self) -> int:
@@ -147,23 +158,25 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
     def by_factors(scores: np.ndarray | None) -> np.ndarray:
         return np.where(catalogue.has_factors[candidates], scores[candidates], 0.0) if scores is not None else zeros
 
-    features = np.column_stack([
-        by_factors(als),
-        np.where(catalogue.has_vector[candidates], cosine[candidates], 0.0) if cosine is not None else zeros,
-        catalogue.log_popularity[candidates],
-        catalogue.item_sentiment[candidates],
-        catalogue.log_popularity[candidates] == 0.0,
-        catalogue.recent_popularity[candidates],
-        _rank_gain(als, als_pool, candidates),
-        _rank_gain(cosine, content_pool, candidates),
-        by_factors(session),
-        _rank_gain(session, session_pool, candidates),
-    ]).astype(np.float64)
+    by_name = {
+        "als_score": by_factors(als),
+        "content_cosine": (np.where(catalogue.has_vector[candidates], cosine[candidates], 0.0)
+                           if cosine is not None else zeros),
+        "log_popularity": catalogue.log_popularity[candidates],
+        "item_sentiment": catalogue.item_sentiment[candidates],
+        "cold_item": catalogue.log_popularity[candidates] == 0.0,
+        "recent_popularity": catalogue.recent_popularity[candidates],
+        "als_rank_gain": _rank_gain(als, als_pool, candidates),
+        "content_rank_gain": _rank_gain(cosine, content_pool, candidates),
+        "session_score": by_factors(session),
+        "session_rank_gain": _rank_gain(session, session_pool, candidates),
+    }
+    features = np.column_stack([by_name[name] for name in RANKER_FEATURES]).astype(np.float64)
     if ranker is not None:
         contributions = ranker.contributions(features)
         scores = ranker.score(features)
     else:
-        column = 0 if als is not None else 1
+        column = RANKER_FEATURES.index("als_score" if als is not None else "content_cosine")
         contributions = np.zeros_like(features)
         contributions[:, column] = 1.0
         scores = features[:, column]
@@ -192,9 +205,11 @@ def reasons(catalogue: Catalogue, titles: np.ndarray, scored: Scored, liked: np.
 
 
 def nearest_liked(space: np.ndarray, item: int, liked: np.ndarray) -> int | None:
-    """The liked item with the highest cosine to ``item`` in ``space`` (vectors or factors)."""
+    """The liked item with the highest cosine to ``item`` in ``space`` (vectors or factors);
+    ties: the lower catalogue index, whatever order ``liked`` comes in."""
     if liked.size == 0:
         return None
+    liked = np.sort(liked)
     target = space[item]
     candidates = space[liked]
     norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
@@ -207,21 +222,77 @@ def unit_rows(m: np.ndarray) -> np.ndarray:
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
 
 
+def popular_order(log_popularity: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Catalogue indices of the items with a training interaction, in the popularity
+    fallback's order: each category's most popular item (most popular first), then each
+    category's second, and so on, so that the list is not one genre.
+
+    :param categories: one category per item (its first; ``""`` for none, which is one
+        category like any other)
+    :returns: ties within a category and between categories: lower index first
+    """
+    items = np.flatnonzero(log_popularity > 0)
+    by_popularity = items[np.lexsort((items, -log_popularity[items]))]
+    within = np.empty(log_popularity.shape[0], dtype=np.int64)  # rank of the item in its category
+    seen: dict[Any, int] = {}
+    for item, category in zip(by_popularity.tolist(), categories[by_popularity].tolist()):
+        within[item] = seen.get(category, 0)
+        seen[category] = within[item] + 1
+    return by_popularity[np.lexsort((by_popularity, -log_popularity[by_popularity], within[by_popularity]))]
+
+
+def popular_fallback(catalogue: Catalogue, allowed: np.ndarray, k: int) -> Scored:
+    """The first ``k`` allowed items of :attr:`Catalogue.popular_order`, for a user with
+    neither factors nor a profile; score = 1 / position in the list, reason "popular now"."""
+    order = catalogue.popular_order
+    items = order[allowed[order]][:k]
+    contributions = np.zeros((items.size, len(RANKER_FEATURES)))
+    contributions[:, RANKER_FEATURES.index("log_popularity")] = 1.0
+    return Scored(items, 1.0 / np.arange(1, items.size + 1), contributions)
+
+
+def top_columns(scores: np.ndarray, n: int) -> np.ndarray:
+    """Mask of the ``n`` highest entries in each row of the 2-d ``scores`` (every entry when a
+    row has at most ``n``; no NaN); ties at the cut: lower column first, so every row keeps
+    exactly ``min(n, columns)``. O(columns) per row, no sort."""
+    if scores.shape[1] <= n:
+        return np.ones(scores.shape, dtype=bool)
+    cut = -np.partition(-scores, n - 1, axis=1)[:, n - 1:n]  # each row's n-th highest value
+    better = scores > cut
+    keep = better | (scores == cut)
+    over = np.flatnonzero(keep.sum(axis=1) > n)  # rows with more ties at the cut than places
+    if over.size:
+        tied = keep[over] & ~better[over]
+        room = n - better[over].sum(axis=1, keepdims=True)
+        keep[over] = better[over] | (tied & (np.cumsum(tied, axis=1) <= room))
+    return keep
+
+
+def stack_rows(rows: Sequence[Any], width: int, what: str = "rows") -> tuple[np.ndarray, np.ndarray]:
+    """``(len(rows) x width`` float32 matrix, mask of the rows present): a None or empty
+    entry is a zero row; an entry of another length is an error naming ``what`` and the row."""
+    out = np.zeros((len(rows), width), dtype=np.float32)
+    present = np.zeros(len(rows), dtype=bool)
+    for row, value in enumerate(rows):
+        if value is None or len(value) == 0:
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        if array.shape != (width,):
+            raise ValueError(f"{what}: row {row} has {array.shape[0]} values, expected {width}")
+        out[row], present[row] = array, True
+    return out, present
+
+
 def _global_top(values: np.ndarray, n: int) -> np.ndarray:
     positive = np.flatnonzero(values > 0)
     return positive[np.lexsort((positive, -values[positive]))][:n]
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` highest ``scores`` among ``allowed`` items (unordered; ties at
+    """Indices of the ``n`` highest ``scores`` among ``allowed`` items (ascending; ties at
     the cut: lower index first)."""
     index = np.flatnonzero(allowed)
-    if index.size <= n:
-        return index
-    negated = -scores[index]
-    cut = np.partition(negated, n - 1)[n - 1]  # O(items), not a sort per user
-    better = index[negated < cut]
-    return np.concatenate([better, index[negated == cut][:n - better.size]])
+    return index[top_columns(scores[index][np.newaxis, :], n)[0]]
 
 
 def _rank_gain(scores: np.ndarray | None, pool: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -23,7 +23,13 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-__all__ = ["apply_text_map", "fit_text_map", "solve_ridge", "sufficient_statistics"]
+from fusionrec.errors import InputError
+
+__all__ = ["NoFitRows", "apply_text_map", "fit_text_map", "solve_ridge", "sufficient_statistics"]
+
+
+class NoFitRows(InputError):
+    """No row has both a text vector and a factor, so there is nothing to fit a map on."""
 
 
 def _partition_stats(rows: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
@@ -57,16 +63,30 @@ def _partition_stats(rows: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray, i
 
 def sufficient_statistics(pairs: DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.ndarray, int]:
     """``(X^T X, X^T Y, n)`` over ``pairs`` with the bias column appended to X, summed by Spark
-    in one job."""
+    in one job.
+
+    :raises NoFitRows: ``pairs`` is empty.
+    """
     stats = pairs.select(x_col, y_col).rdd.map(tuple).mapPartitions(_partition_stats)
-    try:
-        return stats.treeReduce(lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]))
-    except ValueError:  # Spark's "Can not reduce() empty RDD"
-        raise ValueError("ridge map: no rows with both a text vector and a factor to fit on") from None
+    total = stats.treeAggregate(None, _add_stats, _add_stats)
+    if total is None:
+        raise NoFitRows("ridge map: no rows with both a text vector and a factor to fit on")
+    return total
+
+
+def _add_stats(a: tuple | None, b: tuple | None) -> tuple | None:
+    """Sum of two partial ``(X^T X, X^T Y, n)``; None is an empty part."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
 def solve_ridge(xtx: np.ndarray, xty: np.ndarray, ridge_lambda: float) -> np.ndarray:
-    """W = (X^T X + lambda I')^{-1} X^T Y with the last (bias) row unpenalised."""
+    """W = (X^T X + lambda I')^{-1} X^T Y with the last (bias) row unpenalised.
+
+    With ``ridge_lambda > 0`` and at least one row the system is positive definite, so
+    numpy's ``LinAlgError`` (singular) only arises from a non-positive lambda or non-finite
+    inputs, and is left to propagate."""
     penalty = np.full(xtx.shape[0], float(ridge_lambda))
     penalty[-1] = 0.0
     return np.linalg.solve(xtx + np.diag(penalty), xty)
@@ -74,7 +94,10 @@ def solve_ridge(xtx: np.ndarray, xty: np.ndarray, ridge_lambda: float) -> np.nda
 
 def fit_text_map(vectors: DataFrame, factors: DataFrame, key: str, ridge_lambda: float,
                  vec_col: str = "vector", factor_col: str = "factors") -> tuple[np.ndarray, int]:
-    """Fit W on rows of ``key`` present in both tables; returns ``(W, n_rows)``."""
+    """Fit W on rows of ``key`` present in both tables; returns ``(W, n_rows)``.
+
+    :raises NoFitRows: no ``key`` has both a vector and a factor.
+    """
     pairs = vectors.select(key, F.col(vec_col).alias("x")).join(
         factors.select(key, F.col(factor_col).alias("y")), key)
     xtx, xty, n = sufficient_statistics(pairs, "x", "y")

@@ -4,9 +4,12 @@ Users are hashed into ``user_blocks`` blocks and items into ``item_blocks`` bloc
 block is collected into one row (ids + a list of vectors), the B x C block pairs are
 cross joined (B*C rows, not users*items) and spread one pair per partition, and each pair
 is scored with one matrix product in a pandas function: S = U V^T (BLAS), seen items
-masked, top-N per user by ``argpartition``. A final window keeps the top N per user over
-the C item blocks. No factor matrix ever reaches the driver and no users x items
-DataFrame is materialised (the same block strategy as ALS ``recommendForAll``).
+masked, top-N per user by a partial sort with ties broken by item id before the cut
+(:func:`fusionrec.model.scoring.top_columns`). A final window keeps the top N per user
+over the C item blocks, ordered by (score desc, item id): the same order, so that which of
+several equal-scored items is kept never depends on the partition order. No factor matrix
+ever reaches the driver and no users x items DataFrame is materialised (the same block
+strategy as ALS ``recommendForAll``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from fusionrec.model.scoring import unit_rows
+from fusionrec.model.scoring import top_columns, unit_rows
 
 __all__ = ["SCORES_SCHEMA", "blocked_top_n", "top_n"]
 
@@ -40,9 +43,11 @@ def _score_blocks(n: int, normalise: bool, chunk_users: int = 1024) -> "callable
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             for row in batch.itertuples(index=False):
-                items = np.stack(row.i_vecs).astype(np.float32)
+                # Columns in item id order: ties at the cut keep the lower item id.
+                order = np.argsort(np.asarray(row.i_ids, dtype=object).astype(str), kind="stable")
+                items = np.stack([row.i_vecs[j] for j in order]).astype(np.float32)
                 items = unit_rows(items) if normalise else items
-                item_ids = np.asarray(row.i_ids, dtype=object)
+                item_ids = np.asarray(row.i_ids, dtype=object)[order]
                 position = {item: j for j, item in enumerate(item_ids)}
                 top = min(n, len(item_ids))
                 all_users = np.asarray(row.u_ids, dtype=object)
@@ -53,7 +58,8 @@ def _score_blocks(n: int, normalise: bool, chunk_users: int = 1024) -> "callable
                         cols = [position[s] for s in seen if s in position]
                         if cols:
                             scores[u, cols] = -np.inf
-                    idx = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+                    np.nan_to_num(scores, copy=False, nan=-np.inf)  # top_columns needs comparable scores
+                    idx = np.nonzero(top_columns(scores, top))[1].reshape(-1, top)
                     best = np.take_along_axis(scores, idx, axis=1)
                     keep = np.isfinite(best)
                     user_ids = np.repeat(all_users[lo:lo + chunk_users], top).reshape(-1, top)

@@ -16,7 +16,6 @@ number of Spark jobs, and an uncached lineage is replayed by every one of them.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,17 +25,21 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError, MissingInputError
+from fusionrec.features.vectors import normalised
 from fusionrec.lake import Lake
 from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als
 from fusionrec.validation.metrics import ranking_metrics
 from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
-                                    with_features)
+                                    popularity, session_vectors, with_features)
+from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
 
-__all__ = ["FUSION_PARAMS", "fit_pipeline", "Fitted", "load_model", "materialised", "read_inputs", "write_model"]
+__all__ = ["FUSION_PARAMS", "fit_pipeline", "Fitted", "load_model", "materialised", "read_training_tables",
+           "TrainingTables", "write_model"]
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +191,23 @@ def release(model: FusedModel) -> None:
 FUSION_PARAMS = "model/fusion_params.json"
 
 
-def read_inputs(lake: Lake) -> dict[str, DataFrame | None]:
-    """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events
-    (optional: the events let a time cut re-aggregate interactions exactly)."""
+@dataclass(frozen=True)
+class TrainingTables:
+    """The lake tables the model is fitted on, full history (the evaluation cuts them itself)."""
+
+    #: gold.interactions
+    interactions: DataFrame
+    #: [item_id, embedding ARRAY<FLOAT>] of embeddings.item_embeddings
+    item_embeddings: DataFrame
+    #: gold.reviews and embeddings.review_embeddings (both or neither)
+    reviews: DataFrame | None = None
+    review_embeddings: DataFrame | None = None
+    #: silver.events [user_id, item_id, rating, ts, weight]: lets a time cut re-aggregate interactions exactly
+    events: DataFrame | None = None
+
+
+def read_training_tables(lake: Lake) -> TrainingTables:
+    """gold.interactions and embeddings.item_embeddings (required); reviews and silver.events (optional)."""
     interactions = lake.read("gold.interactions")
     events = lake.read_optional("silver.events")
     item_embeddings = lake.read("embeddings.item_embeddings")
@@ -198,61 +215,51 @@ def read_inputs(lake: Lake) -> dict[str, DataFrame | None]:
     review_embeddings = lake.read_optional("embeddings.review_embeddings")
     if reviews is None or review_embeddings is None:
         reviews = review_embeddings = None
-    return {"interactions": interactions, "item_embeddings": item_embeddings.select("item_id", "embedding"),
-            "reviews": reviews, "review_embeddings": review_embeddings,
-            "events": events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None}
+    return TrainingTables(
+        interactions=interactions, item_embeddings=item_embeddings.select("item_id", "embedding"),
+        reviews=reviews, review_embeddings=review_embeddings,
+        events=events.select("user_id", "item_id", "rating", "ts", "weight") if events is not None else None)
 
 
-def fusion_params(fitted: Fitted, cfg: Config) -> dict[str, Any]:
-    """The JSON document the serving bundle is built from (see module docstring of ranker)."""
+def fusion_params(fitted: Fitted, cfg: Config) -> FusionParams:
+    """What the serving bundle and ``fusionrec recommend`` need besides the factor tables."""
     mc = cfg.model
-    return {
-        "rank": fitted.params.rank,
-        "als": {"rank": fitted.params.rank, "reg_param": fitted.params.reg_param, "alpha": fitted.params.alpha,
-                "max_iter": mc.max_iter, "checkpoint_interval": mc.checkpoint_interval, "seed": mc.seed,
-                "implicit_prefs": True},
-        "text_to_item_factor": fitted.model.item_map.tolist(),
-        "text_to_user_factor": fitted.model.user_map.tolist() if fitted.model.user_map is not None else None,
-        "ranker": fitted.ranker.to_json(),
-        "train_cutoff": fitted.cutoff.isoformat() if fitted.cutoff else None,
-        "candidates_n": mc.candidates_n,
-        "k": mc.k,
-        "search": fitted.trials,
-        "min_user_interactions": mc.min_user_interactions,
-        "recent_weeks": fitted.model.recent_weeks,
-        "now_week": fitted.model.now_week,
-    }
+    return FusionParams(
+        als=fitted.params, max_iter=mc.max_iter, checkpoint_interval=mc.checkpoint_interval, seed=mc.seed,
+        text_to_item_factor=fitted.model.item_map, text_to_user_factor=fitted.model.user_map,
+        ranker=fitted.ranker, train_cutoff=fitted.cutoff, candidates_n=mc.candidates_n, k=mc.k,
+        min_user_interactions=mc.min_user_interactions, recent_weeks=fitted.model.recent_weeks,
+        now_week=fitted.model.now_week, search=fitted.trials, degraded=fitted.model.degraded)
 
 
-def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> dict[str, Any]:
+def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> FusionParams:
     """model.user_factors, model.item_factors (Delta, overwrite), the fusion parameters, and the
     fitted ``ALSModel`` with its id indexes (:func:`fusionrec.model.als.save_als`)."""
     lake.overwrite("model.user_factors", fitted.model.user_factors.select("user_id", "factors", "source"))
     lake.overwrite("model.item_factors", fitted.model.item_factors.select("item_id", "factors", "source"))
     if fitted.als is not None:
         save_als(lake, fitted.als)
-    doc = fusion_params(fitted, cfg)
-    lake.write_text(FUSION_PARAMS, json.dumps(doc, indent=1) + "\n")
-    return doc
+    params = fusion_params(fitted, cfg)
+    lake.write_text(FUSION_PARAMS, params.to_json())
+    return params
 
 
-def load_model(lake: Lake, cfg: Config, inputs: dict[str, DataFrame | None]) -> tuple[FusedModel, RankerParams, dict]:
+def load_model(lake: Lake, cfg: Config, tables: TrainingTables) -> tuple[FusedModel, FusionParams]:
     """The fused model written by :func:`write_model`, completed with side features and
-    popularity recomputed from ``inputs`` (the same lake tables training read)."""
-    import numpy as np
-
+    popularity recomputed from ``tables`` (the same lake tables training read)."""
     spark = lake.spark
-    doc = lake.read_json(FUSION_PARAMS, written_by="train")
-    ranker = RankerParams.from_json(doc["ranker"])
+    text = lake.read_text(FUSION_PARAMS)
+    if text is None:
+        raise MissingInputError(f"{lake.uri(FUSION_PARAMS)}: no fusion parameters; run 'fusionrec train' first")
+    try:
+        params = FusionParams.from_json(text)
+    except InputError as exc:
+        raise InputError(f"{lake.uri(FUSION_PARAMS)}: {exc}") from None
     users = lake.read("model.user_factors")
     items = lake.read("model.item_factors")
-    interactions = inputs["interactions"]
-    cutoff = datetime.fromisoformat(doc["train_cutoff"]) if doc.get("train_cutoff") else None
-    feats = side_features(interactions, inputs["item_embeddings"], inputs["reviews"], inputs["review_embeddings"],
-                          cutoff, cfg.features)
-    from fusionrec.model.fusion import popularity, session_vectors
-    from fusionrec.features.vectors import normalised
-
+    interactions = tables.interactions
+    feats = side_features(interactions, tables.item_embeddings, tables.reviews, tables.review_embeddings,
+                          params.train_cutoff, cfg.features)
     sentiment = (feats.item_sentiment.select("item_id", F.col("sentiment_mean").alias("item_sentiment"))
                  if feats.item_sentiment is not None
                  else spark.createDataFrame([], "item_id STRING, item_sentiment DOUBLE"))
@@ -263,9 +270,7 @@ def load_model(lake: Lake, cfg: Config, inputs: dict[str, DataFrame | None]) -> 
         item_vectors=normalised(feats.item_vectors.select("item_id", "vector"), "vector").cache(),
         user_profiles=normalised(feats.user_profiles.select("user_id", "vector"), "vector").cache(),
         popularity=popularity(interactions).cache(), sentiment=sentiment,
-        item_map=np.asarray(doc["text_to_item_factor"]),
-        user_map=np.asarray(doc["text_to_user_factor"]) if doc.get("text_to_user_factor") else None,
-        als_params=AlsParams(doc["als"]["rank"], doc["als"]["reg_param"], doc["als"]["alpha"]), counts={},
-        item_weeks=item_weeks(interactions).cache(), now_week=int(doc["now_week"]),
-        recent_weeks=int(doc["recent_weeks"]))
-    return model, ranker, doc
+        item_map=params.text_to_item_factor, user_map=params.text_to_user_factor, als_params=params.als, counts={},
+        item_weeks=item_weeks(interactions).cache(), now_week=params.now_week, recent_weeks=params.recent_weeks,
+        degraded=params.degraded)
+    return model, params

@@ -3,7 +3,8 @@
 Everything needed to score one request without Spark: ALS user/item factors (cold
 items carry factors from the text-to-factor map), item vectors and user profile
 vectors, the text-to-user-factor map for new users, the ranker, the catalogue with
-titles, popularity, sentiment, and each user's seen and liked items.
+titles, categories, popularity, sentiment, and each user's seen and liked items
+(:mod:`fusionrec.validation.feedback`).
 
 Scoring a known user u (factors x_u, unit profile p_u) is
 :func:`fusionrec.model.scoring.score_user`, the same code the batch top-K runs in every
@@ -12,7 +13,7 @@ the ranker's features and score, the top k. Recommendations are made right after
 training, so recent popularity is that of the last training weeks. The reason names the
 feature with the largest contribution w_k (f_k - mean_k) / std_k and the liked item
 closest to the candidate in that space. A user with neither factors nor a profile gets
-the most popular unseen items.
+:func:`fusionrec.model.scoring.popular_fallback`, as in the batch top-K.
 
 A new user is described by a text and/or liked items: profile = normalise(sum of the text
 vector and the mean vector of the liked items); factors = mean of [t, 1] . M_user (the
@@ -29,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from fusionrec.model.scoring import REASON_POPULAR, Catalogue, Ranker, reasons, score_user
+from fusionrec.model.scoring import (
+    REASON_POPULAR, Catalogue, Ranker, popular_fallback, popular_order, reasons, score_user)
 
 __all__ = ["ARRAYS_FILE", "META_FILE", "csr_from_lists", "ModelBundle", "Query", "Ranked"]
 
@@ -65,6 +67,8 @@ class ModelBundle:
 
     item_ids: np.ndarray
     titles: np.ndarray
+    #: the item's first category ("" without one): the popularity fallback spreads over them
+    item_categories: np.ndarray
     item_factors: np.ndarray
     item_vectors: np.ndarray
     log_popularity: np.ndarray
@@ -80,7 +84,7 @@ class ModelBundle:
     #: CSR rows per user: every item the user interacted with (excluded from recommendations).
     seen_indptr: np.ndarray
     seen_indices: np.ndarray
-    #: CSR rows per user: positively rated items, most recent first (named in reasons).
+    #: CSR rows per user: the liked items (:func:`fusionrec.validation.feedback.liked_items`, named in reasons).
     liked_indptr: np.ndarray
     liked_indices: np.ndarray
     #: (d + 1) x rank, last row the bias; None when the model has no text-to-user map.
@@ -93,7 +97,8 @@ class ModelBundle:
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
         checks = {
-            "titles": (self.titles.shape[0], n_items), "item_factors": (self.item_factors.shape[0], n_items),
+            "titles": (self.titles.shape[0], n_items), "item_categories": (self.item_categories.shape[0], n_items),
+            "item_factors": (self.item_factors.shape[0], n_items),
             "item_vectors": (self.item_vectors.shape[0], n_items),
             "log_popularity": (self.log_popularity.shape[0], n_items),
             "item_sentiment": (self.item_sentiment.shape[0], n_items),
@@ -116,12 +121,12 @@ class ModelBundle:
         # Lookups built once per bundle; the dataclass is frozen, so set through object.
         object.__setattr__(self, "_item_index", {item: i for i, item in enumerate(self.item_ids.tolist())})
         object.__setattr__(self, "_user_index", {user: u for u, user in enumerate(self.user_ids.tolist())})
-        object.__setattr__(self, "_popularity_order", np.argsort(-self.log_popularity, kind="stable"))
         object.__setattr__(self, "_catalogue", Catalogue(
             factors=self.item_factors, vectors=self.item_vectors,
             has_factors=np.any(self.item_factors != 0, axis=1), has_vector=np.any(self.item_vectors != 0, axis=1),
             log_popularity=self.log_popularity, item_sentiment=self.item_sentiment,
-            recent_popularity=self.recent_popularity))
+            recent_popularity=self.recent_popularity,
+            popular_order=popular_order(self.log_popularity, self.item_categories)))
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -187,14 +192,11 @@ class ModelBundle:
         return Ranked(scored.items, scored.scores, reasons(catalogue, self.titles, scored, query.liked), False)
 
     def popular(self, k: int, exclude: np.ndarray) -> Ranked:
-        """The ``k`` most popular items not in ``exclude``; score = log(1 + n_i) / max log(1 + n)."""
-        excluded = np.zeros(self.n_items, dtype=bool)
-        excluded[exclude] = True
-        order = self._popularity_order  # type: ignore[attr-defined]
-        chosen = order[~excluded[order]][:k]
-        top = float(self.log_popularity.max()) if self.n_items else 0.0
-        scores = self.log_popularity[chosen] / top if top > 0 else np.zeros(chosen.size)
-        return Ranked(chosen, scores.astype(np.float64), [REASON_POPULAR] * chosen.size, True)
+        """The popularity fallback's first ``k`` items not in ``exclude`` (flagged)."""
+        allowed = np.ones(self.n_items, dtype=bool)
+        allowed[exclude] = False
+        scored = popular_fallback(self._catalogue, allowed, k)  # type: ignore[attr-defined]
+        return Ranked(scored.items, scored.scores, [REASON_POPULAR] * scored.items.size, True)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -204,6 +206,7 @@ class ModelBundle:
         arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
         arrays["item_ids"] = arrays["item_ids"].astype(str)
         arrays["titles"] = arrays["titles"].astype(str)
+        arrays["item_categories"] = arrays["item_categories"].astype(str)
         arrays["user_ids"] = arrays["user_ids"].astype(str)
         if self.text_to_user_factor is not None:
             arrays["text_to_user_factor"] = self.text_to_user_factor
@@ -232,9 +235,9 @@ class ModelBundle:
         )
 
 
-_ARRAY_FIELDS = ("item_ids", "titles", "item_factors", "item_vectors", "log_popularity", "item_sentiment",
-                 "recent_popularity", "user_ids", "user_factors", "user_sessions", "user_profiles", "seen_indptr",
-                 "seen_indices", "liked_indptr", "liked_indices")
+_ARRAY_FIELDS = ("item_ids", "titles", "item_categories", "item_factors", "item_vectors", "log_popularity",
+                 "item_sentiment", "recent_popularity", "user_ids", "user_factors", "user_sessions", "user_profiles",
+                 "seen_indptr", "seen_indices", "liked_indptr", "liked_indices")
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fusionrec.config import RegistryConfig
+from fusionrec.errors import InputError
 from fusionrec.registry.tracking import metric_name
 
 __all__ = ["CHALLENGER", "CHAMPION", "TAG_METRIC_NAME", "TAG_METRIC_VALUE", "TAG_SPLIT", "current_champion",
@@ -103,7 +104,7 @@ def promote_version(client: MlflowClient, rc: RegistryConfig, model_name: str, v
     try:
         challenger = client.get_model_version(model_name, str(version))
     except MlflowException as exc:
-        raise ValueError(f"registered model {model_name!r}: no version {version} "
+        raise InputError(f"registered model {model_name!r}: no version {version} "
                          f"({str(exc).strip().splitlines()[0]})") from None
     champion = current_champion(client, model_name)
     if champion is not None and str(champion.version) == str(challenger.version):

@@ -23,7 +23,9 @@ import pyspark
 
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
+from fusionrec.errors import InputError
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
+from fusionrec.evaluate.results import EvaluationResults
 from fusionrec.lake import Lake, LakeMissingError
 from fusionrec.model.als import load_als_model
 from fusionrec.registry.build import TableInput, build_bundle
@@ -71,19 +73,12 @@ class Registration:
         return out
 
 
-def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]]:
-    """Flatten the evaluate stage's results into ``{model, [slice], "<metric>@<k>": value}`` rows.
-
-    ``results["table"]`` holds ``{model, k, precision, recall, ndcg, ...}`` per model and K, and
-    ``results["cold_items"]`` ``{model, k, recall}`` on the cold-item slice.
-    """
-    if not isinstance(results, dict) or not isinstance(results.get("table"), list):
-        raise ValueError(f"{source}: expected the evaluation results with a 'table' list")
+def evaluation_rows(results: EvaluationResults) -> list[dict[str, Any]]:
+    """Flatten the evaluate stage's results into ``{model, [slice], "<metric>@<k>": value}`` rows:
+    one per model from ``results.table``, one per model with ``slice`` = ``cold_items``."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for slice_name, key in (("", "table"), ("cold_items", "cold_items")):
-        for entry in results.get(key) or []:
-            if not isinstance(entry, dict) or "model" not in entry or "k" not in entry:
-                raise ValueError(f"{source}: {key} rows need 'model' and 'k', got {entry!r}")
+    for slice_name, entries in (("", results.table), ("cold_items", results.cold_items)):
+        for entry in entries:
             row = rows.setdefault((entry["model"], slice_name),
                                   {"model": entry["model"], **({"slice": slice_name} if slice_name else {})})
             for metric, value in entry.items():
@@ -92,16 +87,16 @@ def evaluation_rows(results: dict[str, Any], source: str) -> list[dict[str, Any]
     return list(rows.values())
 
 
-def evaluation_from_results(results: dict[str, Any], source: str, chart: bytes | None = None) -> Evaluation:
-    """An :class:`Evaluation` from the evaluate stage's results (as in its report or JSON file)."""
-    return Evaluation(evaluation_rows(results, source), chart, source)
+def evaluation_from_results(results: EvaluationResults, source: str, chart: bytes | None = None) -> Evaluation:
+    """An :class:`Evaluation` from the evaluate stage's results (and its chart's PNG bytes)."""
+    return Evaluation(evaluation_rows(results), chart, source)
 
 
 def read_evaluation(lake: Lake) -> Evaluation:
     """The results written by ``fusionrec evaluate`` (JSON, with its PNG chart next to it)."""
     name = evaluation_report(EVALUATION_NAME)
-    data = lake.read_json(f"{name}.json", written_by="evaluate")
-    return evaluation_from_results(data, lake.uri(f"{name}.json"), lake.read_bytes(f"{name}.png"))
+    results = lake.read_document(f"{name}.json", written_by="evaluate", parse=EvaluationResults.from_json)
+    return evaluation_from_results(results, lake.uri(f"{name}.json"), lake.read_bytes(f"{name}.png"))
 
 
 def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> float:
@@ -112,8 +107,8 @@ def promotion_metric(rows: list[dict[str, Any]], cfg: Config, source: str) -> fl
             value = row[rc.promotion_metric]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-            raise ValueError(f"{source}: {rc.promotion_model}.{rc.promotion_metric} is not a number: {value!r}")
-    raise ValueError(f"{source}: no row with model={rc.promotion_model!r} and a {rc.promotion_metric!r} value")
+            raise InputError(f"{source}: {rc.promotion_model}.{rc.promotion_metric} is not a number: {value!r}")
+    raise InputError(f"{source}: no row with model={rc.promotion_model!r} and a {rc.promotion_metric!r} value")
 
 
 def split_fingerprint(cfg: Config, interactions_version: int) -> str:
@@ -178,7 +173,7 @@ def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Ev
     with stage("register.log", report) as rec, tracked_run(cfg, "register", nested=nested) as run:
         log_delta_inputs(built.inputs, context="model")
         log_delta_inputs([recs_input], context="output")
-        mlflow.log_dict(built.params, "model/fusion_params.json")
+        mlflow.log_dict(built.params.to_dict(), "model/fusion_params.json")
         log_evaluation(evaluation.rows, evaluation.chart)
         mlflow.log_metric(metric_name("registry", cfg.registry.promotion_model, cfg.registry.promotion_metric),
                           metric)

@@ -13,11 +13,12 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from fusionrec.config import MlflowConfig
+from fusionrec.errors import UserError
 
 __all__ = ["configure_mlflow", "StoreError"]
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The MLflow store cannot be reached or used; the message names the URI."""
 
 

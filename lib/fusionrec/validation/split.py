@@ -27,6 +27,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from fusionrec.ingest.gold import interactions as aggregate_interactions
+from fusionrec.validation.feedback import is_positive
 
 __all__ = ["choose_cold_items", "chronological_split", "cut_interactions", "filter_before", "relevant",
            "Split", "split_by_boundaries", "user_boundaries"]
@@ -178,7 +179,5 @@ def filter_before(events: DataFrame, boundaries: DataFrame, ts_col: str) -> Data
 
 def relevant(interactions: DataFrame, positive_rating: float, positive_weight: float) -> DataFrame:
     """``[user_id, item_id]`` of positive interactions: ``rating >= positive_rating`` when a
-    rating exists, otherwise ``weight >= positive_weight`` (implicit feedback)."""
-    positive = F.when(F.col("rating").isNotNull(), F.col("rating") >= positive_rating) \
-        .otherwise(F.col("weight") >= positive_weight)
-    return interactions.where(positive).select("user_id", "item_id").distinct()
+    rating exists, otherwise ``weight >= positive_weight`` (:func:`fusionrec.validation.feedback.is_positive`)."""
+    return interactions.where(is_positive(positive_rating, positive_weight)).select("user_id", "item_id").distinct()

@@ -14,8 +14,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.ingest.sources import jsonl
-from fusionrec.ingest.sources.files import InputError, InputFile
+from fusionrec.ingest.sources.files import InputFile
 from fusionrec.ingest.sources.text import read_lines
 
 __all__ = ["ITEM_FIELDS", "PATTERNS", "REVIEW_FIELDS", "check", "read"]

@@ -22,12 +22,10 @@ from pyspark.sql import SparkSession
 
 __all__ = ["CHUNK", "HEAD_BYTES", "batch_id", "check_content", "exists", "InputError", "InputFile", "inspect", "resolve"]
 
+from fusionrec.errors import InputError
+
 CHUNK = 1 << 20
 HEAD_BYTES = 1 << 16
-
-
-class InputError(ValueError):
-    """A bad input path or file; the message is one line naming the file and the problem."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError
 from fusionrec.ingest.schema import ARRAY_FIELDS, FIELDS
-from fusionrec.ingest.sources.files import InputError, InputFile
+from fusionrec.errors import InputError
+from fusionrec.ingest.sources.files import InputFile
 from fusionrec.ingest.sources.text import as_list, as_text, json_field_pattern, read_lines
 
 __all__ = ["PATTERNS", "check", "read", "stage_json"]

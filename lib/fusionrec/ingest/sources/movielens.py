@@ -17,7 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
-from fusionrec.ingest.sources.files import InputError, InputFile
+from fusionrec.errors import InputError
+from fusionrec.ingest.sources.files import InputFile
 from fusionrec.ingest.sources.text import csv_column_pattern, read_lines
 
 __all__ = ["NO_GENRES", "PATTERNS", "REQUIRED", "check", "read"]
