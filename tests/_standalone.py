@@ -130,18 +130,22 @@ class StandaloneCluster:
 
 def spark_submit_command(master_url: str, jars: list[str], py_files: str, job: str, job_args: list[str],
                          executor_memory: str = "2g", driver_memory: str = "4g",
-                         python: str | None = None, submit: str | None = None) -> list[str]:
-    """The spark-submit command line used by the cluster test (and shown in the README).
+                         python: str | None = None, submit: str | None = None,
+                         deploy_mode: str = "client", conf: dict[str, str] | None = None) -> list[str]:
+    """The spark-submit command line used by the cluster tests (and shown in the README).
 
     :param submit: the ``spark-submit`` program (default: the one of the pyspark distribution).
+    :param conf: settings of one cluster manager (e.g. ``spark.yarn.archive``), after the common ones.
     """
     cmd = [submit or str(spark_home() / "bin" / "spark-submit"), "--master", master_url,
-           "--deploy-mode", "client", "--driver-memory", driver_memory,
+           "--deploy-mode", deploy_mode, "--driver-memory", driver_memory,
            "--conf", f"spark.executor.memory={executor_memory}",
            "--conf", "spark.serializer=org.apache.spark.serializer.KryoSerializer",
            "--conf", "spark.kryoserializer.buffer.max=1000m",
            "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
            "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
+    for key, value in (conf or {}).items():
+        cmd += ["--conf", f"{key}={value}"]
     if python:
         cmd += ["--conf", f"spark.pyspark.python={python}"]
     cmd += ["--jars", ",".join(jars), "--py-files", py_files, job, *job_args]

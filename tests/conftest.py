@@ -92,3 +92,15 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present (developer/CI data only)")
     return path
+
+
+@pytest.fixture(scope="session")
+def hadoop(tmp_path_factory: pytest.TempPathFactory):
+    """A real HDFS + YARN cluster on 127.0.0.1 (one JVM), started once for the tests that ask for it."""
+    from _hadoop import HadoopMiniCluster
+
+    with HadoopMiniCluster(work_dir=tmp_path_factory.mktemp("hadoop")) as running:
+        print(f"\nHadoop mini cluster (HDFS + YARN) up in {running.start_s:.1f}s")
+        pgid = running.process.pid
+        yield running
+    assert running.process is None and not running.group_alive(pgid)  # no JVM, no container left

@@ -47,3 +47,32 @@ def test_readme_s3_command_is_the_tested_one():
     expected = spark_submit_command(**S3_PLACEHOLDERS)
     assert block == format_command(expected, wrap=True)
     assert shlex.split(block.replace("\\\n", " ")) == expected
+
+
+#: The README's YARN placeholders: the pipeline on inputs and a lake in HDFS.
+YARN_PLACEHOLDERS = dict(
+    archive="hdfs:///apps/spark/spark-jars-3.5.8.zip", jars=PLACEHOLDERS["jars"], py_files="dist/fusionrec.zip",
+    job="jobs/pipeline.py", python=".venv/bin/python", submit="spark-submit",
+    job_args=["--movielens", "hdfs:///data/ml-latest-small", "--conf", "conf/cluster.yaml",
+              "--set", "lake.root=hdfs:///fusionrec/lake", "--set", "spark.checkpoint_dir=hdfs:///fusionrec/checkpoints"])
+
+
+def yarn_block() -> str:
+    """The spark-submit of the first bash block after "YARN" in the README's cluster section
+    (the block starts by pointing HADOOP_CONF_DIR at the cluster's client configuration)."""
+    text = README.read_text()
+    section = text[text.index("## Running on a cluster"):]
+    match = re.search(r"^YARN\b.*?^```bash\n(.*?)^```", section, re.S | re.M)
+    assert match, "README: no ```bash block after 'YARN' in 'Running on a cluster'"
+    first, rest = match.group(1).split("\n", 1)
+    assert first.startswith("export HADOOP_CONF_DIR=")
+    return rest.rstrip("\n")
+
+
+def test_readme_yarn_command_is_the_tested_one():
+    from _hadoop import yarn_submit_command
+
+    expected = yarn_submit_command(**YARN_PLACEHOLDERS)
+    block = yarn_block()
+    assert block == format_command(expected, wrap=True)
+    assert shlex.split(block.replace("\\\n", " ")) == expected

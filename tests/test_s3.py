@@ -25,7 +25,7 @@ import yaml
 from _seaweed import SeaweedS3
 from fusionrec.cli import main as fusionrec_main
 from fusionrec.session import local_jars
-from fusionrec.standalone import format_command, spark_submit_command
+from _standalone import format_command, spark_submit_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 WEED = PROJECT / ".cache" / "bin" / "weed"
