@@ -123,11 +123,6 @@ class HadoopMiniCluster:
         except (OSError, ValueError):
             return None
 
-    def active_nodes(self) -> int:
-        """NodeManagers registered with the ResourceManager (its REST API)."""
-        metrics = self._get_json(f"{self.resource_manager_web}/ws/v1/cluster/metrics")
-        return int(metrics["clusterMetrics"]["activeNodes"]) if metrics else 0
-
     def hdfs_ready(self) -> bool:
         """The launcher's probe file is in HDFS (the NameNode's WebHDFS API)."""
         http = read_site(self.conf_dir / "hdfs-site.xml")["dfs.namenode.http-address"]
@@ -152,7 +147,9 @@ class HadoopMiniCluster:
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base,
                                         start_new_session=True)
         deadline = started + self.start_timeout_s
-        while not ((self.conf_dir / "core-site.xml").exists() and self.hdfs_ready() and self.active_nodes() >= 1):
+        # The launcher writes core-site.xml once MiniYARNCluster.start() has returned, which
+        # waits for the NodeManager to register (the RM's REST API is not served by this jar).
+        while not ((self.conf_dir / "core-site.xml").exists() and self.hdfs_ready()):
             if self.process.poll() is not None or time.perf_counter() > deadline:
                 reason = f"exited with {self.process.returncode}" if self.process.poll() is not None else "timeout"
                 self.stop()

@@ -22,6 +22,8 @@ import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
 import org.apache.hadoop.yarn.conf.YarnConfiguration;
 import org.apache.hadoop.yarn.server.MiniYARNCluster;
+import org.apache.hadoop.yarn.server.resourcemanager.ResourceManager;
+import org.apache.hadoop.yarn.webapp.WebApp;
 
 public class HadoopMiniCluster {
     static final String[] RM_KEYS = {
@@ -73,9 +75,12 @@ public class HadoopMiniCluster {
         for (String key : RM_KEYS) {
             site.set(key, "127.0.0.1:" + rm.getSocketAddr(key, "", 0).getPort());
         }
-        // The web app's bound port: its configuration entry may still name another server's.
+        // The web app's bound port: its configuration entry may still name another server's
+        // (ResourceManager.getWebapp() is not public).
+        java.lang.reflect.Method webapp = ResourceManager.class.getDeclaredMethod("getWebapp");
+        webapp.setAccessible(true);
         site.set("yarn.resourcemanager.webapp.address",
-                 "127.0.0.1:" + yarn.getResourceManager().getWebapp().port());
+                 "127.0.0.1:" + ((WebApp) webapp.invoke(yarn.getResourceManager())).port());
         confDir.mkdirs();
         write(hdfs, new File(confDir, "hdfs-site.xml"));
         write(site, new File(confDir, "yarn-site.xml"));
