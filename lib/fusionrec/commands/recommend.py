@@ -37,7 +37,8 @@ STAGE = Stage(
            "embeddings.item_embeddings", "embeddings.review_embeddings",
            "model.user_factors", "model.item_factors"),
     writes=("gold.recommendations",),
-    params=("model", "features"),
+    # evaluate: the positive-feedback thresholds that decide which items a reason may name.
+    params=("model", "features", "evaluate"),
     artifacts_in=(FUSION_PARAMS,),
 )
 
