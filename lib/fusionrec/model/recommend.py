@@ -171,8 +171,8 @@ def recommend_all(model: FusedModel, ranker: RankerParams | None, interactions: 
     ranker : RankerParams
         The fitted ranker (its features are :data:`fusionrec.model.ranker.RANKER_FEATURES`).
     interactions : DataFrame
-        ``[user_id, item_id, last_ts]``: the training interactions (seen items are excluded,
-        the latest ones name the reason).
+        ``[user_id, item_id, weight, rating, last_ts]``: the training interactions (seen items
+        are excluded, the latest positive ones name the reason).
     titles : DataFrame
         ``[item_id, title]`` (titles may be null).
     categories : DataFrame or None
@@ -200,7 +200,7 @@ def recommend_all(model: FusedModel, ranker: RankerParams | None, interactions: 
     >>> taken = {"ann": ["a", "b"], "bob": ["b", "c"], "cy": ["c", "d"]}
     >>> interactions = spark.createDataFrame(
     ...     [(user, item) for user, items in taken.items() for item in items], "user_id STRING, item_id STRING",
-    ... ).selectExpr("*", "1D AS weight", "TIMESTAMP'2024-01-01' AS first_ts",
+    ... ).selectExpr("*", "1D AS weight", "CAST(NULL AS DOUBLE) AS rating", "TIMESTAMP'2024-01-01' AS first_ts",
     ...             "TIMESTAMP'2024-01-01' AS last_ts")
     >>> unit = {"a": [1.0, 0.0], "b": [0.8, 0.6], "c": [0.6, 0.8], "d": [0.0, 1.0], "e": [0.7, 0.7]}
     >>> items = spark.createDataFrame(list(unit.items()), "item_id STRING, vector ARRAY<FLOAT>")
