@@ -103,6 +103,8 @@ def build_spark(cfg: Config) -> SparkSession:
         "spark.default.parallelism": str(sc.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
+        # The pseudonym HMAC's key pads are literals in ingest plans: blank them in explain/UI.
+        "spark.sql.redaction.string.regex": "(?i)0x[0-9a-f]{128}",
         "spark.ui.showConsoleProgress": str(sc.show_progress).lower(),
         # Delta: let MERGE evolve nothing silently; keep commit history for time travel.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
