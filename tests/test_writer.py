@@ -9,7 +9,8 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql.types import _parse_datatype_string
 
-from fusionrec.commits import create_table, latest_version
+from conftest import lake_of
+from fusionrec.commits import create_table
 from fusionrec.ingest import writer
 from fusionrec.ingest.schema import CONSTRAINTS
 
@@ -33,20 +34,21 @@ def table(spark, lake_cfg, name, partition_by=()):
 
 
 def test_ensure_table_declares_constraints_once(spark, lake_cfg):
-    path = writer.ensure_table(spark, lake_cfg, "silver.items")
-    assert writer.ensure_table(spark, lake_cfg, "silver.items") == path
-    assert latest_version(spark, path) == 0  # the second call committed nothing
+    lake = lake_of(spark, lake_cfg)
+    path = writer.ensure_table(lake, "silver.items")
+    assert writer.ensure_table(lake, "silver.items") == path
+    assert lake.version("silver.items") == 0  # the second call committed nothing
     properties = DeltaTable.forPath(spark, path).detail().first()["properties"]
     assert properties["delta.enableChangeDataFeed"] == "true"
     for name, expr in CONSTRAINTS["silver.items"].items():
         assert properties[f"delta.constraints.{name}"] == expr
-    bad = writer.read(spark, lake_cfg, "silver.items").limit(0).unionByName(
+    bad = lake.read("silver.items").limit(0).unionByName(
         spark.createDataFrame([("i1", -1.0, False, "test", "b1", T1)],
                               "item_id STRING, price DOUBLE, truncated BOOLEAN, source STRING, batch_id STRING, "
                               "ingest_ts TIMESTAMP"), allowMissingColumns=True)
     with pytest.raises(Exception, match="price_non_negative"):
         writer.merge_insert(spark, path, bad, ("item_id",), lake_cfg.lake)
-    assert writer.read(spark, lake_cfg, "silver.items").count() == 0
+    assert lake.read("silver.items").count() == 0
 
 
 def test_merge_insert_inserts_a_key_once(spark, lake_cfg):
