@@ -186,7 +186,8 @@ def load_embedder(spark: SparkSession, cfg: EmbedConfig, input_col: str = "docum
         build_model_cache(spark, cfg, force=True)
     cls = _annotator_class(cfg)
     return (
-        cls.load(str(cache_path(cfg)))
+        # A file: URI: where the cluster's default filesystem is HDFS, a bare path would be read there.
+        cls.load(cache_path(cfg).resolve().as_uri())
         .setInputCols([input_col])
         .setOutputCol(output_col)
         .setBatchSize(cfg.batch_size)
