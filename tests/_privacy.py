@@ -128,7 +128,7 @@ def scan_lake(spark: SparkSession, lake_root: Path, leaks: Leaks) -> None:
     lake = Lake(spark, LakeConfig(root=str(lake_root)))
     for table in lake.tables():
         if not table.startswith("bronze."):
-            leaks.check_table(spark, lake.path(table))
+            leaks.check_table(spark, lake.path(table).removeprefix("file:"))
     raw = (lake_root / "bronze", lake_root / "_inputs")
     scan_files(leaks, (p for p in lake_root.rglob("*") if not any(p.is_relative_to(r) for r in raw)))
 

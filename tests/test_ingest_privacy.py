@@ -17,6 +17,7 @@ import pytest
 
 from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, accepted, quarantined
 from fusionrec.ingest.pipeline import ADAPTERS
+from fusionrec.lake import normalise_uri
 from fusionrec.ingest.privacy import PrivacyError, key_file, pseudonym_key
 from fusionrec.ingest.sources.files import inspect
 from fusionrec.registry.tracking import config_params
@@ -38,7 +39,7 @@ def test_local_key_created_once_per_lake_owner_only(cfg, tmp_path, monkeypatch, 
     with caplog.at_level(logging.INFO, logger="fusionrec.ingest.privacy"):
         key = pseudonym_key(local, env={}, master="local[2]")
         assert pseudonym_key(local, env={}, master="local[2]") == key  # created once
-    path = tmp_path / "home" / ".fusionrec" / "keys" / f"{hashlib.sha256(lake.as_uri().encode()).hexdigest()}.key"
+    path = tmp_path / "home" / ".fusionrec" / "keys" / f"{hashlib.sha256(normalise_uri(str(lake)).encode()).hexdigest()}.key"
     assert key_file(local) == path and len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert [r.getMessage() for r in caplog.records] == [
@@ -90,7 +91,7 @@ def _quarantine(spark, cfg, source: str, paths: list[Path]):
     """``({kind: (accepted rows, [(reason, raw) of quarantine])}, key)`` of one source's files."""
     rules = CleaningRules(cfg.ingest, NOW, pseudonym_key(cfg))
     out = {}
-    for kind, staged in ADAPTERS[source].read(spark, [inspect(p) for p in paths], cfg).items():
+    for kind, staged in ADAPTERS[source].read(spark, inspect(spark, [p.as_uri() for p in paths]), cfg).items():
         classified = CLASSIFIERS[kind](staged, rules)
         rejected = quarantined(classified, personal_fields=list(cfg.ingest.personal_fields), key=rules.key)
         out[kind] = (accepted(classified, kind).collect(), sorted((r["reason"], r["raw"]) for r in rejected.collect()))

@@ -137,6 +137,7 @@ def inspect(spark: SparkSession, paths: list[str]) -> list[InputFile]:
     """
     if not paths:
         return []
+    paths = [_fs(spark, p)[1].toString() for p in paths]  # Hadoop's qualified form, as binaryFile reports it
     rows = (spark.read.format("binaryFile").load(paths)
             .rdd.map(lambda r: (r.path, r.length, r.modificationTime, *check_content(r.path, bytes(r.content))))
             .collect())
