@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from _processes import stop_group
 from _standalone import spark_home, spark_submit_command
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -163,16 +164,7 @@ class HadoopMiniCluster:
         proc, self.process = self.process, None
         if proc is None:
             return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc, 30)
         # Containers outlive a JVM killed before it stopped them: the group goes too.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
