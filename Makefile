@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop model doctor test test-all test-fast cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop model doctor test check test-all cluster-test run dist clean
 
 setup: deps jars hadoop model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, model cache
 
@@ -75,14 +75,14 @@ model: deps jars
 doctor:
 	$(FUSIONREC) doctor
 
-test:  ## the default suite, offline: everything but the long end-to-end runs marked slow
+test:  ## the default suite, offline (about 12 min): everything but the clusters, the fault injections and the slow runs
+	$(PY) -m pytest -m "not slow and not cluster and not faults" $(PYTEST_ARGS)
+
+check: hadoop  ## what CI runs (about 40 min): make test plus the real clusters and the fault injections, in one session
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
-
-test-fast:
-	$(PY) -m pytest -m "not cluster and not slow" $(PYTEST_ARGS)
 
 RUN_EVENTS ?= 50000
 

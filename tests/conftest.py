@@ -104,3 +104,13 @@ def hadoop(tmp_path_factory: pytest.TempPathFactory):
         pgid = running.process.pid
         yield running
     assert running.process is None and not running.group_alive(pgid)  # no JVM, no container left
+
+
+
+@pytest.fixture(scope="session")
+def local_pipeline(cfg: Config, spark, tmp_path_factory: pytest.TempPathFactory):
+    """One ``local[2]`` pipeline run on seeded generated data, shared by the end-to-end and
+    the cluster tests (see ``_reference.py``)."""
+    from _reference import run_local_pipeline
+
+    return run_local_pipeline(cfg, tmp_path_factory.mktemp("local-pipeline"))

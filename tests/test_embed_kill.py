@@ -1,6 +1,8 @@
 """``fusionrec embed`` killed midway (SIGKILL) and re-run ends exactly like an uninterrupted run:
 same rows in every table it writes, bit-identical vectors."""
 
+import pytest
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,6 +18,8 @@ from fusionrec.embed.stage import QUARANTINE_TABLE
 from fusionrec.lake import SCHEMAS
 from conftest import table_path
 from fusionrec.runlog import RunReport
+
+pytestmark = pytest.mark.faults
 
 TOPICS = {
     "gardening": ["roses", "compost", "tomatoes", "pruning", "seedlings", "orchids"],

@@ -1,6 +1,6 @@
 """The whole pipeline on generated data, as `make run` does it, then the notebooks on its lake.
 
-One pipeline run is shared by the module: it must end with a registered champion; a
+One pipeline run is shared by the test session (``_reference.py``): it must end with a registered champion; a
 second run with unchanged inputs skips every stage; no raw user id or key is found past
 bronze; the three notebooks execute headless against the same lake and registry.
 """
@@ -17,33 +17,18 @@ from nbclient import NotebookClient
 from fusionrec.cli import main
 from fusionrec.config import load_config
 from fusionrec.ingest.privacy import pseudonym_key
+from _reference import KEY_ENV, TEST_KEY, pseudonym_key_env
 from _privacy import Leaks, digests, generated_user_ids, scan_files, scan_lake, scan_mlflow
 
 PROJECT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("0*.ipynb"))
 
 
-def _overrides(cfg, work: Path) -> list[str]:
-    return [
-        f"spark.master={cfg.spark.master}",
-        f"spark.shuffle_partitions={cfg.spark.shuffle_partitions}",
-        f"spark.checkpoint_dir={work / 'checkpoints'}",
-        f"lake.root={work / 'lake'}",
-        f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-        f"mlflow.artifact_location={work / 'mlartifacts'}",
-    ]
-
-
 @pytest.fixture(scope="module")
-def pipeline_run(cfg, spark, tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    overrides = _overrides(cfg, work)
-    args = ["pipeline", "--generate", "6000", "--seed", "7", "--report", str(work / "report.json"), "--quiet"]
-    for item in overrides:
-        args += ["--set", item]
-    code = main(args)
-    assert code == 0, (work / "report.json").read_text()
-    return work, overrides, args
+def pipeline_run(local_pipeline):
+    """The session's shared local pipeline run (``_reference.py``): its work folder, its
+    ``--set`` items and its command line."""
+    return local_pipeline.work, local_pipeline.overrides, local_pipeline.args
 
 
 def test_pipeline_ends_with_champion_and_reruns_skip(pipeline_run, spark, capsys):
@@ -53,7 +38,8 @@ def test_pipeline_ends_with_champion_and_reruns_skip(pipeline_run, spark, capsys
     assert recs.where("reason IS NULL OR reason = ''").count() == 0
 
     capsys.readouterr()
-    assert main(args) == 0
+    with pseudonym_key_env():
+        assert main(args) == 0
     out = capsys.readouterr().out
     for stage in ("ingest", "embed", "train", "recommend", "evaluate", "register"):
         assert f"{stage:<10} skipped (inputs unchanged)" in out, out
@@ -64,7 +50,7 @@ def test_no_raw_user_id_or_key_past_bronze(pipeline_run, cfg, spark):
     """Every table but bronze, every MLflow run's params and tags, every artifact of every
     run and model, every report: no raw user id of the input, not the pseudonym key."""
     work, overrides, _ = pipeline_run
-    key = pseudonym_key(load_config(PROJECT / "conf" / "local.yaml", overrides))
+    key = pseudonym_key(load_config(PROJECT / "conf" / "local.yaml", overrides), env={KEY_ENV: TEST_KEY})
     # Copies of the model cache's files (tokenizer vocabulary, ONNX graph) predate the data.
     leaks = Leaks(generated_user_ids(work / "lake" / "_inputs" / "generated"), key,
                   static=digests(Path(cfg.embed.model_cache)))
@@ -106,6 +92,7 @@ def test_registered_model_serves_what_the_batch_wrote(pipeline_run, spark):
 def test_notebook_executes(pipeline_run, notebook, monkeypatch):
     work, overrides, _ = pipeline_run
     monkeypatch.setenv("FUSIONREC_CONF", str(PROJECT / "conf" / "local.yaml"))
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
     monkeypatch.setenv("FUSIONREC_SET", " ".join(overrides + ["spark.driver_memory=2g"]))
     nb = nbformat.read(notebook, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"

@@ -1,6 +1,8 @@
 """Two ingests of different batches running at the same time against one lake both land:
 no row lost or duplicated compared with ingesting the batches one after the other."""
 
+import pytest
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,6 +14,8 @@ from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import ingest_directory
 from fusionrec.ingest.schema import KEYS
 from conftest import table_path, lake_of
+
+pytestmark = pytest.mark.faults
 
 KINDS = ("events", "items")
 #: Every table a directory ingest writes: key columns, and the value columns that do not

@@ -1,5 +1,7 @@
 """A batch killed midway (SIGKILL) and re-run ends exactly like an uninterrupted run."""
 
+import pytest
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +12,8 @@ from fusionrec.generate import generate
 from fusionrec.ingest.pipeline import ingest_directory
 from fusionrec.ingest.schema import KEYS
 from conftest import table_path, lake_of
+
+pytestmark = pytest.mark.faults
 
 #: Every table a directory ingest writes, with its key columns.
 TABLES = {("bronze", "events"): ["batch_id", "raw"], ("quarantine", "events"): ["batch_id", "raw"],

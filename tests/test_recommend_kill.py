@@ -1,6 +1,8 @@
 """``fusionrec recommend`` killed midway (SIGKILL) and re-run ends exactly like an
 uninterrupted run: the same ``gold.recommendations``, no trace of the killed attempt."""
 
+import pytest
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +17,8 @@ from fusionrec.commands import recommend as recommend_cmd
 from fusionrec.config import LakeConfig
 from conftest import lake_of, table_path
 from fusionrec.runlog import RunReport
+
+pytestmark = pytest.mark.faults
 
 
 def write_model_lake(spark, cfg) -> None:
