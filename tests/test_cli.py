@@ -75,3 +75,137 @@ def test_any_other_exception_is_a_bug_with_its_traceback(bug, capsys, monkeypatc
     assert "Traceback (most recent call last)" in err and f"{type(bug).__name__}: " in err
     assert "fusionrec generate failed" in err and "fusionrec generate: error:" not in err
     assert json.loads(report.read_text())["status"] == "failed"
+
+
+def test_help_is_plain_text_and_imports_no_command(tmp_path):
+    """``fusionrec --help`` lists every command without importing any of them (nor Spark,
+    MLflow or pandas), so it answers at once; the text has no docstring markup."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fusionrec.cli import COMMANDS
+
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+
+    probe = ("import sys\nfrom fusionrec.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'mlflow', 'pandas', 'py4j')"
+             " or m.startswith('fusionrec.commands.'))\nprint('HEAVY', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    assert "``" not in result.stdout
+    for name in COMMANDS:
+        assert f"\n    {name} " in result.stdout or f"\n    {name}\n" in result.stdout, name
+
+
+def test_version_and_defaults_in_help(capsys):
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fusionrec {project['project']['version']}"
+    with pytest.raises(SystemExit):
+        main(["pipeline", "--help"])
+    out = capsys.readouterr().out
+    assert "--seed SEED        seed of --generate (default: 42)" in out and "``" not in out
+
+
+def test_command_help_is_read_from_each_module():
+    from fusionrec.cli import COMMANDS, command_help
+    import importlib
+
+    for name in COMMANDS:
+        assert command_help(name) == importlib.import_module(f"fusionrec.commands.{name}").HELP
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--set", "model.rank=[1,"], {}, "--set model.rank: value '[1,' for 'model.rank' is not valid YAML"),
+    (["--set", "model.rank=-5"], {}, "--set model.rank: 'model.rank' must be >= 1, got -5"),
+    (["--set", "lake.root="], {}, "--set lake.root: 'lake.root' must be a non-empty string, got ''"),
+    ([], {"FUSIONREC_MODEL__RANK": "[1,"}, "$FUSIONREC_MODEL__RANK: value '[1,' for 'model.rank' is not valid YAML"),
+    ([], {"FUSIONREC_NOSUCH__KEY": "1"}, "$FUSIONREC_NOSUCH__KEY: unknown key 'nosuch'"),
+])
+def test_bad_settings_are_one_line_with_exit_2(args, env, message, capsys, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # conf/local.yaml is read too
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["generate", "--out", str(tmp_path / "gen"), "--events", "10", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [f"fusionrec generate: error: {message}" + err.split(message, 1)[1].splitlines()[0]]
+    assert "Traceback" not in err and "local.yaml" not in err
+    assert not (tmp_path / "gen").exists()
+
+
+def _unreadable(path):
+    """A file this process cannot read: mode 000, or for root (who reads any mode) a link to
+    a write-only kernel setting."""
+    import os
+
+    if os.geteuid() == 0:
+        os.symlink("/proc/sys/vm/compact_memory", path)
+    else:
+        path.write_text("{}\n")
+        path.chmod(0)
+    return path
+
+
+def test_bad_local_inputs_fail_before_spark_starts(tmp_path):
+    """Each bad input is one line naming the path and the problem, exit 2, with no Spark
+    session started and nothing written (run in a child process: this one may hold a session)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1]
+    good = '{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1600000000}\n'
+
+    def folder(name, *entries):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "events-1.jsonl").write_text(good)
+        for entry in entries:
+            entry(d)
+        return d
+
+    dangling = folder("dangling", lambda d: (d / "events-2.jsonl").symlink_to(d / "gone.jsonl"))
+    loop = folder("loop", lambda d: (d / "items-1.jsonl").symlink_to(d / "items-1.jsonl"))
+    named_like_input = folder("named", lambda d: (d / "events-2.jsonl").mkdir())
+    unreadable = folder("unreadable", lambda d: _unreadable(d / "reviews-1.jsonl"))
+    cases = [
+        (["ingest", "--dir", "--path", str(dangling)],
+         f"{dangling}/events-2.jsonl: dangling symbolic link (to {dangling}/gone.jsonl)"),
+        (["ingest", "--dir", "--path", str(loop)], f"{loop}/items-1.jsonl: symbolic link loop"),
+        (["ingest", "--dir", "--path", str(named_like_input)],
+         f"{named_like_input}/events-2.jsonl: is a directory, not an input file"),
+        (["ingest", "--source", "reviews", "--path", str(unreadable)], f"{unreadable}/reviews-1.jsonl: permission denied"),
+        (["ingest", "--source", "events", "--path", str(unreadable / "reviews-1.jsonl")],
+         f"{unreadable}/reviews-1.jsonl: permission denied"),
+        (["ingest", "--source", "events", "--path", str(tmp_path / "missing")], f"{tmp_path}/missing: no such file or directory"),
+        (["pipeline", "--dir", str(dangling)], f"{dangling}/events-2.jsonl: dangling symbolic link"),
+        (["pipeline", "--movielens", str(named_like_input)], f"{named_like_input}: directory has no input files"),
+    ]
+    probe = (
+        "import json, sys\nfrom fusionrec.cli import main\nfrom pyspark import SparkContext\n"
+        "code = main(json.loads(sys.argv[1]))\n"
+        "print('RESULT', code, SparkContext._active_spark_context is None)\n")
+    lake = tmp_path / "lake"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project / "lib"), os.environ.get("PYTHONPATH", "")])}
+    for args, message in cases:
+        argv = args + ["--set", f"lake.root={lake}", "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}"]
+        result = subprocess.run([sys.executable, "-c", probe, json.dumps(argv)], capture_output=True, text=True,
+                                timeout=300, cwd=project, env=env)
+        errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert "RESULT 2 True" in result.stdout, (args, result.stdout, result.stderr[-3000:])
+        assert len(errors) == 1 and errors[0].startswith(f"fusionrec {args[0]}: error: {message}"), result.stderr
+        assert "Traceback" not in result.stderr
+    assert not lake.exists() and not (tmp_path / "m.db").exists()

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["fusionrec.model.fusion", "fusionrec.model.recommend", "fusionrec.validation.metrics",
-           "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages"]
+           "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files"]
 
 
 @pytest.mark.parametrize("name", MODULES)

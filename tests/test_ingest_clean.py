@@ -187,3 +187,58 @@ def test_review_rules_and_redaction(spark):
     redacted = spark.createDataFrame([('{"email": "a@b.c", "user_name": "x"}',)], "r STRING") \
         .select(redact(F.col("r"), ["email", "user_name"])).first()[0]
     assert "a@b.c" not in redacted and '"user_name":"<redacted>"' in redacted
+
+
+def test_wrong_json_types_are_quarantined_and_float_epochs_accepted(spark):
+    """From JSON lines through the adapter: an object, array or boolean where an id belongs is
+    ``wrong_type`` (never a string in silver); numbers as ids and strings that only look like
+    other types pass; epoch seconds with a fraction parse like integer ones."""
+    from fusionrec.ingest.sources.jsonl import stage_json
+
+    base = '"event_type": "view", "ts": 1700000000'
+    lines = {
+        "object_item": '{"event_id": "a", "user_id": "u1", "item_id": {"x": 1}, ' + base + '}',
+        "bool_user": '{"event_id": "b", "user_id": true, "item_id": "i1", ' + base + '}',
+        "array_item": '{"event_id": "c", "user_id": "u1", "item_id": ["i1"], ' + base + '}',
+        "object_ts": '{"event_id": "d", "user_id": "u1", "item_id": "i1", "event_type": "view", "ts": {"s": 1}}',
+        "float_ts": '{"event_id": "e", "user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1700000000.5}',
+        "float_ms": '{"event_id": "f", "user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1.7000000005E12}',
+        "numbers": '{"event_id": "g", "user_id": 42, "item_id": 7, ' + base + '}',
+        "lookalikes": '{"meta": {"item_id": {"y": 2}}, "event_id": "h", "user_id": "true", "item_id": "{x}", '
+                      '"event_type": "view", "ts": "1700000000.25"}',
+    }
+    raw = spark.createDataFrame([(line, "f.jsonl", False) for line in lines.values()],
+                                "_raw STRING, _file STRING, _non_utf8 BOOLEAN")
+    classified = classify_events(conform_staged(stage_json(raw, "events", []), "events"), RULES)
+    got = {r["_raw"]: r for r in classified.collect()}
+    by_case = {case: got[line] for case, line in lines.items()}
+    assert {case: r["_reason"] for case, r in by_case.items()} == {
+        "object_item": "wrong_type", "bool_user": "wrong_type", "array_item": "wrong_type", "object_ts": "wrong_type",
+        "float_ts": None, "float_ms": None, "numbers": None, "lookalikes": None}
+    assert by_case["float_ts"]["ts"].replace(tzinfo=dt.timezone.utc).timestamp() == 1700000000.5
+    assert by_case["float_ms"]["ts"].replace(tzinfo=dt.timezone.utc).timestamp() == 1700000000.5
+    assert by_case["lookalikes"]["item_id"] == "{x}" and by_case["numbers"]["item_id"] == "7"
+    assert by_case["lookalikes"]["ts"].replace(tzinfo=dt.timezone.utc).timestamp() == 1700000000.25
+    silver = accepted(classified, "events").collect()
+    assert sorted(r["event_id"] for r in silver) == ["e", "f", "g", "h"]
+    quarantine = quarantined(classified, personal_fields=[], key=KEY).collect()
+    assert sorted(r["reason"] for r in quarantine) == ["wrong_type"] * 4
+
+
+def test_wrong_json_types_in_items_and_reviews(spark):
+    from fusionrec.ingest.sources.jsonl import stage_json
+
+    items = ['{"item_id": "a", "title": ["Part", "one"], "categories": ["X"]}',
+             '{"item_id": "b", "title": {"en": "Two"}}',
+             '{"item_id": "c", "title": "Three", "price": true}']
+    reviews = ['{"user_id": "u1", "item_id": "a", "text": "fine", "ts": 1700000000.5}',
+               '{"user_id": {"id": "u1"}, "item_id": "a", "text": "fine", "ts": 1700000000}']
+
+    def classify(kind, lines):
+        raw = spark.createDataFrame([(line, "f.jsonl", False) for line in lines],
+                                    "_raw STRING, _file STRING, _non_utf8 BOOLEAN")
+        df = CLASSIFIERS[kind](conform_staged(stage_json(raw, kind, []), kind), RULES)
+        return [r["_reason"] for r in sorted(df.collect(), key=lambda r: lines.index(r["_raw"]))]
+
+    assert classify("items", items) == [None, "wrong_type", "wrong_type"]
+    assert classify("reviews", reviews) == [None, "wrong_type"]

@@ -108,3 +108,34 @@ def test_bad_input_is_one_line_and_writes_nothing(spark, lake_cfg, tmp_path, cap
     assert _cli(lake_cfg, "--source", "events", "--path", str(arrays)) == 2
     assert "arrays.jsonl: no line is a valid events record" in capsys.readouterr().err
     _no_silver_or_gold(spark, lake_cfg)
+
+
+def test_library_refuses_folders_named_like_inputs_and_reports_skipped(spark, lake_cfg, tmp_path, caplog):
+    """The checks also run after Spark starts, for a library call with a file: URI."""
+    import logging
+    import os
+
+    from fusionrec.errors import InputError
+    from fusionrec.ingest.pipeline import ingest_directory
+    from fusionrec.ingest.sources.files import list_inputs
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "events-1.jsonl").write_text(json.dumps({"user_id": "u", "item_id": "i", "event_type": "view",
+                                                  "ts": 1600000000}) + "\n")
+    (d / "events-2.jsonl").mkdir()
+    lake = lake_of(spark, lake_cfg)
+    with pytest.raises(InputError, match=r"events-2.jsonl: is a directory, not an input file$"):
+        ingest_directory(lake, lake_cfg, d.as_uri())
+    (d / "events-2.jsonl").rmdir()
+    os.symlink(d / "gone.jsonl", d / "events-3.jsonl")
+    with pytest.raises(InputError, match=r"events-3.jsonl: dangling symbolic link"):
+        ingest(lake, lake_cfg, "events", d.as_uri())
+    (d / "events-3.jsonl").unlink()
+    (d / "_events-4.jsonl").write_text("{}\n")
+    (d / "notes.txt").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="fusionrec"):
+        files, other = list_inputs(spark, str(d), ("*.jsonl",))
+    assert [f.rsplit("/", 1)[1] for f in files] == ["events-1.jsonl"] and other == ["notes.txt"]
+    assert "skipped 1 hidden file(s) named like inputs: _events-4.jsonl" in caplog.text
+    _no_silver_or_gold(spark, lake_cfg)

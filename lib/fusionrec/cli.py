@@ -1,7 +1,10 @@
 """The ``fusionrec`` command line: ``fusionrec <command> [--conf FILE] [--set k=v] ...``.
 
 Each command lives in ``fusionrec.commands.<name>`` and defines ``HELP``,
-``add_arguments(parser)`` and ``run(cfg, args, report) -> int``.
+``add_arguments(parser)`` and ``run(cfg, args, report) -> int``. Only the module of the
+command being run is imported (the command list of ``--help`` reads each ``HELP`` from
+the module's source), so ``fusionrec --help`` and ``--version`` start no Spark, MLflow or
+pandas import.
 
 Exit codes: 0 success; 2 a :class:`fusionrec.errors.UserError` (bad input, settings or a
 stage not run yet), printed as one line; 1 any other exception, a bug, logged with its
@@ -11,17 +14,21 @@ traceback; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import logging
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterable
 
+import fusionrec
 from fusionrec.config import load_config
 from fusionrec.errors import UserError
 from fusionrec.runlog import RunReport, setup_logging
 
-__all__ = ["COMMANDS", "DEFAULT_CONF", "main"]
+__all__ = ["COMMANDS", "DEFAULT_CONF", "DESCRIPTION", "build_parser", "command_help", "main"]
 
 log = logging.getLogger("fusionrec")
 
@@ -31,11 +38,54 @@ COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train
 DEFAULT_CONF = "conf/local.yaml"
 
 
+DESCRIPTION = """fusionrec: ingest raw logs into Delta Lake, embed item and review texts with
+Spark NLP, fit ALS fused with text features, and register the recommender in MLflow."""
+
+EPILOG = """Run 'fusionrec COMMAND --help' for the options of a command.
+Settings: --conf FILE (YAML), then FUSIONREC_<SECTION>__<KEY> variables, then --set KEY=VALUE.
+Exit codes: 0 done; 2 a bad setting or input, printed as one line; 1 a bug (logged with its
+traceback); 130 interrupted."""
+
+
 def _command(name: str) -> ModuleType:
     return importlib.import_module(f"fusionrec.commands.{name.replace('-', '_')}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_help(name: str) -> str:
+    """The ``HELP`` of command ``name``, read from its module's source without importing it
+    (a command module imports Spark or MLflow); imported only if the source is unavailable."""
+    module = f"fusionrec.commands.{name.replace('-', '_')}"
+    spec = importlib.util.find_spec(module)
+    source = spec.loader.get_source(module) if spec is not None and spec.loader is not None else None
+    for node in ast.parse(source or "").body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets):
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                break
+    return _command(name).HELP
+
+
+def _plain(text: str) -> str:
+    """Help text without the reStructuredText literal markup of docstrings."""
+    return text.replace("``", "")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Plain text; every option with a value shows its default unless its help already does."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = _plain(action.help or "")
+        shown = action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text and action.nargs != 0:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser(commands: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser; the options of ``commands`` are added (importing their modules),
+    the other commands are listed with their help only."""
+    with_options = set(commands)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--conf", default=None, metavar="FILE",
                         help=f"YAML configuration (default: {DEFAULT_CONF} if present, else built-in defaults)")
@@ -46,18 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only")
     noise.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
-    parser = argparse.ArgumentParser(prog="fusionrec", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="fusionrec", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {fusionrec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = _command(name)
-        p = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        text = _plain(command_help(name))
+        p = sub.add_parser(name, parents=[common], help=text, description=text, formatter_class=_HelpFormatter)
+        if name in with_options:
+            _command(name).add_arguments(p)
     return parser
 
 
+def _chosen_command(argv: list[str]) -> list[str]:
+    """The command named in ``argv`` (the first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return [word] if word in COMMANDS else []
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_chosen_command(argv)).parse_args(argv)
     setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
     report = RunReport(args.command)
     code = 1

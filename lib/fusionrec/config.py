@@ -8,7 +8,10 @@ Sources, later ones winning:
    ``FUSIONREC_SPARK__DRIVER_MEMORY=8g``), and ``MLFLOW_TRACKING_URI``;
 4. ``--set section.key=value`` overrides on the command line.
 
-Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key.
+Unknown keys, values of the wrong type, values that are not valid YAML and values out of
+range (:data:`RULES`, checked in one place after loading) raise :class:`ConfigError`: one
+line naming where the value came from (``conf/local.yaml:12``, ``$FUSIONREC_MODEL__RANK``,
+``--set model.rank``) and the key.
 Relative paths are resolved against the working directory at load time, so that
 executors, sub-processes and MLflow all see the same absolute locations.
 """
@@ -16,12 +19,14 @@ executors, sub-processes and MLflow all see the same absolute locations.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -29,7 +34,7 @@ from fusionrec.errors import UserError
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig", "FeaturesConfig",
            "IngestConfig", "LakeConfig", "load_config", "MaintainConfig", "MlflowConfig", "ModelConfig",
-           "RegistryConfig", "SparkConfig"]
+           "RegistryConfig", "RULES", "Rule", "SparkConfig"]
 
 ENV_PREFIX = "FUSIONREC_"
 
@@ -323,6 +328,156 @@ _PATH_KEYS = {
 }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A check on one setting: ``test(value)`` holds for a valid value; ``expect`` completes
+    "must be ..." in the error message. ``None`` (an optional setting left out) is not checked."""
+
+    test: Callable[[Any], bool]
+    expect: str
+
+
+def _at_least(low: float) -> Rule:
+    return Rule(lambda v: v >= low, f">= {low}")
+
+
+def _above(low: float) -> Rule:
+    return Rule(lambda v: v > low, f"> {low}")
+
+
+def _open_unit() -> Rule:
+    return Rule(lambda v: 0 < v < 1, "in (0, 1)")
+
+
+def _share() -> Rule:
+    return Rule(lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def _one_of(*values: str) -> Rule:
+    return Rule(lambda v: v in values, "one of " + ", ".join(values))
+
+
+def _each(rule: Rule) -> Rule:
+    return Rule(lambda v: all(rule.test(x) for x in v), f"a list of values {rule.expect}")
+
+
+def _iso_date(value: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+_NOT_EMPTY = Rule(lambda v: bool(str(v).strip()), "a non-empty string")
+_NON_EMPTY_LIST = Rule(lambda v: len(v) > 0, "a non-empty list")
+#: JVM / Spark sizes: 6g, 512m, 1000m, 2gb.
+_SIZE = Rule(lambda v: re.fullmatch(r"[0-9]+(?:[bB]|[kKmMgGtTpP][bB]?)?", v) is not None,
+             "a size such as 512m or 6g")
+_LOG_LEVEL = Rule(lambda v: v.upper() in {"ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"},
+                  "a log4j level (ALL, DEBUG, ERROR, FATAL, INFO, OFF, TRACE, WARN)")
+_NON_NEGATIVE = _at_least(0)
+_POSITIVE_INT = _at_least(1)
+
+#: The valid range of every setting that has one (numeric settings all have one; seeds are
+#: non-negative because numpy seeds must be). Checked by :func:`load_config` after the
+#: types, so an error names the key, its value and where it was set.
+RULES: dict[str, Rule] = {
+    "mode": _one_of("local", "cluster"),
+    "spark.master": _NOT_EMPTY,
+    "spark.app_name": _NOT_EMPTY,
+    "spark.driver_memory": _SIZE,
+    "spark.shuffle_partitions": _POSITIVE_INT,
+    "spark.checkpoint_dir": _NOT_EMPTY,
+    "spark.log_level": _LOG_LEVEL,
+    "spark.kryo_buffer_max": _SIZE,
+    "lake.root": _NOT_EMPTY,
+    "lake.commit_retries": _NON_NEGATIVE,
+    "lake.commit_backoff_s": _NON_NEGATIVE,
+    "lake.commit_backoff_max_s": _NON_NEGATIVE,
+    "lake.stale_commit_s": _above(0),
+    "embed.source": _one_of("packages", "onnx_dir", "pretrained"),
+    "embed.annotator": _NOT_EMPTY,
+    "embed.model_id": _NOT_EMPTY,
+    "embed.dimension": _POSITIVE_INT,
+    "embed.batch_size": _POSITIVE_INT,
+    "embed.max_sentence_length": _POSITIVE_INT,
+    "embed.partitions": _POSITIVE_INT,
+    "embed.quarantine_text_chars": _NON_NEGATIVE,
+    "mlflow.tracking_uri": _NOT_EMPTY,
+    "mlflow.experiment": _NOT_EMPTY,
+    "mlflow.model_name": _NOT_EMPTY,
+    "model.rank": _POSITIVE_INT,
+    "model.reg_param": _NON_NEGATIVE,
+    "model.alpha": _NON_NEGATIVE,
+    "model.max_iter": _POSITIVE_INT,
+    "model.checkpoint_interval": _POSITIVE_INT,
+    "model.ridge_lambda": _NON_NEGATIVE,
+    "model.candidates_n": _POSITIVE_INT,
+    "model.k": _POSITIVE_INT,
+    "model.min_user_interactions": _NON_NEGATIVE,
+    "model.seed": _NON_NEGATIVE,
+    "model.user_blocks": _POSITIVE_INT,
+    "model.item_blocks": _POSITIVE_INT,
+    "model.ranker_reg": _NON_NEGATIVE,
+    "model.ranker_cold_item_fraction": _share(),
+    "model.recent_weeks": _POSITIVE_INT,
+    "model.session_items": _POSITIVE_INT,
+    "model.reason_max_liked": _POSITIVE_INT,
+    "model.search_rank": _each(_POSITIVE_INT),
+    "model.search_reg_param": _each(_NON_NEGATIVE),
+    "model.search_alpha": _each(_NON_NEGATIVE),
+    "evaluate.k_list": Rule(lambda v: len(v) > 0 and all(k >= 1 for k in v), "a non-empty list of values >= 1"),
+    "evaluate.test_fraction": _open_unit(),
+    "evaluate.cold_item_fraction": _share(),
+    "evaluate.validation_fraction": _open_unit(),
+    "evaluate.positive_rating": _NON_NEGATIVE,
+    "evaluate.positive_weight": _NON_NEGATIVE,
+    "evaluate.seed": _NON_NEGATIVE,
+    "registry.promotion_model": _NOT_EMPTY,
+    "registry.promotion_metric": _NOT_EMPTY,
+    "registry.promotion_tolerance": _NON_NEGATIVE,
+    "registry.max_k": _POSITIVE_INT,
+    **{f"ingest.weight_{t}": _NON_NEGATIVE for t in ("view", "click", "cart", "purchase", "rating", "review")},
+    "ingest.rating_weight": _NON_NEGATIVE,
+    "ingest.rating_min": _NON_NEGATIVE,
+    "ingest.rating_max": _above(0),
+    "ingest.min_ts": Rule(_iso_date, "an ISO date such as 1995-01-01"),
+    "ingest.max_future_s": _NON_NEGATIVE,
+    "ingest.max_text_length": _POSITIVE_INT,
+    "ingest.max_title_length": _POSITIVE_INT,
+    "ingest.pseudonym_key_env": _NOT_EMPTY,
+    "ingest.pseudonym_key_file": _NOT_EMPTY,
+    "maintain.vacuum_retention_hours": _NON_NEGATIVE,
+    "features.item_doc_weight": _NON_NEGATIVE,
+    "features.item_review_weight": _NON_NEGATIVE,
+    "features.profile_half_life_days": _above(0),
+    "features.profile_review_weight": _NON_NEGATIVE,
+    "features.sentiment_positive_min_rating": _NON_NEGATIVE,
+    "features.sentiment_negative_max_rating": _NON_NEGATIVE,
+    "features.sentiment_test_fraction": _open_unit(),
+    "features.sentiment_seed": _NON_NEGATIVE,
+    "features.sentiment_reg_param": _NON_NEGATIVE,
+    "features.sentiment_max_iter": _POSITIVE_INT,
+    "features.sentiment_min_per_class": _POSITIVE_INT,
+}
+
+#: Checks between settings: (first key, rule on the whole configuration, what must hold).
+_RELATIONS: list[tuple[str, Callable[["Config"], bool], str]] = [
+    ("ingest.rating_min", lambda c: c.ingest.rating_min < c.ingest.rating_max,
+     "below ingest.rating_max"),
+    ("features.sentiment_negative_max_rating",
+     lambda c: c.features.sentiment_negative_max_rating < c.features.sentiment_positive_min_rating,
+     "below features.sentiment_positive_min_rating"),
+    ("features.item_doc_weight", lambda c: c.features.item_doc_weight + c.features.item_review_weight > 0,
+     "positive where features.item_review_weight is 0"),
+    ("embed.onnx_dir", lambda c: c.embed.source != "onnx_dir" or bool(c.embed.onnx_dir),
+     "set when embed.source is onnx_dir"),
+    ("embed.pretrained_name", lambda c: c.embed.source != "pretrained" or bool(c.embed.pretrained_name),
+     "set when embed.source is pretrained"),
+]
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -337,7 +492,8 @@ def load_config(
         (``os.environ`` when ``None``).
     :param base_dir: folder that relative paths are resolved against (the working directory
         when ``None``).
-    :raises ConfigError: unreadable file, unknown key or wrong type; the message names it.
+    :raises ConfigError: unreadable file, invalid YAML, unknown key, wrong type or a value
+        out of range (:data:`RULES`); one line naming where the value was set and the key.
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
@@ -345,23 +501,13 @@ def load_config(
     source = "defaults"
     if path is not None:
         source = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: configuration file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of sections at the top level")
-        data = loaded
+        data = _read_yaml(Path(path), origins)
 
     for name, raw in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-            _set_dotted(data, origins, f"{section}.{key}", yaml.safe_load(raw) if raw else raw, f"${name}")
+            dotted, origin = f"{section}.{key}", f"${name}"
+            _set_dotted(data, origins, dotted, _parse_value(raw, dotted, origin) if raw else raw, origin)
     if env.get("MLFLOW_TRACKING_URI"):
         _set_dotted(data, origins, "mlflow.tracking_uri", env["MLFLOW_TRACKING_URI"], "$MLFLOW_TRACKING_URI")
 
@@ -369,10 +515,87 @@ def load_config(
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected section.key=value")
-        _set_dotted(data, origins, key.strip(), yaml.safe_load(raw) if raw.strip() else "", f"--set {key}")
+        key = key.strip()
+        origin = f"--set {key}"
+        _set_dotted(data, origins, key, _parse_value(raw, key, origin) if raw.strip() else "", origin)
 
     cfg = _build(Config, data, "", source, origins)
+    _validate(cfg, source, origins)
     return _resolve_paths(cfg, Path(base_dir) if base_dir else Path.cwd())
+
+
+def _read_yaml(p: Path, origins: dict[str, str]) -> dict[str, Any]:
+    """The mapping in YAML file ``p``; ``origins`` gets ``file:line`` of every key in it."""
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a configuration file")
+    if not p.is_file():
+        raise ConfigError(f"{p}: configuration file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        loaded = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+    _key_lines(node, "", str(p), origins)
+    return loaded
+
+
+def _key_lines(node: Any, prefix: str, file: str, origins: dict[str, str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{prefix}{key_node.value}"
+            origins[dotted] = f"{file}:{key_node.start_mark.line + 1}"
+            _key_lines(value_node, f"{dotted}.", file, origins)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what the YAML parser found wrong, and in which column."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        problem = f"{problem}, column {mark.column + 1}"
+    context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and opened is not None and (mark is None or opened.line != mark.line):
+        problem = f"{context} opened on line {opened.line + 1}: {problem}"
+    return problem
+
+
+def _parse_value(raw: str, key: str, origin: str) -> Any:
+    """A value from the environment or ``--set``, read as YAML (so ``8``, ``true``, ``[1, 2]``)."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: value {raw!r} for '{key}' is not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _validate(cfg: "Config", source: str, origins: dict[str, str]) -> None:
+    """Every :data:`RULES` entry and relation; the first broken one is raised."""
+    for key, rule in RULES.items():
+        value = _get_dotted(cfg, key)
+        if value is not None and not rule.test(value):
+            raise ConfigError(f"{_origin(key, source, origins)}: '{key}' must be {rule.expect}, got {value!r}")
+    for key, holds, expect in _RELATIONS:
+        if not holds(cfg):
+            raise ConfigError(f"{_origin(key, source, origins)}: '{key}' must be {expect}, "
+                              f"got {_get_dotted(cfg, key)!r}")
+
+
+def _get_dotted(cfg: "Config", dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _set_dotted(data: dict[str, Any], origins: dict[str, str], dotted: str, value: Any, origin: str) -> None:
@@ -405,11 +628,14 @@ def _build(cls: type, data: Any, prefix: str, source: str, origins: dict[str, st
 
 
 def _origin(key: str, source: str, origins: dict[str, str]) -> str:
-    while key:
-        if key in origins:
-            return origins[key]
-        key = key.rpartition(".")[0]
-    return source
+    """Where ``key`` was set: itself or its section; else the variable or option that set a
+    key below it (an unknown section named only by ``$FUSIONREC_X__Y``); else ``source``."""
+    probe = key
+    while probe:
+        if probe in origins:
+            return origins[probe]
+        probe = probe.rpartition(".")[0]
+    return next((o for k, o in origins.items() if k.startswith(f"{key}.")), source)
 
 
 def _coerce(tp: Any, value: Any, key: str, source: str, origins: dict[str, str]) -> Any:
@@ -444,6 +670,8 @@ def _coerce(tp: Any, value: Any, key: str, source: str, origins: dict[str, str])
             return float(value)
         raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
     if tp is str:
+        if isinstance(value, (dt.date, dt.datetime)):  # unquoted YAML dates
+            return value.isoformat()
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")

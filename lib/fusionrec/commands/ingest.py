@@ -11,7 +11,7 @@ from fusionrec.ingest.schema import KINDS
 from fusionrec.runlog import RunReport, stage
 from fusionrec.stages import Stage
 
-__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+__all__ = ["HELP", "STAGE", "add_arguments", "check_before_spark", "run"]
 
 HELP = "ingest events/items/reviews JSONL, a MovieLens or an Amazon directory into the Delta lake"
 
@@ -74,12 +74,28 @@ def _log_mlflow(cfg: Config, batches: list[dict[str, Any]]) -> None:
             mlflow.log_dict(report, "ingest_report.json")
 
 
+def check_before_spark(cfg: Config, path: str, source: str | None) -> None:
+    """The input checks that need no Spark session (a local ``path``; ``source`` None: a
+    directory of JSONL files), run before the session starts so a bad path fails at once.
+
+    A path without a scheme is checked here only when it is certainly on the local disk: a
+    ``local[...]`` master and no other default filesystem set in ``spark.extra``; else the
+    session's default filesystem decides, and the checks run after it starts.
+    """
+    from fusionrec.ingest.pipeline import check_inputs
+
+    default_fs = cfg.spark.extra.get("spark.hadoop.fs.defaultFS", "file:///")
+    bare_is_local = (cfg.spark.master or "").startswith("local") and default_fs.startswith("file:")
+    check_inputs(path, source, bare_is_local=bare_is_local)
+
+
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     from fusionrec.ingest.pipeline import ingest, ingest_directory
     from fusionrec.session import build_spark
 
     from fusionrec.lake import Lake
 
+    check_before_spark(cfg, args.path, None if args.dir else args.source)
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("ingest", report) as rec:
         if args.dir:

@@ -137,6 +137,9 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     from fusionrec.commands import promote as promote_command
     from fusionrec.session import build_spark
 
+    for path, source in ((args.dir, None), (args.movielens, "movielens"), (args.amazon, "amazon")):
+        if path:
+            ingest.check_before_spark(cfg, path, source)
     lake = Lake(build_spark(cfg), cfg.lake)
     ingest_path = None
     if args.generate:

@@ -26,7 +26,7 @@ from pyspark.sql.types import ArrayType, StringType
 
 from fusionrec.config import IngestConfig
 from fusionrec.ingest.privacy import pseudonymise
-from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, Fix, Reason
+from fusionrec.ingest.schema import DUPLICATE_CODE, EVENT_TYPES, FIELDS, Fix, Reason
 from fusionrec.ingest.sources.text import JSON_VALUE
 
 __all__ = ["CLASSIFIERS", "DUPLICATE_CODE", "SILVER_COLUMNS", "CleaningRules", "accepted", "classify_events",
@@ -107,13 +107,31 @@ def parse_price(c: Column) -> Column:
 
 
 def parse_ts(c: Column) -> Column:
-    """ISO-8601 text or epoch seconds (milliseconds when >= 1e11) -> timestamp, else null."""
+    """ISO-8601 text or epoch seconds (milliseconds when >= 1e11), integer or not, also in
+    exponent notation (a JSON float parsed as text reads ``1.7000000005E9``) -> timestamp,
+    else null."""
     s = F.trim(c)
     number = s.cast("double")
-    numeric = s.rlike(r"^-?[0-9]+(\.[0-9]+)?$")
+    numeric = s.rlike(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
     from_number = (F.when(F.abs(number) < 1e11, F.timestamp_seconds(number))
                    .when(F.abs(number) < 1e14, F.timestamp_millis(number.cast("long"))))
     return F.when(numeric, from_number).otherwise(F.to_timestamp(s))
+
+
+#: Fields that may be a JSON array (of strings): texts are joined, lists kept.
+_ARRAY_OK = ("title", "description", "text", "categories", "tags")
+
+
+def _wrong_type(kind: str) -> Column:
+    """True when a canonical field of ``kind`` holds a JSON type it cannot have: an object
+    or a boolean anywhere, an array outside :data:`_ARRAY_OK` (see ``_json_types``)."""
+    types = F.col("_json_types")
+    wrong = [types[name].isin("object", "boolean") if name in _ARRAY_OK else types[name].isNotNull()
+             for name in FIELDS[kind]]
+    any_wrong = wrong[0]
+    for w in wrong[1:]:
+        any_wrong = any_wrong | w
+    return F.coalesce(any_wrong, F.lit(False))
 
 
 def _ts_reason(ts: Column, rules: CleaningRules) -> Column:
@@ -157,7 +175,7 @@ def _mark_duplicates(df: DataFrame, key: str, order: list[Column]) -> DataFrame:
 def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     """Staged events -> silver event columns + ``_reason``, ``_duplicate``, ``_fixes``.
 
-    Order of rules: blank line, unparseable, missing user id, missing item id, unknown
+    Order of rules: blank line, unparseable, wrong JSON type, missing user id, missing item id, unknown
     event type, bad rating (also a ``rating`` event without one), rating out of range,
     timestamp unparseable, timestamp out of range. User ids are pseudonymised. Duplicates:
     same ``event_id`` (given, or derived from user, item, type, time and rating); the first
@@ -171,6 +189,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     ts = parse_ts(F.col("ts"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
+        _wrong_type("events").alias("_wrong_type"),
         pseudonymise(user_raw, rules.key).alias("user_id"), item.alias("item_id"), etype.alias("event_type"),
         rating_raw.alias("_rating_raw"), rating.alias("rating"), ts.alias("ts"),
         _blank_to_null(F.col("event_id")).alias("_event_id"), _blank_to_null(F.col("ts")).alias("_ts_raw"),
@@ -178,6 +197,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     c = F.col
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
               .when(~c("_parsed"), F.lit(Reason.UNPARSEABLE))
+              .when(c("_wrong_type"), F.lit(Reason.WRONG_TYPE))
               .when(c("user_id").isNull(), F.lit(Reason.MISSING_USER_ID))
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
               .when(c("event_type").isNull() | ~c("event_type").isin(*EVENT_TYPES), F.lit(Reason.UNKNOWN_EVENT_TYPE))
@@ -192,7 +212,7 @@ def classify_events(staged: DataFrame, rules: CleaningRules) -> DataFrame:
         _fixes((c("_non_utf8"), Fix.NON_UTF8_REPLACED)).alias("_fixes"),
     )
     df = _mark_duplicates(df, "event_id", [c("_file"), c("_raw")])
-    return df.drop("_parsed", "_non_utf8", "_rating_raw", "_event_id", "_ts_raw")
+    return df.drop("_parsed", "_non_utf8", "_wrong_type", "_rating_raw", "_event_id", "_ts_raw")
 
 
 def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
@@ -200,7 +220,7 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
 
     Texts are cleaned (:func:`clean_text`) and truncated (titles, brands and categories to
     ``max_title_length``, descriptions to ``max_text_length``; ``truncated`` records it).
-    Rules: blank line, unparseable, missing item id, empty item text (no title, description,
+    Rules: blank line, unparseable, wrong JSON type, missing item id, empty item text (no title, description,
     categories, tags or brand left after cleaning). Duplicate item records: the latest
     ``updated_at`` wins; without one (or on a tie) the record with the most non-empty
     fields; then the later file name; then the larger raw line (deterministic).
@@ -212,6 +232,7 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     brand_clean = clean_text(c("brand"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
+        _wrong_type("items").alias("_wrong_type"),
         _blank_to_null(c("item_id")).alias("item_id"),
         _truncate(title_clean, cfg.max_title_length).alias("title"),
         _truncate(desc_clean, cfg.max_text_length).alias("description"),
@@ -231,6 +252,7 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     df = df.withColumn("truncated", F.coalesce(c("truncated"), F.lit(False)))
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
               .when(~c("_parsed"), F.lit(Reason.UNPARSEABLE))
+              .when(c("_wrong_type"), F.lit(Reason.WRONG_TYPE))
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
               .when(c("title").isNull() & c("description").isNull() & (F.size(c("categories")) == 0)
                     & (F.size(c("tags")) == 0) & c("brand").isNull(), F.lit(Reason.EMPTY_ITEM_TEXT)))
@@ -245,13 +267,13 @@ def classify_items(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     )
     df = _mark_duplicates(df, "item_id", [c("updated_ts").desc_nulls_last(), c("_completeness").desc(),
                                           c("_file").desc(), c("_raw").desc()])
-    return df.drop("_parsed", "_non_utf8", "_markup", "_has_price", "_completeness")
+    return df.drop("_parsed", "_non_utf8", "_wrong_type", "_markup", "_has_price", "_completeness")
 
 
 def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     """Staged reviews -> silver review columns + ``_reason``, ``_duplicate``, ``_fixes``.
 
-    Rules: blank line, unparseable, missing user id, missing item id, bad rating, rating
+    Rules: blank line, unparseable, wrong JSON type, missing user id, missing item id, bad rating, rating
     out of range (the rating itself is optional), timestamp unparseable / out of range,
     empty review text (after cleaning). Texts longer than ``max_text_length`` are
     truncated. Duplicates: same ``review_id`` (given, or derived from user, item, time and
@@ -264,6 +286,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     rating_raw = _blank_to_null(c("rating"))
     df = staged.select(
         "_raw", "_file", "_parsed", "_non_utf8", "extra", "_user_pattern",
+        _wrong_type("reviews").alias("_wrong_type"),
         pseudonymise(_blank_to_null(c("user_id")), rules.key).alias("user_id"),
         _blank_to_null(c("item_id")).alias("item_id"),
         rating_raw.alias("_rating_raw"), rating_raw.cast("double").alias("rating"),
@@ -276,6 +299,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
     )
     reason = (F.when(c("_raw").isNull() | (F.trim(c("_raw")) == ""), F.lit(Reason.BLANK_LINE))
               .when(~c("_parsed"), F.lit(Reason.UNPARSEABLE))
+              .when(c("_wrong_type"), F.lit(Reason.WRONG_TYPE))
               .when(c("user_id").isNull(), F.lit(Reason.MISSING_USER_ID))
               .when(c("item_id").isNull(), F.lit(Reason.MISSING_ITEM_ID))
               .otherwise(F.coalesce(_rating_reason(c("_rating_raw"), c("rating"), rules),
@@ -289,7 +313,7 @@ def classify_reviews(staged: DataFrame, rules: CleaningRules) -> DataFrame:
                (c("_non_utf8"), Fix.NON_UTF8_REPLACED)).alias("_fixes"),
     )
     df = _mark_duplicates(df, "review_id", [c("_file"), c("_raw")])
-    return df.drop("_parsed", "_non_utf8", "_rating_raw", "_ts_raw", "_review_id", "_markup")
+    return df.drop("_parsed", "_non_utf8", "_wrong_type", "_rating_raw", "_ts_raw", "_review_id", "_markup")
 
 
 CLASSIFIERS = {"events": classify_events, "items": classify_items, "reviews": classify_reviews}

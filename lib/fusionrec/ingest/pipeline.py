@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import posixpath
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,9 +42,11 @@ from fusionrec.ingest.clean import (CLASSIFIERS, SILVER_COLUMNS, CleaningRules, 
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.ingest.schema import KEYS, KINDS, Fix, conform_staged
 from fusionrec.ingest.sources import amazon, jsonl, movielens
-from fusionrec.ingest.sources.files import InputFile, batch_id as files_batch_id, exists, inspect, resolve
+from fusionrec.ingest.sources.files import (InputFile, batch_id as files_batch_id, check_local, exists, inspect,
+                                            list_inputs, local_path, matches, resolve)
 
-__all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "SOURCES", "Adapter", "ingest", "ingest_directory"]
+__all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "DIRECTORY_PATTERNS", "SOURCES", "Adapter", "check_inputs", "ingest",
+           "ingest_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ ADAPTERS: dict[str, Adapter] = {
     "amazon": Adapter(amazon.PATTERNS, amazon.check, amazon.read),
 }
 SOURCES = tuple(ADAPTERS)
+#: The files :func:`ingest_directory` takes from a directory.
+DIRECTORY_PATTERNS = tuple(pattern for kind in KINDS for pattern in jsonl.PATTERNS[kind])
 
 
 def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None = None) -> dict[str, Any]:
@@ -159,11 +164,13 @@ def ingest_directory(lake: Lake, cfg: Config, path: str) -> dict[str, Any]:
     """Ingest a directory of canonical JSONL files: ``items*``, then ``events*``, then
     ``reviews*`` (items first, so reviews see their items), one batch per kind."""
     found_at, is_dir = exists(lake.spark, path)
-    if not found_at:
-        raise InputError(f"{path}: no such file or directory")
     if not is_dir:
-        raise InputError(f"{path}: not a directory")
-    found = {kind: _resolve_or_none(lake.spark, path, jsonl.PATTERNS[kind]) for kind in KINDS}
+        list_inputs(lake.spark, path, DIRECTORY_PATTERNS)  # names a dangling link, a loop, ...
+        raise InputError(f"{path}: not a directory" if found_at else f"{path}: no such file or directory")
+    uris, other = list_inputs(lake.spark, path, DIRECTORY_PATTERNS)
+    if other:
+        log.info("%s: not ingested (not named like events*/items*/reviews* JSON Lines): %s", path, ", ".join(other))
+    found = {kind: [u for u in uris if matches(posixpath.basename(u), jsonl.PATTERNS[kind])] for kind in KINDS}
     if not any(found.values()):
         raise InputError(f"{path}: directory has no events*/items*/reviews* JSON Lines files")
     # Check every file of every kind (one Spark job) before the first write.
@@ -176,11 +183,23 @@ def ingest_directory(lake: Lake, cfg: Config, path: str) -> dict[str, Any]:
     return {"path": path, "batches": batches}
 
 
-def _resolve_or_none(spark: SparkSession, path: str, patterns: tuple[str, ...]) -> list[str]:
-    try:
-        return resolve(spark, path, patterns)
-    except InputError:
-        return []
+def check_inputs(path: str, source: str | None, *, bare_is_local: bool = True) -> None:
+    """The input checks that need no Spark session, for a local ``path`` (see
+    :func:`~fusionrec.ingest.sources.files.check_local`); ``source`` None: a directory for
+    :func:`ingest_directory`. Remote URIs are left to the Hadoop listing of :func:`ingest`.
+
+    :raises InputError: the problem, naming the path; nothing is written.
+    """
+    local = local_path(path, bare_is_local=bare_is_local)
+    if local is None:
+        return
+    patterns = DIRECTORY_PATTERNS if source is None else ADAPTERS[source].patterns
+    listing = check_local(local, patterns)
+    if source is None and not listing.is_dir:
+        raise InputError(f"{path}: not a directory")
+    if listing.is_dir and not listing.files:
+        raise InputError(f"{path}: directory has no events*/items*/reviews* JSON Lines files" if source is None
+                         else f"{path}: directory has no input files (expected {', '.join(patterns)})")
 
 
 def _check_parseable(account: KindAccount, source: str) -> None:

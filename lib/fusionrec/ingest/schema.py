@@ -15,16 +15,21 @@ Canonical JSON Lines (one JSON object per line, UTF-8, optionally gzip-compresse
     (optional), ``title`` (optional summary), ``text``, ``ts``.
 
 Timestamps (``ts``, ``updated_at``) are ISO-8601 strings (``2021-03-04T05:06:07Z``) or
-epoch numbers (seconds; values above 1e11 are read as milliseconds). Any other field is
+epoch numbers, integer or not (seconds; values above 1e11 are read as milliseconds). Ids,
+event types, ratings, timestamps, prices and years are JSON strings or numbers, texts and
+lists may also be arrays of strings: a field holding a JSON object, or a boolean (or an
+array where no list is expected), is quarantined as ``wrong_type``. Any other field is
 kept in the silver ``extra`` map ("rescued"), except the personal fields listed in
 ``ingest.personal_fields``, which never leave bronze.
 
 The adapters of :mod:`fusionrec.ingest.sources` all produce *staged* frames: the fields
 above as strings (``categories``/``tags`` as arrays) plus ``_raw`` (the line as received,
 invalid UTF-8 replaced), ``_file``, ``_parsed`` (the line is a well-formed record),
-``_non_utf8``, ``extra`` and ``_user_pattern``: a regex locating the user id in ``_raw``
+``_non_utf8``, ``extra``, ``_user_pattern``: a regex locating the user id in ``_raw``
 (group 1 what precedes it, group 2 the id as written; null for items), by which quarantine
-replaces the id with its pseudonym, whatever the source format.
+replaces the id with its pseudonym, whatever the source format, and ``_json_types``: the
+canonical fields written as a JSON ``object``, ``array`` or ``boolean``, with that type
+(strings, numbers and nulls are not listed; null for a source without JSON types).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def staged_schema(kind: str) -> StructType:
         StructField("_parsed", BooleanType()),
         StructField("_non_utf8", BooleanType()),
         StructField("_user_pattern", StringType()),
+        StructField("_json_types", MapType(StringType(), StringType())),
     ])
 
 
@@ -92,6 +98,7 @@ class Reason:
     """Reason codes of quarantined rows (``quarantine.<kind>.reason``)."""
 
     UNPARSEABLE = "unparseable"            # not a JSON object / not a CSV record
+    WRONG_TYPE = "wrong_type"              # a field holds a JSON object, boolean or unexpected array
     BLANK_LINE = "blank_line"
     MISSING_USER_ID = "missing_user_id"
     MISSING_ITEM_ID = "missing_item_id"

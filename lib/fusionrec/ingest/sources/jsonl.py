@@ -17,7 +17,6 @@ from pyspark.sql.types import MapType, StringType
 from fusionrec.config import Config
 from fusionrec.errors import InputError
 from fusionrec.ingest.schema import ARRAY_FIELDS, FIELDS
-from fusionrec.errors import InputError
 from fusionrec.ingest.sources.files import InputFile
 from fusionrec.ingest.sources.text import as_list, as_text, json_field_pattern, read_lines
 
@@ -59,6 +58,8 @@ def stage_json(lines: DataFrame, kind: str, personal_fields: list[str],
         return value
 
     extra = F.map_filter(m, lambda k, v: ~k.isin(*consumed))
+    types = F.create_map(*[c for name in FIELDS[kind]
+                           for c in (F.lit(name), _json_type(field_map[name], m.getItem(field_map[name])))])
     return parsed.select(
         *[field(name).alias(name) for name in FIELDS[kind]],
         F.when(F.size(extra) > 0, extra).alias("extra"),
@@ -67,7 +68,22 @@ def stage_json(lines: DataFrame, kind: str, personal_fields: list[str],
         "_non_utf8",
         F.lit(json_field_pattern(field_map["user_id"]) if "user_id" in field_map else None)
         .cast("string").alias("_user_pattern"),
+        F.map_filter(types, lambda k, v: v.isNotNull()).alias("_json_types"),
     )
+
+
+def _json_type(key: str, value: Column) -> Column:
+    """``object`` / ``array`` / ``boolean`` when field ``key`` (parsed as ``value``) is
+    written as one, else null. The map keeps only text, so the value as written is looked up
+    in the line, only for a value that may be one of these (cheap for the rest); both must
+    agree, so a like-named key nested earlier in the line is not mistaken for it."""
+    written = F.regexp_extract(F.col("_raw"), json_field_pattern(key), 2)
+    maybe = value.startswith("{") | value.startswith("[") | value.isin("true", "false")
+    # The map holds an object or array as compact JSON text: what is written (up to the first
+    # space, comma or closing bracket) starts it.
+    return F.when(maybe, F.when(written.startswith("{") & value.startswith(written), F.lit("object"))
+                  .when(written.startswith("[") & value.startswith(written), F.lit("array"))
+                  .when(value.isin("true", "false") & (written == value), F.lit("boolean")))
 
 
 def read(spark: SparkSession, kind: str, files: list[InputFile], cfg: Config) -> dict[str, DataFrame]:

@@ -68,8 +68,8 @@ def read(spark: SparkSession, files: list[InputFile], cfg: Config) -> dict[str, 
     r = F.col("_r")
     null = F.lit(None).cast("string")
     no_extra = F.lit(None).cast("map<string,string>")
-    meta = ["extra", "_raw", "_file", "_parsed", "_non_utf8", "_user_pattern"]
-    staged_meta = [no_extra.alias("extra") if m == "extra" else m for m in meta]
+    meta = ["extra", "_raw", "_file", "_parsed", "_non_utf8", "_user_pattern", "_json_types"]
+    staged_meta = [no_extra.alias(m) if m in ("extra", "_json_types") else m for m in meta]
 
     ratings = _parse(spark, by_name["ratings.csv"]).select(
         null.alias("event_id"), r["userId"].alias("user_id"), r["movieId"].alias("item_id"),
