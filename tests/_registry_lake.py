@@ -122,7 +122,7 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
     # hold every interaction, so recent popularity = popularity here.
     latest = max(row[5] for row in interactions).replace(tzinfo=dt.timezone.utc)
     now_week = int(latest.timestamp()) // (7 * 24 * 3600)
-    params = {"rank": RANK, "als": {"rank": RANK, "alpha": 10.0}, "text_to_item_factor": [],
+    params = {"rank": RANK, "als": {"rank": RANK, "alpha": 10.0, "reg_param": 0.1}, "text_to_item_factor": [],
               "text_to_user_factor": text_to_user.tolist(), "ranker": ranker if with_ranker else None,
               "train_cutoff": "2024-01-05T00:00:00", "candidates_n": 10, "k": 5,
               "recent_weeks": 4, "now_week": now_week}

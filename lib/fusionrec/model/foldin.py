@@ -18,17 +18,18 @@ against the fitted item factors gives back the factors ALS itself computed in it
 user step (up to float32 rounding).
 
 One numpy implementation, used by the stream (:func:`fold_in_users`, one pandas group per
-user) and by the serving bundle (one request).
+user) and by the serving bundle (one request, numpy only).
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+
+if TYPE_CHECKING:  # Spark is imported where used: serving runs the numpy part without it
+    from pyspark.sql import DataFrame
 
 FOLDED_SCHEMA = "user_id STRING, factors ARRAY<FLOAT>, session ARRAY<FLOAT>, n_items INT"
 
@@ -113,6 +114,9 @@ def fold_in_users(interactions: DataFrame, item_factors: DataFrame, *, gram_matr
     numbers); each user is one pandas group. Interactions with items without factors are
     left out, as ALS never saw them.
     """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     # The latest session items are chosen before items without factors are dropped, as
     # fusion.session_vectors does (latest_items, then the join).
     w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
@@ -130,3 +134,15 @@ def fold_in_users(interactions: DataFrame, item_factors: DataFrame, *, gram_matr
                              "n_items": [len(pdf)]})
 
     return rows.groupBy("user_id").applyInPandas(per_user, FOLDED_SCHEMA)
+
+
+def item_gram(item_factors: DataFrame) -> np.ndarray:
+    """YᵀY of the items ALS trained (``source = 'als'`` rows of ``model.item_factors``),
+    in item id order (the serving bundle and the stream compute it the same way)."""
+    from pyspark.sql import functions as F
+
+    rows = (item_factors.where(F.col("source") == "als").orderBy("item_id")
+            .select("factors").toPandas()["factors"].to_numpy())
+    if rows.size == 0:
+        raise ValueError("item factors: no ALS item (source = 'als'); train the model first")
+    return gram(np.stack(rows).astype(np.float32))

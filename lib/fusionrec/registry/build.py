@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.lake import Lake, LakeMissingError
+from fusionrec.model.foldin import item_gram
 from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.train import FUSION_PARAMS
@@ -127,7 +128,8 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
     # Liked = positively rated (or, without a rating, any interaction), most recent first.
     positive = F.col("rating").isNull() | (F.col("rating") >= F.lit(cfg.evaluate.positive_rating))
     per_user = interactions.groupBy("user_id").agg(
-        F.collect_list("item_id").alias("seen"),
+        F.collect_list(F.struct("item_id", F.col("weight").cast("double").alias("weight"),
+                                F.unix_timestamp("last_ts").cast("double").alias("ts"))).alias("seen_rows"),
         F.slice(
             F.sort_array(F.collect_list(F.when(positive, F.struct(F.col("last_ts"), F.col("item_id")))), asc=False),
             1, cfg.model.reason_max_liked,
@@ -143,7 +145,10 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
         .orderBy("user_id")
         .toPandas()
     )
-    seen = [[item_index[i] for i in (row if row is not None else ()) if i in item_index] for row in users["seen"]]
+    seen_rows = [[r for r in (row if row is not None else ()) if r["item_id"] in item_index] for row in users["seen_rows"]]
+    seen = [[item_index[r["item_id"]] for r in row] for row in seen_rows]
+    seen_weights = np.asarray([r["weight"] for row in seen_rows for r in row], dtype=np.float64)
+    seen_last_ts = np.asarray([r["ts"] for row in seen_rows for r in row], dtype=np.float64)
     liked = [[item_index[r["item_id"]] for r in (row if row is not None else ()) if r["item_id"] in item_index]
              for row in users["liked"]]
     seen_indptr, seen_indices = csr_from_lists(seen)
@@ -171,7 +176,10 @@ def assemble_bundle(frames: dict[str, DataFrame], params: dict[str, Any], cfg: C
         ranker=ranker,
         candidates_n=int(params.get("candidates_n", cfg.model.candidates_n)),
         default_k=int(params.get("k", cfg.model.k)),
-        meta={"train_cutoff": params.get("train_cutoff"), "rank": rank, "als": params.get("als", {})},
+        meta={"train_cutoff": params.get("train_cutoff"), "rank": rank, "als": params.get("als", {}),
+              "session_items": cfg.model.session_items, "default_event_weight": cfg.ingest.weight_view,
+              "train_cutoff_epoch": float(seen_last_ts.max()) if seen_last_ts.size else 0.0},
+        seen_weights=seen_weights, seen_last_ts=seen_last_ts, gram=item_gram(frames["model.item_factors"]),
     )
 
 
