@@ -19,7 +19,7 @@ from fusionrec.runlog import RunReport, setup_logging
 log = logging.getLogger("fusionrec")
 
 #: Commands in the order ``--help`` lists them.
-COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline"]
+COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline", "stream"]
 
 DEFAULT_CONF = "conf/local.yaml"
 

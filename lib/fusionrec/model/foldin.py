@@ -126,6 +126,8 @@ def fold_in_users(interactions: DataFrame, item_factors: DataFrame, *, gram_matr
     g = np.asarray(gram_matrix, dtype=np.float64)
 
     def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
+        # Item id order: the same sums, in the same order, on every run and as serving's.
+        pdf = pdf.sort_values("item_id", kind="stable")
         y = np.stack(pdf["factors"].to_numpy()).astype(np.float64)
         x = fold_in(gram_matrix=g, factors=y, weights=pdf["weight"].to_numpy(), alpha=alpha, reg_param=reg_param)
         session = session_vector(y[pdf["recent"].to_numpy()])

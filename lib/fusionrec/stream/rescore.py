@@ -9,7 +9,7 @@ request with ``recent_items`` runs, so the stream and serving agree.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,12 +32,14 @@ def fold_in(bundle: ModelBundle, interactions: DataFrame, item_factors: DataFram
                          reg_param=float(als["reg_param"]), session_items=bundle.session_items)
 
 
-def rescore(bundle: ModelBundle, folded: DataFrame, interactions: DataFrame, k: int) -> DataFrame:
+def rescore(bundle: ModelBundle, folded: DataFrame, interactions: DataFrame, k: int,
+            shared: Any = None) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]``: the top ``k`` of every user of ``folded``
     (:func:`fold_in`), their ``interactions`` excluded (popularity, flagged by its reason,
-    for a user with neither factors nor profile)."""
-    spark = folded.sparkSession
-    shared = spark.sparkContext.broadcast(bundle)
+    for a user with neither factors nor profile).
+
+    ``shared``: ``bundle`` already broadcast (a stream broadcasts it once per query)."""
+    shared = shared if shared is not None else folded.sparkSession.sparkContext.broadcast(bundle)
     per_user = interactions.groupBy("user_id").agg(F.collect_list(F.struct(
         "item_id", F.unix_timestamp("last_ts").cast("double").alias("ts"))).alias("items"))
     rows = folded.join(per_user, "user_id", "left")
