@@ -34,6 +34,8 @@ def stream_lake(spark, cfg, tmp_path):
     for table in USER_TABLES:
         df = lake.read(table).withColumn("user_id", pseudonymise(F.col("user_id"), key)).localCheckpoint()
         lake.overwrite(table, df)
+    # The model is trained after the interactions it read (the stream pins them by time).
+    lake.overwrite("model.item_factors", lake.read("model.item_factors").localCheckpoint())
     return lake_cfg, truth, lake
 
 

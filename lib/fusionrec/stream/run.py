@@ -18,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from fusionrec.config import Config
 from fusionrec.lake import Lake, hadoop_fs, normalise_uri
-from fusionrec.registry.build import build_bundle
+from fusionrec.registry.build import assemble_bundle, read_bundle_inputs, read_fusion_params
 from fusionrec.stream.batch import StreamModel, prepare_tables, process_batch, stream_batch_id
 from fusionrec.stream.source import read_stream
 
@@ -38,12 +38,26 @@ class StreamRun:
 
 
 def load_stream_model(lake: Lake, cfg: Config) -> StreamModel:
-    """The serving bundle of the lake's current model (with YᵀY), built once per query."""
-    built = build_bundle(lake, cfg)
-    if not built.bundle.can_fold_in:
+    """The serving bundle of the lake's current model (with YᵀY), built once per query.
+
+    Its interactions (popularity, seen items) are ``gold.interactions`` as the model was
+    trained on them: the version committed last before the model's item factors, not the
+    current one, which the stream itself moves (a restarted query builds the same bundle).
+    """
+    from pyspark.sql import functions as F
+
+    params = read_fusion_params(lake)
+    frames, inputs = read_bundle_inputs(lake)
+    trained = lake.history("model.item_factors", 1).first()["timestamp"]
+    at_training = (lake.history("gold.interactions").where(F.col("timestamp") <= F.lit(trained))
+                   .agg(F.max("version")).first()[0])
+    if at_training is not None:
+        frames["gold.interactions"] = lake.read("gold.interactions", int(at_training))
+    bundle = assemble_bundle(frames, params, cfg)
+    if not bundle.can_fold_in:
         raise ValueError("model bundle has no fold-in inputs; re-run fusionrec train")
-    return StreamModel(built.bundle, int(built.bundle.meta["inputs"]["model.item_factors"]),
-                       lake.spark.sparkContext.broadcast(built.bundle))
+    versions = {t.qualified: t.version for t in inputs}
+    return StreamModel(bundle, int(versions["model.item_factors"]), lake.spark.sparkContext.broadcast(bundle))
 
 
 def query_id(spark: SparkSession, checkpoint: str) -> str:
