@@ -26,7 +26,7 @@ __all__ = ["COMMANDS", "DEFAULT_CONF", "main"]
 log = logging.getLogger("fusionrec")
 
 #: Commands in the order ``--help`` lists them.
-COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline"]
+COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline", "stream"]
 
 DEFAULT_CONF = "conf/local.yaml"
 

@@ -86,6 +86,12 @@ def _merge(spark: SparkSession, path: str, df: DataFrame, clauses: str, lake: La
     return {"numTargetRowsInserted": int(row["num_inserted_rows"]), "numTargetRowsUpdated": int(row["num_updated_rows"])}
 
 
+def merge(spark: SparkSession, path: str, df: DataFrame, clauses: str, lake: LakeConfig) -> dict[str, int]:
+    """A MERGE with the caller's own ``clauses`` (after ``MERGE INTO <path> t USING df s``),
+    re-run on a concurrency conflict; returns its inserted/updated counts."""
+    return _merge(spark, path, df, clauses, lake)
+
+
 def merge_insert(spark: SparkSession, path: str, df: DataFrame, keys: tuple[str, ...],
                  lake: LakeConfig) -> dict[str, int]:
     """Insert the rows of ``df`` whose key is not in the table yet; returns this commit's counts.
