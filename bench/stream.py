@@ -53,7 +53,7 @@ def numpy_fold_in(rank: int, n_items: int = 10_000, users: int = 5_000, seed: in
 def stream_figures(cfg, events: int, rate: float, trigger: float) -> dict:
     from pyspark.sql import functions as F
 
-    from fusionrec.kafka_broker import KafkaBroker, kafka_jars_dir
+    from fusionrec.stream.broker import KafkaBroker, kafka_jars_dir
     from fusionrec.lake import Lake
     from fusionrec.model.als import fit_als
     from fusionrec.session import build_spark
@@ -63,7 +63,7 @@ def stream_figures(cfg, events: int, rate: float, trigger: float) -> dict:
 
     spark = build_spark(cfg)
     lake = Lake(spark, cfg.lake)
-    lines = replayed_events(lake.root, events)
+    lines = replayed_events(lake, events)
     ids = [json.loads(line)["event_id"] for line in lines]
     work = Path(tempfile.mkdtemp(prefix="fusionrec-bench-stream-"))
     sent: dict[str, float] = {}

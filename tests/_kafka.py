@@ -1,6 +1,6 @@
 """A Kafka broker for the stream tests (loaded with ``pytest_plugins``), and a producer.
 
-The broker is :class:`fusionrec.kafka_broker.KafkaBroker`: KRaft mode, 127.0.0.1 only,
+The broker is :class:`fusionrec.stream.broker.KafkaBroker`: KRaft mode, 127.0.0.1 only,
 its own JVM, started and stopped by pid. Messages are produced with Spark's Kafka sink,
 so the tests need no Python Kafka client.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fusionrec.kafka_broker import KafkaBroker, kafka_jars_dir
+from fusionrec.stream.broker import KafkaBroker, kafka_jars_dir
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from _kafka import produce
+from _privacy import reference_pseudonym
 from _registry_lake import write_lake
 from conftest import lake_of
 from fusionrec.ingest.privacy import pseudonym_key, pseudonymise
@@ -107,9 +108,7 @@ def test_stream_from_kafka_ingests_folds_in_and_recommends(spark, cfg, tmp_path,
     state = lake.read("gold.user_state").toPandas().set_index("user_id")
     assert len(state) == 54 and totals["users"] >= 54
     recs = lake.read("gold.recommendations").toPandas()
-    key = pseudonym_key(lake_cfg)
-    from fusionrec.ingest.privacy import pseudonymise_py
-    u3 = pseudonymise_py("u3", key)
+    u3 = reference_pseudonym("u3", pseudonym_key(lake_cfg))
     mine = recs[recs.user_id == u3].sort_values("rank")
     assert mine["rank"].tolist() == [1, 2, 3, 4, 5]
     interacted = set(lake.read("gold.interactions").where(F.col("user_id") == u3).toPandas()["item_id"])
@@ -166,7 +165,7 @@ def test_stream_from_a_jsonl_directory(spark, cfg, tmp_path):
 
 
 def test_a_broker_that_is_down_is_one_clear_error():
-    from fusionrec.standalone import free_port
+    from fusionrec.stream.broker import free_port
     from fusionrec.stream.source import StreamSourceError, check_broker
 
     port = free_port()

@@ -8,8 +8,7 @@ import dataclasses
 import pytest
 from pyspark.sql import functions as F
 
-from _kill import cli_args, keyed, kill_midway, path_exists
-from conftest import lake_of, table_path
+from _kill import cli_args, keyed, kill_midway
 from fusionrec.stream.run import start
 from test_stream import event, stream_lake
 
@@ -47,7 +46,7 @@ def test_sigkill_mid_batch_then_restart_matches_uninterrupted(spark, cfg, tmp_pa
         max_per_trigger=1))
     args = cli_args(killed_cfg, ["stream", "--once", "--quiet"], sections=("spark", "lake", "stream"))
     # Killed once the second micro-batch has written silver: its fold-in and recommendations are not done.
-    second = lambda: (path_exists(table_path(killed_cfg, "gold", "user_state"))()  # noqa: E731
+    second = lambda: (killed_lake.exists("gold.user_state")  # noqa: E731
                       and killed_lake.read("silver.events").select("batch_id").distinct().count() >= 2)
     kill_midway(args, second, tmp_path / "killed.log")
     start(spark, killed_cfg, trigger_once=True).query.awaitTermination(600)

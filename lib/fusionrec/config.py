@@ -29,7 +29,7 @@ from fusionrec.errors import UserError
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig", "FeaturesConfig",
            "IngestConfig", "LakeConfig", "load_config", "MaintainConfig", "MlflowConfig", "ModelConfig",
-           "RegistryConfig", "SparkConfig"]
+           "RegistryConfig", "SparkConfig", "StreamConfig"]
 
 ENV_PREFIX = "FUSIONREC_"
 

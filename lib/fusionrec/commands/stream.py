@@ -13,22 +13,28 @@ from fusionrec.registry.build import BUNDLE_INPUTS
 from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
+from fusionrec.stream.batch import INGEST_TABLES as STREAM_TABLES, STATE_TABLES
 from fusionrec.stream.run import load_stream_model, start
+
+__all__ = ["HELP", "STAGE", "add_arguments", "run"]
 
 HELP = ("stream events from Kafka or a JSONL directory: ingest each micro-batch, fold in the touched users, "
         "MERGE their top-K into gold.recommendations and their state into gold.user_state")
 
+#: Not a pipeline stage (it runs until stopped); declared like one, and run with only
+#: these sections (``embed``: the text vectors' dimension in the bundle; ``evaluate``: the
+#: positive-feedback thresholds of the liked items).
 STAGE = Stage(
     "stream",
     reads=tuple(f"{layer}.{name}" for layer, name in BUNDLE_INPUTS),
-    writes=("bronze.events", "quarantine.events", "silver.events", "gold.interactions", "gold.recommendations",
-            "gold.user_state"),
-    params=("ingest", "model", "evaluate", "stream"),
+    writes=(*STREAM_TABLES, *STATE_TABLES),
+    params=("ingest", "model", "evaluate", "embed", "stream"),
     artifacts_in=(FUSION_PARAMS,),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--once``, ``--seconds``."""
     parser.add_argument("--once", action="store_true",
                         help="process what the source holds now, then stop (default: run until interrupted)")
     parser.add_argument("--seconds", type=float, default=None,
@@ -36,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    """Run the query until interrupted (``--once``: until the source is drained; ``--seconds``)."""
+    cfg = STAGE.config_view(cfg)
     spark = build_spark(cfg)
     lake = Lake(spark, cfg.lake)
     with stage("stream.model", report):

@@ -31,6 +31,8 @@ import pandas as pd
 if TYPE_CHECKING:  # Spark is imported where used: serving runs the numpy part without it
     from pyspark.sql import DataFrame
 
+__all__ = ["FOLDED_SCHEMA", "fold_in", "fold_in_users", "gram", "item_gram", "latest_first", "session_vector"]
+
 FOLDED_SCHEMA = "user_id STRING, factors ARRAY<FLOAT>, session ARRAY<FLOAT>, n_items INT"
 
 
@@ -97,7 +99,7 @@ def session_vector(factors: np.ndarray) -> np.ndarray | None:
 
 def latest_first(item_ids: Iterable[str], last_ts: Iterable[float]) -> np.ndarray:
     """Order (indices) of a user's interactions by ``last_ts`` descending, ties by item id:
-    the order of :func:`fusionrec.model.fusion.latest_items`."""
+    the order of :func:`fusionrec.validation.feedback.latest_items`."""
     ids = np.asarray(list(item_ids), dtype=object).astype(str)
     ts = np.asarray(list(last_ts), dtype=np.float64)
     return np.lexsort((ids, -ts))
@@ -114,14 +116,16 @@ def fold_in_users(interactions: DataFrame, item_factors: DataFrame, *, gram_matr
     numbers); each user is one pandas group. Interactions with items without factors are
     left out, as ALS never saw them.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    from fusionrec.validation.feedback import latest_items
 
     # The latest session items are chosen before items without factors are dropped, as
     # fusion.session_vectors does (latest_items, then the join).
-    w = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_id"))
-    rows = (interactions.select("user_id", "item_id", F.col("weight").cast("double").alias("weight"),
-                                (F.row_number().over(w) <= session_items).alias("recent"))
+    recent = latest_items(interactions, session_items).withColumn("recent", F.lit(True))
+    rows = (interactions.select("user_id", "item_id", F.col("weight").cast("double").alias("weight"))
+            .join(recent, ["user_id", "item_id"], "left")
+            .withColumn("recent", F.coalesce(F.col("recent"), F.lit(False)))
             .join(F.broadcast(item_factors.select("item_id", "factors")), "item_id"))
     g = np.asarray(gram_matrix, dtype=np.float64)
 

@@ -164,6 +164,8 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
         meta={"train_cutoff": params.train_cutoff.isoformat() if params.train_cutoff else None, "rank": rank,
               "als": params.to_dict()["als"], "degraded": list(params.degraded),
               "session_items": cfg.model.session_items, "default_event_weight": cfg.ingest.weight_view,
+              "reason_max_liked": cfg.model.reason_max_liked, "positive_rating": cfg.evaluate.positive_rating,
+              "positive_weight": cfg.evaluate.positive_weight,
               "train_cutoff_epoch": float(seen_last_ts.max()) if seen_last_ts.size else 0.0},
         seen_weights=seen_weights, seen_last_ts=seen_last_ts, gram=item_gram(frames["model.item_factors"]),
     )

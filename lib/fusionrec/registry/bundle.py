@@ -232,32 +232,42 @@ class ModelBundle:
         # Stored as float32, as ALS's factors and the stream's user state are.
         factors = factors.astype(np.float32) if factors is not None else None
         session = session.astype(np.float32) if session is not None else None
-        return self.query_for(u, factors=factors, session=session, items=unique, last_ts=last, text_vector=text_vector)
+        # Requests carry weights, no ratings: positive = weight >= evaluate.positive_weight,
+        # the no-rating branch of fusionrec.validation.feedback.is_positive.
+        positive = total >= float(self.meta.get("positive_weight", 0.0))
+        return self.query_for(u, factors=factors, session=session, items=unique, last_ts=last, positive=positive,
+                              text_vector=text_vector)
 
     @property
     def session_items(self) -> int:
         return int(self.meta.get("session_items", 5))
 
     def query_for(self, u: int | None, *, factors: np.ndarray | None, session: np.ndarray | None,
-                  items: np.ndarray, last_ts: np.ndarray, text_vector: np.ndarray | None = None) -> Query:
+                  items: np.ndarray, last_ts: np.ndarray, positive: np.ndarray | None = None,
+                  text_vector: np.ndarray | None = None) -> Query:
         """The query of a folded-in user (row ``u``, None: new) with ``factors`` and ``session``,
         whose interactions are ``items`` (catalogue indices, each once) last seen at
-        ``last_ts`` (epoch seconds): all of them excluded; a known user keeps the stored
-        profile and names first the items since training, then the stored liked items; a new
-        user's profile is normalise(text vector + normalised mean vector of the items)."""
+        ``last_ts`` (epoch seconds), ``positive`` marking the positive ones (all when None):
+        all of them excluded; the liked items reasons may name are the latest positive ones
+        (a known user's since training first, then the stored liked items), at most
+        ``model.reason_max_liked``; a known user keeps the stored profile; a new user's profile
+        is normalise(text vector + normalised mean vector of the items)."""
         items = np.asarray(items, dtype=np.int64)
         last_ts = np.asarray(last_ts, dtype=np.float64)
+        positive = np.ones(items.size, dtype=bool) if positive is None else np.asarray(positive, dtype=bool)
         newest_first = latest_first(self.item_ids[items], last_ts)
+        newest_first = newest_first[positive[newest_first]]
+        n_liked = int(self.meta.get("reason_max_liked", items.size + 1))
         if u is not None:
             stored = self.known_user_query(u)
             since = newest_first[last_ts[newest_first] > float(self.meta.get("train_cutoff_epoch", 0.0))]
             return Query(factors=factors, session=session, profile=stored.profile, exclude=items,
-                         liked=_first_occurrences(np.concatenate([items[since], stored.liked])))
+                         liked=_first_occurrences(np.concatenate([items[since], stored.liked]))[:n_liked])
         parts = [p for p in (text_vector, _normalise(self.item_vectors[items].mean(axis=0)) if items.size else None)
                  if p is not None]
         profile = _normalise(np.sum(parts, axis=0)) if parts else None
         return Query(factors=factors, session=session, profile=profile if profile is not None and np.any(profile) else None,
-                     exclude=items, liked=items[newest_first])
+                     exclude=items, liked=items[newest_first][:n_liked])
 
     # -- scoring -------------------------------------------------------------------------
     def recommend(self, query: Query, k: int) -> Ranked:

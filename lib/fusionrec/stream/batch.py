@@ -27,6 +27,9 @@ from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.registry.bundle import ModelBundle
 from fusionrec.stream.rescore import fold_in, rescore
 
+__all__ = ["INGEST_TABLES", "RECOMMENDATION_COLUMNS", "STATE_TABLES", "USER_STATE_SCHEMA", "StreamModel",
+           "prepare_tables", "process_batch", "replace_recommendations", "stream_batch_id", "update_users"]
+
 log = logging.getLogger(__name__)
 
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "score", "reason")
@@ -145,8 +148,6 @@ def replace_recommendations(lake: Lake, cfg: Config, recs: DataFrame, users: Dat
 
 
 def _ensure(lake: Lake, table: str) -> str:
-    from pyspark.sql.types import _parse_datatype_string
-
     ddl = USER_STATE_SCHEMA if table == "gold.user_state" else SCHEMAS[table]
-    lake.create(table, _parse_datatype_string(ddl))
+    lake.create(table, lake.spark.createDataFrame([], ddl).schema)
     return lake.path(table)

@@ -11,45 +11,62 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import glob
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 from fusionrec.config import load_config
-from fusionrec.kafka_broker import KafkaBroker, kafka_jars_dir
+from fusionrec.stream.broker import KafkaBroker, kafka_jars_dir
 from fusionrec.lake import Lake
 from fusionrec.session import build_spark
 from fusionrec.stream.run import load_stream_model, start
 
+__all__ = ["main", "replayed_events"]
+
 PROJECT = Path(__file__).resolve().parents[3]
 
 
-def replayed_events(lake_root: str, n: int) -> list[str]:
-    """``n`` events of the generated inputs as new events: fresh ids, timestamps from now."""
-    files = sorted(glob.glob(f"{lake_root.removeprefix('file://')}/_inputs/generated/*/events*.jsonl"))
-    if not files:
-        raise SystemExit(f"no generated events under {lake_root}/_inputs/generated; run 'make run' first")
+def replayed_events(lake: Lake, n: int) -> list[str]:
+    """``n`` events of the generated inputs in ``lake`` (``_inputs/generated``, written by
+    ``fusionrec pipeline --generate``) as new events: fresh ids, timestamps up to now.
+
+    Parameters
+    ----------
+    lake : Lake
+        A lake ``make run`` filled.
+    n : int
+        How many events.
+
+    Returns
+    -------
+    list of str
+        Canonical JSON event lines, oldest first.
+    """
+    pattern = f"{lake.uri('_inputs/generated')}/*/events*.jsonl"
+    try:
+        rows = lake.spark.read.text(pattern).limit(4 * n).collect()
+    except Exception as exc:  # AnalysisException: the glob matched nothing
+        raise SystemExit(f"no generated events at {pattern}; run 'make run' first ({exc.__class__.__name__})")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    out = []
-    with open(files[0], encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(record, dict):
-                continue
-            record["event_id"] = f"demo-{now:%Y%m%d%H%M%S}-{len(out)}"
-            record["ts"] = (now - dt.timedelta(seconds=n - len(out))).isoformat()
-            out.append(json.dumps(record))
-            if len(out) == n:
-                break
+    out: list[str] = []
+    for row in rows:
+        try:
+            record = json.loads(row["value"])
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        record["event_id"] = f"demo-{now:%Y%m%d%H%M%S}-{len(out)}"
+        record["ts"] = (now - dt.timedelta(seconds=n - len(out))).isoformat()
+        out.append(json.dumps(record))
+        if len(out) == n:
+            break
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``make stream``: broker up, events sent, one drain of the topic, broker down; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--conf", default=str(PROJECT / "conf" / "local.yaml"))
@@ -57,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.conf, ["spark.show_progress=false"])
     spark = build_spark(cfg)
     lake = Lake(spark, cfg.lake)
-    lines = replayed_events(lake.root, args.events)
+    lines = replayed_events(lake, args.events)
     work = Path(tempfile.mkdtemp(prefix="fusionrec-stream-"))
     with KafkaBroker(kafka_jars_dir(PROJECT), work / "kafka") as broker:
         print(f"kafka broker at {broker.bootstrap_servers} (pid {broker.process.pid})", flush=True)

@@ -19,6 +19,9 @@ from pyspark.sql import functions as F
 from fusionrec.model.foldin import fold_in_users
 from fusionrec.model.recommend import RECOMMENDATIONS_SCHEMA
 from fusionrec.registry.bundle import ModelBundle
+from fusionrec.validation.feedback import is_positive
+
+__all__ = ["STATE_SCHEMA", "fold_in", "rescore"]
 
 STATE_SCHEMA = "user_id STRING, factors ARRAY<FLOAT>, session ARRAY<FLOAT>, n_items INT"
 
@@ -36,12 +39,15 @@ def rescore(bundle: ModelBundle, folded: DataFrame, interactions: DataFrame, k: 
             shared: Any = None) -> DataFrame:
     """``[user_id, rank, item_id, score, reason]``: the top ``k`` of every user of ``folded``
     (:func:`fold_in`), their ``interactions`` excluded (popularity, flagged by its reason,
-    for a user with neither factors nor profile).
+    for a user with neither factors nor profile); reasons name only positive interactions
+    (:func:`fusionrec.validation.feedback.is_positive`).
 
     ``shared``: ``bundle`` already broadcast (a stream broadcasts it once per query)."""
     shared = shared if shared is not None else folded.sparkSession.sparkContext.broadcast(bundle)
+    meta = bundle.meta
+    positive = is_positive(float(meta.get("positive_rating", 0.0)), float(meta.get("positive_weight", 0.0)))
     per_user = interactions.groupBy("user_id").agg(F.collect_list(F.struct(
-        "item_id", F.unix_timestamp("last_ts").cast("double").alias("ts"))).alias("items"))
+        "item_id", F.unix_timestamp("last_ts").cast("double").alias("ts"), positive.alias("positive"))).alias("items"))
     rows = folded.join(per_user, "user_id", "left")
     return rows.mapInPandas(_score(shared, k), RECOMMENDATIONS_SCHEMA)
 
@@ -52,14 +58,16 @@ def _score(shared, k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.Dat
         for batch in batches:
             out: dict[str, list] = {"user_id": [], "rank": [], "item_id": [], "score": [], "reason": []}
             for row in batch.itertuples(index=False):
-                pairs = [(bundle.item_index(r["item_id"]), r["ts"]) for r in (row.items if row.items is not None else ())]
-                pairs = [(i, ts) for i, ts in pairs if i is not None]
-                items = np.asarray([i for i, _ in pairs], dtype=np.int64)
-                last_ts = np.asarray([ts for _, ts in pairs], dtype=np.float64)
+                rows = [(bundle.item_index(r["item_id"]), r["ts"], bool(r["positive"]))
+                        for r in (row.items if row.items is not None else ())]
+                rows = [r for r in rows if r[0] is not None]
+                items = np.asarray([r[0] for r in rows], dtype=np.int64)
+                last_ts = np.asarray([r[1] for r in rows], dtype=np.float64)
+                positive = np.asarray([r[2] for r in rows], dtype=bool)
                 factors = _vector(row.factors)
                 query = bundle.query_for(bundle.user_index(row.user_id), factors=factors if factors is not None
                                          and np.any(factors) else None, session=_vector(row.session),
-                                         items=items, last_ts=last_ts)
+                                         items=items, last_ts=last_ts, positive=positive)
                 ranked = bundle.recommend(query, k)
                 m = ranked.items.size
                 out["user_id"] += [row.user_id] * m

@@ -18,9 +18,11 @@ from pyspark.sql.streaming import StreamingQuery
 
 from fusionrec.config import Config
 from fusionrec.lake import Lake, hadoop_fs, normalise_uri
-from fusionrec.registry.build import assemble_bundle, read_bundle_inputs, read_fusion_params
+from fusionrec.registry.build import assemble_bundle, read_bundle_tables, read_fusion_params
 from fusionrec.stream.batch import StreamModel, prepare_tables, process_batch, stream_batch_id
 from fusionrec.stream.source import read_stream
+
+__all__ = ["StreamRun", "load_stream_model", "query_id", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def load_stream_model(lake: Lake, cfg: Config) -> StreamModel:
     from pyspark.sql import functions as F
 
     params = read_fusion_params(lake)
-    frames, inputs = read_bundle_inputs(lake)
+    frames, inputs = read_bundle_tables(lake)
     trained = lake.history("model.item_factors", 1).first()["timestamp"]
     at_training = (lake.history("gold.interactions").where(F.col("timestamp") <= F.lit(trained))
                    .agg(F.max("version")).first()[0])

@@ -13,6 +13,8 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import StreamConfig
 
+__all__ = ["SOURCES", "StreamSourceError", "check_broker", "file_lines", "kafka_lines", "read_stream"]
+
 SOURCES = ("files", "kafka")
 
 

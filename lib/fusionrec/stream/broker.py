@@ -7,8 +7,9 @@ runtime dependencies to ``.cache/kafka``); it runs in a JVM of its own::
     java -cp '.cache/kafka/*' kafka.tools.StorageTool format -t <cluster id> -c server.properties
     java -cp '.cache/kafka/*' kafka.Kafka server.properties
 
-on 127.0.0.1 only, tracked by pid and stopped by pid (terminate, then kill), in the manner
-of :mod:`fusionrec.standalone`.
+on 127.0.0.1 only, tracked by pid and stopped by pid (its process group: terminate, then
+kill). It lives in the library, not with the test services, because ``make stream`` and
+``bench/stream.py`` start it too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -23,13 +25,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from fusionrec.standalone import free_port
+__all__ = ["READY_LINE", "KafkaBroker", "free_port", "kafka_jars_dir"]
 
 #: Written to the broker's log once it serves clients.
 READY_LINE = "Kafka Server started"
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def kafka_jars_dir(project: Path) -> Path:
+    """The broker's jars under ``project`` (``.cache/kafka``, made by ``make kafka``).
+
+    Parameters
+    ----------
+    project : Path
+        The project directory.
+
+    Returns
+    -------
+    Path
+        The folder; :class:`FileNotFoundError` (naming ``make kafka``) when it holds no broker.
+    """
     folder = project / ".cache" / "kafka"
     if not any(folder.glob("kafka_2.13-*.jar")):
         raise FileNotFoundError(f"{folder}: no Kafka broker jars; run 'make kafka' (or 'make setup')")
@@ -38,7 +59,11 @@ def kafka_jars_dir(project: Path) -> Path:
 
 @dataclass
 class KafkaBroker:
-    """``with KafkaBroker(jars_dir, work_dir) as broker: ... broker.bootstrap_servers``."""
+    """A KRaft broker + controller in one JVM on 127.0.0.1.
+
+    >>> with KafkaBroker(kafka_jars_dir(project), tmp_path / "kafka") as broker:   # doctest: +SKIP
+    ...     servers = broker.bootstrap_servers
+    """
 
     jars_dir: Path
     work_dir: Path
@@ -91,6 +116,7 @@ class KafkaBroker:
                 "-cp", f"{self.jars_dir}/*", main, *args]
 
     def start(self) -> "KafkaBroker":
+        """Format the storage, start the broker and wait until it serves clients."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         props = self._properties()
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
