@@ -25,12 +25,14 @@ def test_stream_and_serving_fold_in_give_the_same_factors_and_top_k(registry_lak
     bundle = build_bundle(lake, lake_cfg).bundle
     training = lake.read("gold.interactions")
     cutoff = dt.datetime.fromtimestamp(bundle.meta["train_cutoff_epoch"], dt.timezone.utc).replace(tzinfo=None)
-    rows = [(user, item, w, cutoff + dt.timedelta(seconds=1 + j)) for user, events in EVENTS.items()
+    rows = [(user, item, w, cutoff + dt.timedelta(seconds=1 + j), None) for user, events in EVENTS.items()
             for j, (item, w) in enumerate(events)]
-    new = spark.createDataFrame(rows, "user_id STRING, item_id STRING, weight DOUBLE, ts TIMESTAMP")
-    # What gold.interactions holds after the stream's MERGE: weights summed, last time kept.
-    merged = (training.select("user_id", "item_id", "weight", F.col("last_ts").alias("ts")).unionByName(new)
-              .groupBy("user_id", "item_id").agg(F.sum("weight").alias("weight"), F.max("ts").alias("last_ts"))
+    new = spark.createDataFrame(rows, "user_id STRING, item_id STRING, weight DOUBLE, ts TIMESTAMP, rating DOUBLE")
+    # What gold.interactions holds after the stream's MERGE: weights summed, last time kept
+    # (the new events carry no rating).
+    merged = (training.select("user_id", "item_id", "weight", F.col("last_ts").alias("ts"), "rating").unionByName(new)
+              .groupBy("user_id", "item_id").agg(F.sum("weight").alias("weight"), F.max("ts").alias("last_ts"),
+                                                 F.max("rating").alias("rating"))
               .join(new.select("user_id").distinct(), "user_id"))
     folded = fold_in(bundle, merged, lake.read("model.item_factors"))
     stream_state = folded.toPandas().set_index("user_id")

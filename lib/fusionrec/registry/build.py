@@ -118,7 +118,8 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
     # Seen rows carry weight and time: serving folds a user's training interactions in again.
     per_user = (interactions.groupBy("user_id").agg(
         F.collect_list(F.struct("item_id", F.col("weight").cast("double").alias("weight"),
-                                F.unix_timestamp("last_ts").cast("double").alias("ts"))).alias("seen_rows"))
+                                F.unix_timestamp("last_ts").cast("double").alias("ts"),
+                                F.col("rating").cast("double").alias("rating"))).alias("seen_rows"))
                 .join(liked.groupBy("user_id").agg(F.collect_list("item_id").alias("liked")), "user_id", "left"))
     als_items = frames["model.item_factors"].where(F.col("source") == "als")
     sessions = session_vectors(interactions, als_items, cfg.model.session_items)
@@ -134,6 +135,8 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
     seen = [[item_index[r["item_id"]] for r in row] for row in seen_rows]
     seen_weights = np.asarray([r["weight"] for row in seen_rows for r in row], dtype=np.float64)
     seen_last_ts = np.asarray([r["ts"] for row in seen_rows for r in row], dtype=np.float64)
+    seen_ratings = np.asarray([np.nan if r["rating"] is None else r["rating"] for row in seen_rows for r in row],
+                              dtype=np.float64)
     liked = [[item_index[i] for i in (row if row is not None else ()) if i in item_index] for row in users["liked"]]
     seen_indptr, seen_indices = csr_from_lists(seen)
     liked_indptr, liked_indices = csr_from_lists(liked)
@@ -167,7 +170,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
               "reason_max_liked": cfg.model.reason_max_liked, "positive_rating": cfg.evaluate.positive_rating,
               "positive_weight": cfg.evaluate.positive_weight,
               "train_cutoff_epoch": float(seen_last_ts.max()) if seen_last_ts.size else 0.0},
-        seen_weights=seen_weights, seen_last_ts=seen_last_ts, gram=item_gram(frames["model.item_factors"]),
+        seen_weights=seen_weights, seen_last_ts=seen_last_ts, seen_ratings=seen_ratings, gram=item_gram(frames["model.item_factors"]),
     )
 
 

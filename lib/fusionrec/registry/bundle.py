@@ -105,10 +105,12 @@ class ModelBundle:
     seen_weights: np.ndarray | None = None
     seen_last_ts: np.ndarray | None = None
     gram: np.ndarray | None = None
+    #: The rating of every ``seen_indices`` entry (NaN: none), for which are positive.
+    seen_ratings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
-        for name in ("seen_weights", "seen_last_ts"):
+        for name in ("seen_weights", "seen_last_ts", "seen_ratings"):
             value = getattr(self, name)
             if value is not None and value.shape != self.seen_indices.shape:
                 raise ValueError(f"model bundle: {name} has shape {value.shape}, expected {self.seen_indices.shape}")
@@ -212,16 +214,21 @@ class ModelBundle:
         cutoff = float(self.meta.get("train_cutoff_epoch", 0.0))
         # Events since training come after every training interaction, in the order given.
         ts = cutoff + 1.0 + np.arange(items.size, dtype=np.float64)
+        ratings = np.full(items.size, np.nan)  # requests carry weights, no ratings
         if u is not None:
             lo, hi = self.seen_indptr[u], self.seen_indptr[u + 1]
             items = np.concatenate([self.seen_indices[lo:hi], items])
             weights = np.concatenate([self.seen_weights[lo:hi], weights])  # type: ignore[index]
             ts = np.concatenate([self.seen_last_ts[lo:hi], ts])  # type: ignore[index]
+            seen_ratings = self.seen_ratings[lo:hi] if self.seen_ratings is not None else np.full(hi - lo, np.nan)
+            ratings = np.concatenate([seen_ratings, ratings])
         unique, inverse = np.unique(items, return_inverse=True)
         total = np.zeros(unique.size)
         np.add.at(total, inverse, weights)
         last = np.full(unique.size, -np.inf)
         np.maximum.at(last, inverse, ts)
+        rating = np.full(unique.size, np.nan)
+        np.fmax.at(rating, inverse, ratings)
         catalogue = self._catalogue  # type: ignore[attr-defined]
         has = catalogue.has_factors[unique]
         als = self.meta.get("als", {})
@@ -232,9 +239,9 @@ class ModelBundle:
         # Stored as float32, as ALS's factors and the stream's user state are.
         factors = factors.astype(np.float32) if factors is not None else None
         session = session.astype(np.float32) if session is not None else None
-        # Requests carry weights, no ratings: positive = weight >= evaluate.positive_weight,
-        # the no-rating branch of fusionrec.validation.feedback.is_positive.
-        positive = total >= float(self.meta.get("positive_weight", 0.0))
+        # fusionrec.validation.feedback.is_positive on the aggregated rows, in numpy.
+        positive = np.where(np.isnan(rating), total >= float(self.meta.get("positive_weight", 0.0)),
+                            rating >= float(self.meta.get("positive_rating", 0.0)))
         return self.query_for(u, factors=factors, session=session, items=unique, last_ts=last, positive=positive,
                               text_vector=text_vector)
 
@@ -337,7 +344,7 @@ _ARRAY_FIELDS = ("item_ids", "titles", "item_categories", "item_factors", "item_
                  "seen_indptr", "seen_indices", "liked_indptr", "liked_indices")
 
 
-_FOLD_IN_FIELDS = ("seen_weights", "seen_last_ts", "gram")
+_FOLD_IN_FIELDS = ("seen_weights", "seen_last_ts", "gram", "seen_ratings")
 
 
 def _first_occurrences(indices: np.ndarray) -> np.ndarray:
