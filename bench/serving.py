@@ -35,6 +35,7 @@ from fusionrec.config import load_config
 from fusionrec.embed.model import model_files
 from fusionrec.model.ranker import RANKER_FEATURES
 from fusionrec.model.scoring import Ranker
+from fusionrec.model.foldin import gram
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
 from fusionrec.registry.pyfunc import (
     BUNDLE_ARTIFACT, SIGNATURE, TEXT_MODEL_ARTIFACT, FusionRecommender, input_example)
@@ -65,10 +66,12 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
 
     seen_indptr, seen_indices = csr_from_lists(seen)
     liked_indptr, liked_indices = csr_from_lists(liked)
+    seen_ts = np.concatenate([grouped.get_group(u)["timestamp"].to_numpy(np.float64) for u in users])
+    item_factors = rng.normal(scale=0.3, size=(len(item_ids), rank)).astype(np.float32)
     return ModelBundle(
         item_ids=item_ids, titles=movies["title"].astype(str).to_numpy(),
         item_categories=movies["genres"].astype(str).str.split("|").str[0].to_numpy(),
-        item_factors=rng.normal(scale=0.3, size=(len(item_ids), rank)).astype(np.float32),
+        item_factors=item_factors,
         item_vectors=unit(len(item_ids)), log_popularity=np.log1p(counts).astype(np.float32),
         item_sentiment=np.full(len(item_ids), 0.5, dtype=np.float32),
         recent_popularity=np.log1p(counts * rng.uniform(0, 0.2, size=len(item_ids))).astype(np.float32),
@@ -83,6 +86,8 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
                                  "coef": [1.2, 0.8, 0.4, 0.1, 0.2, 0.5, 0.6, 0.3, 0.7, 0.4],
                                  "intercept": -2.0}),
         candidates_n=100, default_k=10,
+        meta={"als": {"alpha": 1.0, "reg_param": 0.1}, "session_items": 5, "train_cutoff_epoch": float(seen_ts.max())},
+        seen_weights=np.ones(seen_indices.size), seen_last_ts=seen_ts, gram=gram(item_factors),
     )
 
 

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["fusionrec.model.fusion", "fusionrec.model.recommend", "fusionrec.validation.metrics",
-           "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files"]
+           "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files",
+           "fusionrec.model.foldin", "fusionrec.stream.batch"]
 
 
 @pytest.mark.parametrize("name", MODULES)

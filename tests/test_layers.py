@@ -3,9 +3,10 @@
 The layers, bottom to top: the configuration; the infrastructure every stage uses (run log,
 lake layout, session, Delta commits); the stages in pipeline order (ingest and the data
 generator, embed, features); validation (split and metrics, used both to tune the model
-and to evaluate it); the model; the evaluation harness; the registry; the commands; the
-command line. A module may import its own layer and the layers below it. Imports are read
-with ``ast`` (every import statement, including those inside functions), not by importing.
+and to evaluate it); the model; the evaluation harness; the registry; the stream (it
+scores with the serving bundle); the commands; the command line. A module may import its
+own layer and the layers below it. Imports are read with ``ast`` (every import statement,
+including those inside functions), not by importing.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fusionrec.model",),
     ("fusionrec.evaluate",),
     ("fusionrec.registry",),
+    ("fusionrec.stream",),
     ("fusionrec.commands",),
     ("fusionrec.cli", "fusionrec.__main__"),
 ]

@@ -25,10 +25,12 @@ CONSUMER = textwrap.dedent("""
     mlflow.set_tracking_uri(sys.argv[1])
     model = mlflow.pyfunc.load_model(f"models:/{sys.argv[2]}@champion")
     requests = pd.DataFrame({
-        "user_id": ["u1", None, None, "someone-new"],
-        "text": [None, "rockets, astronauts and the exploration of space", None, None],
-        "liked_items": [None, None, ["i16", "i17"], None],
-        "k": [3, 3, 3, 2],
+        "user_id": ["u1", None, None, "someone-new", "u1"],
+        "text": [None, "rockets, astronauts and the exploration of space", None, None, None],
+        "liked_items": [None, None, ["i16", "i17"], None, None],
+        "k": [3, 3, 3, 2, 3],
+        "recent_items": [None, None, None, None, ["i16", "i17", "i18", "i19"]],
+        "recent_weights": [None, None, None, None, [8.0, 8.0, 8.0, 8.0]],
     })
     out = model.predict(requests)
     from pyspark import SparkContext
@@ -91,7 +93,7 @@ def test_model_loads_by_alias_and_predicts_without_spark(registered, registry_la
     assert result["gateway"] is False and "(java)" not in result["children"]
     assert result["columns"] == list(RESPONSE_COLUMNS)
     rows = pd.DataFrame(result["rows"])
-    known, text, liked, unknown = (rows[rows.request_id == i] for i in range(4))
+    known, text, liked, unknown, recent = (rows[rows.request_id == i] for i in range(5))
     assert list(known["rank"]) == [1, 2, 3] and not known.fallback.any()
     assert not set(known.item_id) & set(truth["seen"]["u1"])
     assert known.score.is_monotonic_decreasing
@@ -100,6 +102,10 @@ def test_model_loads_by_alias_and_predicts_without_spark(registered, registry_la
     assert set(text.item_id) <= space
     assert set(liked.item_id) <= set(truth["item_ids"][16:24]) and not {"i16", "i17"} & set(liked.item_id)
     assert unknown.fallback.all() and set(unknown.reason) == {"popular now"} and len(unknown) == 2
+    # The same user after four football events since training: folded in at request time.
+    football = set(truth["item_ids"][16:24])
+    assert len(set(recent.item_id) & football) >= 2 and not recent.fallback.any()
+    assert not {"i16", "i17", "i18", "i19"} & set(recent.item_id)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,8 @@ def model(registered, registry_lake):
 
 @pytest.mark.parametrize("request_frame, message", [
     (pd.DataFrame({"k": [3]}), "needs a user_id, text or liked_items column"),
+    (pd.DataFrame({"user_id": ["u1"], "recent_items": [["i1", "i2"]], "recent_weights": [[1.0]]}),
+     "row 0: recent_weights has 1 numbers for 2 recent_items"),
     (pd.DataFrame({"user_id": ["u1"], "k": [0]}), "k=0 is out of range"),
     (pd.DataFrame({"user_id": ["u1"], "k": [-2]}), "k=-2 is out of range"),
     (pd.DataFrame({"user_id": ["u1"], "k": [10 ** 6]}), "k=1000000 is out of range; 1 <= k <= 32"),
@@ -145,6 +153,7 @@ def test_validation_without_schema_enforcement(model):
 def test_signature_and_input_example(registered, registry_lake):
     lake_cfg, _ = registry_lake
     info = mlflow.models.get_model_info(registered.model_uri)
-    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["user_id", "text", "liked_items", "k"]
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == ["user_id", "text", "liked_items", "k",
+                                                                    "recent_items", "recent_weights"]
     assert [c["name"] for c in info.signature.outputs.to_dict()] == list(RESPONSE_COLUMNS)
     assert info.saved_input_example_info is not None

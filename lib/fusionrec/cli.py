@@ -33,7 +33,7 @@ __all__ = ["COMMANDS", "DEFAULT_CONF", "DESCRIPTION", "build_parser", "command_h
 log = logging.getLogger("fusionrec")
 
 #: Commands in the order ``--help`` lists them.
-COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline"]
+COMMANDS = ["doctor", "model", "maintain", "generate", "ingest", "embed", "train", "recommend", "evaluate", "register", "promote", "pipeline", "stream"]
 
 DEFAULT_CONF = "conf/local.yaml"
 

@@ -150,7 +150,10 @@ def create_table(spark: SparkSession, path: str, schema: StructType, lake: LakeC
         if DeltaTable.isDeltaTable(spark, path):
             return False
         _remove_uncommitted_log(spark, path, lake.stale_commit_s)
-        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+        # Delta compares the location with its own qualified form: file:///x is refused
+        # as ambiguous with file:/x, so hand it Hadoop's form.
+        location = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toString()
+        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
         for key, value in props.items():

@@ -34,7 +34,7 @@ from fusionrec.errors import UserError
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "EmbedConfig", "EvaluateConfig", "FeaturesConfig",
            "IngestConfig", "LakeConfig", "load_config", "MaintainConfig", "MlflowConfig", "ModelConfig",
-           "RegistryConfig", "RULES", "Rule", "SparkConfig"]
+           "RegistryConfig", "RULES", "Rule", "SparkConfig", "StreamConfig"]
 
 ENV_PREFIX = "FUSIONREC_"
 
@@ -278,6 +278,28 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """The real-time path (see :mod:`fusionrec.stream`): behaviour events from a stream."""
+
+    #: ``files`` (a directory of events*.jsonl that files are dropped into) or ``kafka``.
+    source: str = "files"
+    #: The directory the ``files`` source watches.
+    path: str = "work/stream/inbox"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "fusionrec-events"
+    #: Where a new query starts in the topic: ``earliest`` or ``latest``.
+    starting_offsets: str = "earliest"
+    #: At most this many messages (files, for the files source) per micro-batch.
+    max_per_trigger: int = 20000
+    #: Micro-batch trigger interval.
+    trigger_s: float = 2.0
+    #: The query's checkpoint (offsets and commits): with idempotent writes, exactly once.
+    checkpoint: str = "work/stream/checkpoint"
+    #: Recommendations per touched user MERGEd into gold.recommendations.
+    k: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a fusionrec run."""
 
@@ -293,6 +315,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     maintain: MaintainConfig = field(default_factory=MaintainConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain data (for reports and MLflow params)."""
@@ -325,6 +348,8 @@ _PATH_KEYS = {
     ("embed", "model_cache"),
     ("mlflow", "artifact_location"),
     ("ingest", "pseudonym_key_file"),
+    ("stream", "path"),
+    ("stream", "checkpoint"),
 }
 
 
@@ -460,6 +485,15 @@ RULES: dict[str, Rule] = {
     "features.sentiment_reg_param": _NON_NEGATIVE,
     "features.sentiment_max_iter": _POSITIVE_INT,
     "features.sentiment_min_per_class": _POSITIVE_INT,
+    "stream.source": _one_of("files", "kafka"),
+    "stream.path": _NOT_EMPTY,
+    "stream.bootstrap_servers": _NOT_EMPTY,
+    "stream.topic": _NOT_EMPTY,
+    "stream.starting_offsets": _one_of("earliest", "latest"),
+    "stream.max_per_trigger": _POSITIVE_INT,
+    "stream.trigger_s": _above(0),
+    "stream.checkpoint": _NOT_EMPTY,
+    "stream.k": _POSITIVE_INT,
 }
 
 #: Checks between settings: (first key, rule on the whole configuration, what must hold).

@@ -46,7 +46,7 @@ from fusionrec.ingest.sources.files import (InputFile, batch_id as files_batch_i
                                             list_inputs, local_path, matches, resolve)
 
 __all__ = ["ADAPTERS", "DERIVED_EVENT_PREFIX", "DIRECTORY_PATTERNS", "SOURCES", "Adapter", "check_inputs", "ingest",
-           "ingest_directory"]
+           "ingest_directory", "ingest_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,57 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
     if previous is not None:
         log.info("batch %s (%s) already ingested: nothing to do", bid, source)
         return {**previous, "skipped": True}
+    staged = adapter.read(lake.spark, files, cfg)
+    return _ingest_staged(lake, cfg, source, bid, staged, check_parseable=True,
+                          inputs=[{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files])
 
+
+def ingest_lines(lake: Lake, cfg: Config, *, kind: str, lines: DataFrame, source: str, batch_id: str) -> dict[str, Any]:
+    """Ingest canonical JSON lines of ``kind`` that did not come from files (a stream's
+    micro-batch) as batch ``batch_id``: the same staging, rules, writes and accounting as
+    :func:`ingest`, and the same skip of a batch already recorded as complete.
+
+    Parameters
+    ----------
+    lake : Lake
+        The lake written.
+    cfg : Config
+        The configuration (``ingest.*``; ``mode`` for the pseudonym key).
+    kind : str
+        ``events`` | ``items`` | ``reviews``.
+    lines : DataFrame
+        ``[_file, _raw, _non_utf8]`` (see :func:`fusionrec.ingest.sources.text.read_lines`);
+        ``_file`` names where the lines came from (e.g. a topic partition).
+    source : str
+        The provenance recorded with every row (e.g. ``stream``).
+    batch_id : str
+        A deterministic id, so that a replayed micro-batch is recognised.
+
+    Returns
+    -------
+    dict
+        The accounting report of :func:`ingest` (``files`` is empty). Malformed lines are
+        quarantined with their reason codes; they never fail the batch.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+    bid = batch_id
+    previous = _completed_report(lake, cfg, bid)
+    if previous is not None:
+        log.info("batch %s (%s) already ingested: nothing to do", bid, source)
+        return {**previous, "skipped": True}
+    staged = {kind: jsonl.stage_json(lines, kind, list(cfg.ingest.personal_fields))}
+    # A micro-batch of malformed messages is quarantined, never refused as a wrong file.
+    return _ingest_staged(lake, cfg, source, bid, staged, check_parseable=False, inputs=[])
+
+
+def _ingest_staged(lake: Lake, cfg: Config, source: str, bid: str, staged: dict[str, DataFrame], *,
+                   check_parseable: bool, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Classify, write and account for the staged frames of one batch; record it as complete."""
     timings: dict[str, float] = {}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg, master=lake.spark.sparkContext.master))
-    staged = {kind: conform_staged(df, kind) for kind, df in adapter.read(lake.spark, files, cfg).items()}
+    staged = {kind: conform_staged(df, kind) for kind, df in staged.items()}
     classified = {kind: CLASSIFIERS[kind](df, rules).persist(StorageLevel.MEMORY_AND_DISK)
                   for kind, df in staged.items()}
     try:
@@ -143,17 +189,18 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
             accounts = {kind: summarise(df, kind) for kind, df in classified.items()}
         for account in accounts.values():
             account.check_split()
-            _check_parseable(account, source)
+            if check_parseable:
+                _check_parseable(account, source)
         provenance = [F.lit(source).alias("source"), F.lit(bid).alias("batch_id"), F.lit(now).alias("ingest_ts")]
         gold_report = _write(lake, cfg, source, bid, classified, accounts, provenance, timings, rules.key)
         report = {
             "source": source, "batch_id": bid, "skipped": False, "ingest_ts": now.isoformat(),
-            "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
+            "files": inputs,
             "tables": {kind: accounts[kind].to_dict() for kind in KINDS if kind in accounts},
             "gold": gold_report,
             "timings_s": timings,
         }
-        _record_batch(lake, cfg, bid, source, files, list(accounts), report)
+        _record_batch(lake, cfg, bid, source, [i["path"] for i in inputs], list(accounts), report)
         return report
     finally:
         for df in classified.values():
@@ -386,13 +433,13 @@ def _completed_report(lake: Lake, cfg: Config, bid: str) -> dict[str, Any] | Non
     return json.loads(row["report"]) if row is not None else None
 
 
-def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, files: list[InputFile],
+def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, paths: list[str],
                   kinds: list[str], report: dict[str, Any]) -> None:
     """Record ``bid`` as complete: a MERGE inserting it unless present, so two writers of
     the same batch record it once (the loser's retry finds the row)."""
     path = writer.ensure_table(lake, "bronze._batches")
     row = lake.spark.createDataFrame(
-        [(bid, source, kinds, [f.path for f in files], "complete", json.dumps(report, default=str),
+        [(bid, source, kinds, paths, "complete", json.dumps(report, default=str),
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
     writer.merge_insert(lake.spark, path, row, ("batch_id", "status"), cfg.lake)

@@ -28,7 +28,7 @@ from fusionrec.errors import InputError
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import Lake
 
-__all__ = ["ensure_table", "merge_insert", "merge_metrics_summary", "merge_upsert", "replace_batch"]
+__all__ = ["ensure_table", "merge", "merge_insert", "merge_metrics_summary", "merge_upsert", "replace_batch"]
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -84,6 +84,29 @@ def _merge(spark: SparkSession, path: str, df: DataFrame, clauses: str, lake: La
     finally:
         spark.catalog.dropTempView(view)
     return {"numTargetRowsInserted": int(row["num_inserted_rows"]), "numTargetRowsUpdated": int(row["num_updated_rows"])}
+
+
+def merge(spark: SparkSession, path: str, df: DataFrame, clauses: str, lake: LakeConfig) -> dict[str, int]:
+    """A MERGE with the caller's own ``clauses``, re-run on a concurrency conflict.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    path : str
+        The target table's location (``t`` in the clauses).
+    df : DataFrame
+        The source rows (``s`` in the clauses).
+    clauses : str
+        What follows ``MERGE INTO <path> t USING df s``: ``ON ... WHEN ...``.
+    lake : LakeConfig
+        Retry settings.
+
+    Returns
+    -------
+    dict
+        ``numTargetRowsInserted`` and ``numTargetRowsUpdated`` of the commit.
+    """
+    return _merge(spark, path, df, clauses, lake)
 
 
 def merge_insert(spark: SparkSession, path: str, df: DataFrame, keys: tuple[str, ...],

@@ -23,13 +23,14 @@ from pyspark.sql import functions as F
 
 from fusionrec.config import Config
 from fusionrec.lake import Lake, LakeMissingError
-from fusionrec.validation.feedback import liked_items
+from fusionrec.model.foldin import item_gram
 from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import Ranker, stack_rows
 from fusionrec.model.train import FUSION_PARAMS
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
+from fusionrec.validation.feedback import liked_items
 
 __all__ = ["BUNDLE_INPUTS", "assemble_bundle", "build_bundle", "BuiltBundle", "read_bundle_tables",
            "read_fusion_params", "TableInput"]
@@ -114,7 +115,11 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
 
     liked = liked_items(interactions, n=cfg.model.reason_max_liked, positive_rating=cfg.evaluate.positive_rating,
                         positive_weight=cfg.evaluate.positive_weight)
-    per_user = (interactions.groupBy("user_id").agg(F.collect_list("item_id").alias("seen"))
+    # Seen rows carry weight and time: serving folds a user's training interactions in again.
+    per_user = (interactions.groupBy("user_id").agg(
+        F.collect_list(F.struct("item_id", F.col("weight").cast("double").alias("weight"),
+                                F.unix_timestamp("last_ts").cast("double").alias("ts"),
+                                F.col("rating").cast("double").alias("rating"))).alias("seen_rows"))
                 .join(liked.groupBy("user_id").agg(F.collect_list("item_id").alias("liked")), "user_id", "left"))
     als_items = frames["model.item_factors"].where(F.col("source") == "als")
     sessions = session_vectors(interactions, als_items, cfg.model.session_items)
@@ -126,7 +131,12 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
         .orderBy("user_id")
         .toPandas()
     )
-    seen = [[item_index[i] for i in (row if row is not None else ()) if i in item_index] for row in users["seen"]]
+    seen_rows = [[r for r in (row if row is not None else ()) if r["item_id"] in item_index] for row in users["seen_rows"]]
+    seen = [[item_index[r["item_id"]] for r in row] for row in seen_rows]
+    seen_weights = np.asarray([r["weight"] for row in seen_rows for r in row], dtype=np.float64)
+    seen_last_ts = np.asarray([r["ts"] for row in seen_rows for r in row], dtype=np.float64)
+    seen_ratings = np.asarray([np.nan if r["rating"] is None else r["rating"] for row in seen_rows for r in row],
+                              dtype=np.float64)
     liked = [[item_index[i] for i in (row if row is not None else ()) if i in item_index] for row in users["liked"]]
     seen_indptr, seen_indices = csr_from_lists(seen)
     liked_indptr, liked_indices = csr_from_lists(liked)
@@ -155,7 +165,12 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
         candidates_n=params.candidates_n,
         default_k=params.k,
         meta={"train_cutoff": params.train_cutoff.isoformat() if params.train_cutoff else None, "rank": rank,
-              "als": params.to_dict()["als"], "degraded": list(params.degraded)},
+              "als": params.to_dict()["als"], "degraded": list(params.degraded),
+              "session_items": cfg.model.session_items, "default_event_weight": cfg.ingest.weight_view,
+              "reason_max_liked": cfg.model.reason_max_liked, "positive_rating": cfg.evaluate.positive_rating,
+              "positive_weight": cfg.evaluate.positive_weight,
+              "train_cutoff_epoch": float(seen_last_ts.max()) if seen_last_ts.size else 0.0},
+        seen_weights=seen_weights, seen_last_ts=seen_last_ts, seen_ratings=seen_ratings, gram=item_gram(frames["model.item_factors"]),
     )
 
 

@@ -16,9 +16,15 @@ closest to the candidate in that space. A user with neither factors nor a profil
 :func:`fusionrec.model.scoring.popular_fallback`, as in the batch top-K.
 
 A new user is described by a text and/or liked items: profile = normalise(sum of the text
-vector and the mean vector of the liked items); factors = mean of [t, 1] . M_user (the
-ridge map from a text vector to user factors) and the liked items' factors; session = the
-liked items' mean factor.
+vector and the mean vector of the liked items); factors = the liked items folded in with
+the implicit-ALS user step (:mod:`fusionrec.model.foldin`), or [t, 1] . M_user (the ridge
+map from a text vector to user factors) for a text alone; session = the mean factor of the
+latest liked items.
+
+Events since training (``recent_items``, in time order, with their weights) are folded in
+the same way at request time (:meth:`ModelBundle.folded_query`): a known user's training
+interactions plus the new ones, against the fixed item factors and the model's YᵀY, as
+the stream does for the users it touches.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from fusionrec.model.foldin import fold_in, latest_first, session_vector
 from fusionrec.model.scoring import (
     REASON_POPULAR, Catalogue, Ranker, popular_fallback, popular_order, reasons, score_user)
 
@@ -93,9 +100,22 @@ class ModelBundle:
     candidates_n: int
     default_k: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Fold-in inputs (None in bundles built before fold-in): the weight and last time
+    #: (epoch seconds) of every ``seen_indices`` entry, and YᵀY of the ALS item factors.
+    seen_weights: np.ndarray | None = None
+    seen_last_ts: np.ndarray | None = None
+    gram: np.ndarray | None = None
+    #: The rating of every ``seen_indices`` entry (NaN: none), for which are positive.
+    seen_ratings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
+        for name in ("seen_weights", "seen_last_ts", "seen_ratings"):
+            value = getattr(self, name)
+            if value is not None and value.shape != self.seen_indices.shape:
+                raise ValueError(f"model bundle: {name} has shape {value.shape}, expected {self.seen_indices.shape}")
+        if self.gram is not None and self.gram.shape != (self.rank, self.rank):
+            raise ValueError(f"model bundle: gram has shape {self.gram.shape}, expected {(self.rank, self.rank)}")
         checks = {
             "titles": (self.titles.shape[0], n_items), "item_categories": (self.item_categories.shape[0], n_items),
             "item_factors": (self.item_factors.shape[0], n_items),
@@ -163,18 +183,98 @@ class ModelBundle:
 
     def new_user_query(self, text_vector: np.ndarray | None, liked: np.ndarray) -> Query:
         """A user described by a text vector and/or liked catalogue items (see the module docstring)."""
-        profile_parts, factor_parts, session = [], [], None
-        if text_vector is not None:
-            profile_parts.append(text_vector)
-            if self.text_to_user_factor is not None:
-                factor_parts.append(np.append(text_vector, 1.0) @ self.text_to_user_factor)
         if len(liked):
-            profile_parts.append(_normalise(self.item_vectors[liked].mean(axis=0)))
-            session = self.item_factors[liked].mean(axis=0)  # the liked items are what the user is into now
-            factor_parts.append(session)
-        profile = _normalise(np.sum(profile_parts, axis=0)) if profile_parts else None
-        factors = np.mean(factor_parts, axis=0) if factor_parts else None
-        return Query(factors=factors, session=session, profile=profile, exclude=liked, liked=liked)
+            return self.folded_query(None, liked, np.full(len(liked), self.default_event_weight), text_vector)
+        profile, factors = text_vector, None
+        if text_vector is not None and self.text_to_user_factor is not None:
+            factors = np.append(text_vector, 1.0) @ self.text_to_user_factor
+        return Query(factors=factors, session=None, profile=profile, exclude=liked, liked=liked)
+
+    @property
+    def can_fold_in(self) -> bool:
+        return self.gram is not None and self.seen_weights is not None and self.seen_last_ts is not None
+
+    @property
+    def default_event_weight(self) -> float:
+        """The weight of an event given without one (a view's, ``ingest.weight_view``)."""
+        return float(self.meta.get("default_event_weight", 1.0))
+
+    def folded_query(self, u: int | None, items: np.ndarray, weights: np.ndarray,
+                     text_vector: np.ndarray | None = None) -> Query:
+        """User row ``u`` (None: a new user) after the events ``items`` (catalogue indices, in
+        time order, all after training) with ``weights``: the training interactions plus
+        these, aggregated per item (weights summed, as gold.interactions does), folded in
+        (:func:`fusionrec.model.foldin.fold_in`); session = the mean factor of the
+        ``session_items`` latest of them. The profile stays the stored one (a new user's:
+        the text and the mean vector of the items)."""
+        if not self.can_fold_in:
+            raise ValueError("model bundle: built without fold-in inputs (gram, seen weights); rebuild it")
+        items = np.asarray(items, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
+        cutoff = float(self.meta.get("train_cutoff_epoch", 0.0))
+        # Events since training come after every training interaction, in the order given.
+        ts = cutoff + 1.0 + np.arange(items.size, dtype=np.float64)
+        ratings = np.full(items.size, np.nan)  # requests carry weights, no ratings
+        if u is not None:
+            lo, hi = self.seen_indptr[u], self.seen_indptr[u + 1]
+            items = np.concatenate([self.seen_indices[lo:hi], items])
+            weights = np.concatenate([self.seen_weights[lo:hi], weights])  # type: ignore[index]
+            ts = np.concatenate([self.seen_last_ts[lo:hi], ts])  # type: ignore[index]
+            seen_ratings = self.seen_ratings[lo:hi] if self.seen_ratings is not None else np.full(hi - lo, np.nan)
+            ratings = np.concatenate([seen_ratings, ratings])
+        unique, inverse = np.unique(items, return_inverse=True)
+        total = np.zeros(unique.size)
+        np.add.at(total, inverse, weights)
+        last = np.full(unique.size, -np.inf)
+        np.maximum.at(last, inverse, ts)
+        rating = np.full(unique.size, np.nan)
+        np.fmax.at(rating, inverse, ratings)
+        catalogue = self._catalogue  # type: ignore[attr-defined]
+        has = catalogue.has_factors[unique]
+        als = self.meta.get("als", {})
+        factors = fold_in(gram_matrix=self.gram, factors=self.item_factors[unique[has]], weights=total[has],
+                          alpha=float(als["alpha"]), reg_param=float(als["reg_param"])) if has.any() else None
+        recent = latest_first(self.item_ids[unique], last)[:self.session_items]
+        session = session_vector(self.item_factors[unique[recent[has[recent]]]])
+        # Stored as float32, as ALS's factors and the stream's user state are.
+        factors = factors.astype(np.float32) if factors is not None else None
+        session = session.astype(np.float32) if session is not None else None
+        # fusionrec.validation.feedback.is_positive on the aggregated rows, in numpy.
+        positive = np.where(np.isnan(rating), total >= float(self.meta.get("positive_weight", 0.0)),
+                            rating >= float(self.meta.get("positive_rating", 0.0)))
+        return self.query_for(u, factors=factors, session=session, items=unique, last_ts=last, positive=positive,
+                              text_vector=text_vector)
+
+    @property
+    def session_items(self) -> int:
+        return int(self.meta.get("session_items", 5))
+
+    def query_for(self, u: int | None, *, factors: np.ndarray | None, session: np.ndarray | None,
+                  items: np.ndarray, last_ts: np.ndarray, positive: np.ndarray | None = None,
+                  text_vector: np.ndarray | None = None) -> Query:
+        """The query of a folded-in user (row ``u``, None: new) with ``factors`` and ``session``,
+        whose interactions are ``items`` (catalogue indices, each once) last seen at
+        ``last_ts`` (epoch seconds), ``positive`` marking the positive ones (all when None):
+        all of them excluded; the liked items reasons may name are the latest positive ones
+        (a known user's since training first, then the stored liked items), at most
+        ``model.reason_max_liked``; a known user keeps the stored profile; a new user's profile
+        is normalise(text vector + normalised mean vector of the items)."""
+        items = np.asarray(items, dtype=np.int64)
+        last_ts = np.asarray(last_ts, dtype=np.float64)
+        positive = np.ones(items.size, dtype=bool) if positive is None else np.asarray(positive, dtype=bool)
+        newest_first = latest_first(self.item_ids[items], last_ts)
+        newest_first = newest_first[positive[newest_first]]
+        n_liked = int(self.meta.get("reason_max_liked", items.size + 1))
+        if u is not None:
+            stored = self.known_user_query(u)
+            since = newest_first[last_ts[newest_first] > float(self.meta.get("train_cutoff_epoch", 0.0))]
+            return Query(factors=factors, session=session, profile=stored.profile, exclude=items,
+                         liked=_first_occurrences(np.concatenate([items[since], stored.liked]))[:n_liked])
+        parts = [p for p in (text_vector, _normalise(self.item_vectors[items].mean(axis=0)) if items.size else None)
+                 if p is not None]
+        profile = _normalise(np.sum(parts, axis=0)) if parts else None
+        return Query(factors=factors, session=session, profile=profile if profile is not None and np.any(profile) else None,
+                     exclude=items, liked=items[newest_first][:n_liked])
 
     # -- scoring -------------------------------------------------------------------------
     def recommend(self, query: Query, k: int) -> Ranked:
@@ -210,6 +310,9 @@ class ModelBundle:
         arrays["user_ids"] = arrays["user_ids"].astype(str)
         if self.text_to_user_factor is not None:
             arrays["text_to_user_factor"] = self.text_to_user_factor
+        for name in _FOLD_IN_FIELDS:
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         np.savez(folder / ARRAYS_FILE, **arrays)
         meta = {"ranker": self.ranker.to_json() if self.ranker else None, "candidates_n": self.candidates_n,
                 "default_k": self.default_k, "meta": self.meta}
@@ -232,12 +335,22 @@ class ModelBundle:
             candidates_n=int(meta["candidates_n"]),
             default_k=int(meta["default_k"]),
             meta=meta.get("meta", {}),
+            **{name: arrays.get(name) for name in _FOLD_IN_FIELDS},
         )
 
 
 _ARRAY_FIELDS = ("item_ids", "titles", "item_categories", "item_factors", "item_vectors", "log_popularity",
                  "item_sentiment", "recent_popularity", "user_ids", "user_factors", "user_sessions", "user_profiles",
                  "seen_indptr", "seen_indices", "liked_indptr", "liked_indices")
+
+
+_FOLD_IN_FIELDS = ("seen_weights", "seen_last_ts", "gram", "seen_ratings")
+
+
+def _first_occurrences(indices: np.ndarray) -> np.ndarray:
+    """``indices`` without repeats, first occurrence kept, order kept."""
+    _, first = np.unique(indices, return_index=True)
+    return np.asarray(indices, dtype=np.int64)[np.sort(first)]
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:

@@ -6,7 +6,13 @@ Request (one row per user), at least one of ``user_id``, ``text`` or ``liked_ite
   liked items gets the popularity fallback, flagged in the output;
 - ``text`` (string): a new user described in words, embedded with the packaged ONNX
   sentence model (same tokenizer, mean pooling and normalisation as the item vectors);
-- ``liked_items`` (list of item ids): a new user described by a few catalogue items;
+- ``liked_items`` (list of item ids): a new user described by a few catalogue items
+  (folded in with the implicit-ALS user step, each with a view's weight);
+- ``recent_items`` (list of item ids, oldest first): what the user did since the model
+  was trained; folded in at request time with the user's training interactions (a new
+  user's are the liked and recent items), see :meth:`ModelBundle.folded_query`;
+- ``recent_weights`` (list of numbers, optional): the weights of ``recent_items`` (as
+  ingest weighs events; default a view's weight);
 - ``k`` (integer, optional): how many items (default: the model's ``k``).
 
 Over REST (``mlflow models serve``), send ``{"dataframe_records": [...]}``; rows of one
@@ -39,7 +45,7 @@ from fusionrec.registry.bundle import ModelBundle, Ranked
 __all__ = ["BUNDLE_ARTIFACT", "MAX_REQUEST_ROWS", "REQUEST_FIELDS", "RESPONSE_COLUMNS", "SIGNATURE",
            "TEXT_MODEL_ARTIFACT", "FusionRecommender", "input_example", "InvalidRequest"]
 
-REQUEST_FIELDS = ("user_id", "text", "liked_items", "k")
+REQUEST_FIELDS = ("user_id", "text", "liked_items", "k", "recent_items", "recent_weights")
 RESPONSE_COLUMNS = ("request_id", "rank", "item_id", "title", "score", "reason", "fallback")
 #: Artifact keys of the logged model.
 BUNDLE_ARTIFACT = "bundle"
@@ -53,6 +59,8 @@ SIGNATURE = ModelSignature(
         ColSpec(DataType.string, "text", required=False),
         ColSpec(Array(DataType.string), "liked_items", required=False),
         ColSpec(DataType.long, "k", required=False),
+        ColSpec(Array(DataType.string), "recent_items", required=False),
+        ColSpec(Array(DataType.double), "recent_weights", required=False),
     ]),
     outputs=Schema([
         ColSpec(DataType.long, "request_id"),
@@ -127,9 +135,16 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
     def _rank(self, request: dict[str, Any], text_vector: np.ndarray | None) -> Ranked:
         bundle, k = self._bundle, request["k"]
         user = bundle.user_index(request["user_id"]) if request["user_id"] is not None else None
+        recent, weights = request["recent"], request["recent_weights"]
         if user is not None:
+            if recent.size:
+                return bundle.recommend(bundle.folded_query(user, recent, weights), k)
             return bundle.recommend(bundle.known_user_query(user), k)
         liked = request["liked"]
+        if recent.size:  # a new user's events: the liked items, then the recent ones
+            events = np.concatenate([liked, recent])
+            all_weights = np.concatenate([np.full(liked.size, bundle.default_event_weight), weights])
+            return bundle.recommend(bundle.folded_query(None, events, all_weights, text_vector), k)
         if text_vector is None and liked.size == 0:
             return bundle.popular(k, np.empty(0, dtype=np.int64))
         return bundle.recommend(bundle.new_user_query(text_vector, liked), k)
@@ -154,8 +169,8 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
         unknown = sorted(set(map(str, model_input.columns)) - set(REQUEST_FIELDS))
         if unknown:
             raise InvalidRequest(f"request: unknown column(s) {unknown}; expected some of {list(REQUEST_FIELDS)}")
-        if not {"user_id", "text", "liked_items"} & set(model_input.columns):
-            raise InvalidRequest("request: needs a user_id, text or liked_items column")
+        if not {"user_id", "text", "liked_items", "recent_items"} & set(model_input.columns):
+            raise InvalidRequest("request: needs a user_id, text or liked_items column (or recent_items)")
         if len(model_input) == 0:
             raise InvalidRequest("request: no rows")
         if len(model_input) > MAX_REQUEST_ROWS:
@@ -165,7 +180,7 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
         clean = []
         for row_number, row in enumerate(model_input.to_dict("records")):
             where = f"row {row_number}"
-            user_id, text, liked_raw, k = (row.get(f) for f in REQUEST_FIELDS)
+            user_id, text, liked_raw, k, recent_raw, weights_raw = (row.get(f) for f in REQUEST_FIELDS)
             if _missing(user_id):
                 user_id = None
             elif not isinstance(user_id, str):
@@ -177,8 +192,9 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
             elif not text.strip():
                 raise InvalidRequest(f"{where}: text is empty")
             liked = self._liked_indices(where, liked_raw)
-            if user_id is None and text is None and liked.size == 0:
-                raise InvalidRequest(f"{where}: give a user_id, a text or liked_items")
+            recent, recent_weights = self._recent(where, recent_raw, weights_raw)
+            if user_id is None and text is None and liked.size == 0 and recent.size == 0:
+                raise InvalidRequest(f"{where}: give a user_id, a text or liked_items (or recent_items)")
             if _missing(k):
                 k = bundle.default_k
             if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer, float, np.floating)) \
@@ -188,8 +204,40 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
             if not 1 <= k <= k_limit:
                 raise InvalidRequest(f"{where}: k={k} is out of range; 1 <= k <= {k_limit} "
                                      f"(max_k {self.max_k}, catalogue {bundle.n_items} items)")
-            clean.append({"user_id": user_id, "text": text, "liked": liked, "k": k})
+            clean.append({"user_id": user_id, "text": text, "liked": liked, "k": k, "recent": recent,
+                          "recent_weights": recent_weights})
         return clean
+
+    def _recent(self, where: str, items: Any, weights: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Catalogue indices of ``recent_items`` (unknown items dropped: no factors to fold in)
+        and their weights, in the order given."""
+        none = (np.empty(0, dtype=np.int64), np.empty(0))
+        if _missing_list(items):
+            if not _missing_list(weights):
+                raise InvalidRequest(f"{where}: recent_weights without recent_items")
+            return none
+        if isinstance(items, str) or not isinstance(items, (list, tuple, np.ndarray)):
+            raise InvalidRequest(f"{where}: recent_items must be a list of item ids, got {type(items).__name__}")
+        items = list(items)
+        bad = [item for item in items if not isinstance(item, str)]
+        if bad:
+            raise InvalidRequest(f"{where}: recent_items must be item id strings, got {bad[0]!r}")
+        if _missing_list(weights):
+            values = [self._bundle.default_event_weight] * len(items)
+        else:
+            if isinstance(weights, str) or not isinstance(weights, (list, tuple, np.ndarray)):
+                raise InvalidRequest(f"{where}: recent_weights must be a list of numbers")
+            values = list(weights)
+            if len(values) != len(items):
+                raise InvalidRequest(f"{where}: recent_weights has {len(values)} numbers for {len(items)} recent_items")
+            if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+                   or not math.isfinite(float(v)) for v in values):
+                raise InvalidRequest(f"{where}: recent_weights must be finite numbers")
+        known = [(self._bundle.item_index(item), float(w)) for item, w in zip(items, values)]
+        kept = [(i, w) for i, w in known if i is not None]
+        if not kept:
+            return none
+        return np.asarray([i for i, _ in kept], dtype=np.int64), np.asarray([w for _, w in kept], dtype=np.float64)
 
     def _liked_indices(self, where: str, liked: Any) -> np.ndarray:
         if liked is None or (isinstance(liked, float) and math.isnan(liked)):
@@ -207,6 +255,10 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
         if not found:
             raise InvalidRequest(f"{where}: none of liked_items {items[:5]} is in the catalogue")
         return np.unique(np.asarray(found, dtype=np.int64))
+
+
+def _missing_list(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _single_threaded_blas() -> None:
