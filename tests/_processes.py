@@ -1,21 +1,8 @@
-"""Stopping a test service started by pid in its own process group."""
+"""Stopping a test service started by pid in its own process group: the library's function,
+so the broker, the Hadoop and the standalone clusters all stop the same way."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+from fusionrec.stream.broker import stop_group
 
-
-def stop_group(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to ``proc``'s process group, then SIGKILL if it has not exited within ``grace_s``."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+__all__ = ["stop_group"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["READY_LINE", "KafkaBroker", "free_port", "kafka_jars_dir"]
+__all__ = ["READY_LINE", "KafkaBroker", "free_port", "kafka_jars_dir", "stop_group"]
 
 #: Written to the broker's log once it serves clients.
 READY_LINE = "Kafka Server started"
@@ -140,21 +140,29 @@ class KafkaBroker:
     def stop(self) -> None:
         """Stop the broker by pid (process group): terminate, then kill."""
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_group(proc, grace_s=30)
 
     def __enter__(self) -> "KafkaBroker":
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to ``proc``'s process group, then SIGKILL if it has not exited within ``grace_s``.
+
+    Every service fusionrec or its tests start runs in its own process group (its JVM and
+    any children), stopped by pid through this function.
+    """
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
