@@ -119,7 +119,9 @@ class KafkaBroker:
         """Format the storage, start the broker and wait until it serves clients."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         props = self._properties()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # StorageTool would read a leading '-' as an option (as Kafka's Uuid avoids)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
         formatted = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
                                    capture_output=True, text=True, timeout=120)
         if formatted.returncode != 0:
