@@ -4,10 +4,11 @@ pseudonymised with the serving key, request validation and flagged degenerate an
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from fusionrec.registry.pyfunc import (MAX_REQUEST_ROWS, MAX_TEXT_LENGTH, NOTE_NOTHING_LEFT, NOTE_UNKNOWN_USER,
+from fusionrec.registry.pyfunc import (MAX_ID_LENGTH, MAX_LIST_ITEMS, MAX_REQUEST_ROWS, MAX_TEXT_LENGTH, NOTE_NOTHING_LEFT, NOTE_UNKNOWN_USER,
                                        REQUEST_FIELDS, RESPONSE_COLUMNS)
 from _registry_lake import KEY_ENV, P
 
@@ -249,3 +250,13 @@ def test_recommend_command_answers_for_a_raw_user_id(registry_lake, spark, key_e
     assert main(["recommend", "--user", "nobody-77", "--set", f"lake.root={lake_cfg.lake.root}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no recommendations for this user" in err[0] and "nobody-77" not in err[0]
+
+
+def test_readme_documents_the_request_schema_and_limits():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("**Request schema**"):readme.index("**Combined inputs.**")]
+    assert re.findall(r"^\| `(\w+)` \|", section, re.M) == list(REQUEST_FIELDS)
+    limits = readme[readme.index("**Limits.**"):readme.index("**Errors.**")]
+    for figure in (f"{MAX_REQUEST_ROWS:,} rows per request", f"{MAX_TEXT_LENGTH:,} characters per text",
+                   f"{MAX_ID_LENGTH} characters per user id", f"{MAX_LIST_ITEMS:,} ids per list"):
+        assert figure in " ".join(limits.split()), figure
