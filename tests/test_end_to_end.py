@@ -93,7 +93,8 @@ def test_registered_model_serves_what_the_batch_wrote(pipeline_run, spark):
     for row in sorted(spark.read.format("delta").load(str(work / "lake" / "gold" / "recommendations")).collect(),
                       key=lambda r: (r.user_id, r.rank)):
         batch.setdefault(row.user_id, []).append((row.item_id, row.reason))
-    key = pseudonym_key(cfg)
+    # The key the run used: the environment names the test session's key file (conftest).
+    key = pseudonym_key(load_config(PROJECT / "conf" / "local.yaml", overrides))
     raw_of = {reference_pseudonym(raw, key): raw for raw in generated_user_ids(work / "lake" / "_inputs" / "generated")}
     assert set(batch) <= set(raw_of)
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
