@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     if getattr(args, "user", None) is not None:
-        return show_user(cfg, args.user)
+        return show_user(cfg, user_id=args.user)
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("recommend.load", report):
         tables = read_training_tables(lake)
@@ -107,7 +107,7 @@ def user_recommendations(lake: Lake, *, user_id: str, key: bytes) -> list[dict]:
     return [row.asDict() for row in recs.select("rank", "item_id", "title", "score", "reason").orderBy("rank").collect()]
 
 
-def show_user(cfg: Config, user_id: str) -> int:
+def show_user(cfg: Config, *, user_id: str) -> int:
     """Print one user's top-K (``fusionrec recommend --user``); the raw id is never written anywhere."""
     key = serving_key(env_name=cfg.ingest.pseudonym_key_env, local_key_file=str(key_file(cfg)))
     lake = Lake(build_spark(cfg), cfg.lake)
