@@ -22,6 +22,7 @@ user given two liked items, and an unknown user (popularity fallback). Target: p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ import pandas as pd
 
 from fusionrec.config import load_config
 from fusionrec.embed.model import model_files
+from fusionrec.ingest.privacy import pseudonym, serving_key
 from fusionrec.model.ranker import RANKER_FEATURES
 from fusionrec.model.scoring import Ranker
 from fusionrec.model.foldin import gram
@@ -46,7 +48,11 @@ SENTENCES = ["a funny animated movie for children", "a dark psychological thrill
              "space battles and aliens", "a romantic comedy set in New York", "a war drama based on a true story"]
 
 
-def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> ModelBundle:
+#: The built bundle holds pseudonyms under this key; requests send the raw MovieLens ids.
+BENCH_KEY_ENV, BENCH_KEY = "FUSIONREC_BENCH_PSEUDONYM_KEY", "fusionrec-bench-key"
+
+
+def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> tuple[ModelBundle, list[str]]:
     rng = np.random.default_rng(seed)
     movies = pd.read_csv(MOVIELENS / "movies.csv")
     ratings = pd.read_csv(MOVIELENS / "ratings.csv")
@@ -75,7 +81,7 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
         item_vectors=unit(len(item_ids)), log_popularity=np.log1p(counts).astype(np.float32),
         item_sentiment=np.full(len(item_ids), 0.5, dtype=np.float32),
         recent_popularity=np.log1p(counts * rng.uniform(0, 0.2, size=len(item_ids))).astype(np.float32),
-        user_ids=np.array([str(u) for u in users]),
+        user_ids=np.array([pseudonym(str(u), key=BENCH_KEY.encode()) for u in users]),
         user_factors=rng.normal(scale=0.3, size=(len(users), rank)).astype(np.float32),
         user_sessions=rng.normal(scale=0.3, size=(len(users), rank)).astype(np.float32),
         user_profiles=unit(len(users)),
@@ -86,9 +92,10 @@ def movielens_shaped_bundle(rank: int = 32, dim: int = 384, seed: int = 0) -> Mo
                                  "coef": [1.2, 0.8, 0.4, 0.1, 0.2, 0.5, 0.6, 0.3, 0.7, 0.4],
                                  "intercept": -2.0}),
         candidates_n=100, default_k=10,
-        meta={"als": {"alpha": 1.0, "reg_param": 0.1}, "session_items": 5, "train_cutoff_epoch": float(seen_ts.max())},
+        meta={"als": {"alpha": 1.0, "reg_param": 0.1}, "session_items": 5, "train_cutoff_epoch": float(seen_ts.max()),
+              "pseudonym_key_env": BENCH_KEY_ENV},
         seen_weights=np.ones(seen_indices.size), seen_last_ts=seen_ts, gram=gram(item_factors),
-    )
+    ), [str(u) for u in users]
 
 
 def log_and_load(bundle: ModelBundle, work: Path) -> mlflow.pyfunc.PyFuncModel:
@@ -125,14 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", default=None, help="a registered model; default: build a MovieLens-shaped one")
     parser.add_argument("--requests", type=int, default=500, help="requests per kind")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--users", nargs="+", default=None,
+                        help="with --model-uri: raw user ids for the known-user requests (the key in the environment)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         if args.model_uri:
             model = mlflow.pyfunc.load_model(args.model_uri)
+            raw_ids = args.users
         else:
-            model = log_and_load(movielens_shaped_bundle(), Path(tmp))
+            built, raw_ids = movielens_shaped_bundle()
+            os.environ.setdefault(BENCH_KEY_ENV, BENCH_KEY)
+            model = log_and_load(built, Path(tmp))
         load_s = time.perf_counter() - start
         python_model = model.unwrap_python_model()
         bundle = python_model.bundle
@@ -141,10 +153,16 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = np.random.default_rng(1)
         n, k = args.requests, args.k
-        users = rng.choice(bundle.user_ids, size=n)
+        # Requests carry raw ids (pseudonymised per request); the bundle calls use the pseudonyms.
+        if not raw_ids:
+            parser.error("--model-uri needs --users: raw user ids of the model's lake")
+        key = serving_key(env_name=bundle.meta.get("pseudonym_key_env", "FUSIONREC_PSEUDONYM_KEY"),
+                          local_key_file=bundle.meta.get("pseudonym_key_file"))
+        raws = [raw_ids[i] for i in rng.integers(len(raw_ids), size=n)]
+        users = [pseudonym(u, key=key) for u in raws]
         pairs = [list(rng.choice(bundle.item_ids, size=2, replace=False)) for _ in range(n)]
         kinds = {
-            "known user": [pd.DataFrame({"user_id": [u], "k": [k]}) for u in users],
+            "known user": [pd.DataFrame({"user_id": [u], "k": [k]}) for u in raws],
             "sentence": [pd.DataFrame({"text": [SENTENCES[i % len(SENTENCES)]], "k": [k]}) for i in range(n)],
             "two liked items": [pd.DataFrame({"liked_items": [p], "k": [k]}) for p in pairs],
             "unknown user": [pd.DataFrame({"user_id": [f"new-{i}"], "k": [k]}) for i in range(n)],

@@ -5,6 +5,11 @@ titles (onnxruntime), so a new user's sentence lands near the right topic. Users
 one topic; their ALS-like factors and the items' factors are topic one-hots plus noise;
 the text-to-user-factor map is a ridge fit from profiles to factors. Written as real
 Delta tables at version 0, plus ``fusion_params.json`` and ``evaluation.json``.
+
+With a ``key``, the tables hold the users' pseudonyms under it (as ingest writes them) and
+consumers ask the registered model by the raw ids ``u0``..``u23`` with the key in
+``$FUSIONREC_PSEUDONYM_KEY`` (:data:`KEY_ENV`, the ``key_env`` fixture); the returned ground
+truth always speaks raw ids.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pyspark.sql import SparkSession
 from fusionrec.config import Config
 from fusionrec.embed.model import model_files
 from fusionrec.embed.reference import OnnxReferenceEmbedder
+from _privacy import reference_pseudonym
 from conftest import table_path, lake_of
 from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
 from fusionrec.evaluate.results import EvaluationResults
@@ -39,6 +45,13 @@ TOPICS = {
                   "Composting at Home", "Herb Garden Guide", "Lawn Care Through the Year", "Orchids Indoors"],
 }
 TOPIC_NAMES = list(TOPICS)
+#: The serving key of the registry tests' lake, and the variable serving reads it from.
+KEY_ENV, TEST_KEY = "FUSIONREC_PSEUDONYM_KEY", "fusionrec-registry-test-key"
+
+
+def P(user_id: str) -> str:
+    """The pseudonym of a raw test user id under :data:`TEST_KEY`."""
+    return reference_pseudonym(user_id, TEST_KEY.encode("utf-8"))
 N_USERS = 24
 RANK = 4
 
@@ -52,8 +65,11 @@ def user_topic(user_id: str) -> str:
 
 
 def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: float = 0.30,
-               with_ranker: bool = True) -> dict:
-    """Write the lake under ``cfg.lake.root``; returns the numpy ground truth used."""
+               with_ranker: bool = True, key: bytes | None = None) -> dict:
+    """Write the lake under ``cfg.lake.root``; returns the numpy ground truth used (raw ids).
+
+    ``key``: store each user id as its pseudonym under this key (raw ids when None)."""
+    stored = (lambda user: reference_pseudonym(user, key)) if key is not None else (lambda user: user)
     rng = np.random.default_rng(seed)
     titles = [t for topic in TOPIC_NAMES for t in TOPICS[topic]]
     item_ids = [f"i{i}" for i in range(len(titles))]
@@ -91,13 +107,13 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
         spark.createDataFrame(rows, ddl).write.format("delta").mode("overwrite").save(table_path(cfg, layer, name))
 
     f = lambda a: [float(v) for v in a]  # noqa: E731 - Spark wants Python floats
-    write("model", "user_factors", [(u, f(user_factors[i])) for i, u in enumerate(user_ids)],
+    write("model", "user_factors", [(stored(u), f(user_factors[i])) for i, u in enumerate(user_ids)],
           "user_id STRING, factors ARRAY<FLOAT>")
     write("model", "item_factors", [(it, f(item_factors[i]), "als") for i, it in enumerate(item_ids)],
           "item_id STRING, factors ARRAY<FLOAT>, source STRING")
     write("features", "item_vectors", [(it, f(item_vectors[i])) for i, it in enumerate(item_ids)],
           "item_id STRING, vector ARRAY<FLOAT>")
-    write("features", "user_profiles", [(u, f(profiles[i]), 3, 0) for i, u in enumerate(user_ids)],
+    write("features", "user_profiles", [(stored(u), f(profiles[i]), 3, 0) for i, u in enumerate(user_ids)],
           "user_id STRING, vector ARRAY<FLOAT>, n_items INT, n_reviews INT")
     # Half the items have review sentiment; the rest get the neutral 0.5 in serving.
     write("features", "item_sentiment", [(it, 0.4 + 0.05 * (i % 8), 3) for i, it in enumerate(item_ids) if i % 2],
@@ -106,14 +122,14 @@ def write_lake(spark: SparkSession, cfg: Config, seed: int = 0, hybrid_ndcg: flo
           [(it, titles[i], f"{titles[i]}. A book about {TOPIC_NAMES[topic_of_item[i]]}.", [TOPIC_NAMES[topic_of_item[i]]])
            for i, it in enumerate(item_ids)],
           "item_id STRING, title STRING, text STRING, categories ARRAY<STRING>")
-    write("gold", "interactions", interactions,
+    write("gold", "interactions", [(stored(row[0]), *row[1:]) for row in interactions],
           "user_id STRING, item_id STRING, weight DOUBLE, n_events INT, first_ts TIMESTAMP, last_ts TIMESTAMP, "
           "rating DOUBLE")
     scores = user_factors @ item_factors.T
     recs = []
     for u, user in enumerate(user_ids):
         order = [i for i in np.argsort(-scores[u]) if item_ids[i] not in seen[user]][:3]
-        recs += [(user, r + 1, item_ids[i], float(scores[u, i]), "popular now") for r, i in enumerate(order)]
+        recs += [(stored(user), r + 1, item_ids[i], float(scores[u, i]), "popular now") for r, i in enumerate(order)]
     write("gold", "recommendations", recs, "user_id STRING, rank INT, item_id STRING, score DOUBLE, reason STRING")
 
     ranker = {"features": list(RANKER_FEATURES), "mean": [0.3, 0.3, 1.0, 0.5, 0.1, 1.0, 0.3, 0.3, 0.3, 0.3],
@@ -177,7 +193,14 @@ def registry_lake(cfg: Config, spark: SparkSession, tmp_path_factory: pytest.Tem
         mlflow=dataclasses.replace(cfg.mlflow, tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
                                    artifact_location=str(work / "mlartifacts"), model_name="fusionrec-test"),
     )
-    return lake_cfg, write_lake(spark, lake_cfg)
+    return lake_cfg, write_lake(spark, lake_cfg, key=TEST_KEY.encode("utf-8"))
+
+
+@pytest.fixture
+def key_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The registry lake's key in ``$FUSIONREC_PSEUDONYM_KEY`` for one test (children inherit it)."""
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    return TEST_KEY
 
 
 @pytest.fixture(scope="session")

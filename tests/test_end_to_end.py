@@ -64,11 +64,14 @@ def test_no_raw_user_id_or_key_past_bronze(pipeline_run, cfg, spark):
     assert any(p.is_file() for p in (work / "lake" / "reports").rglob("*")) and (work / "report.json").is_file()
     assert not leaks.found, leaks.found
 def test_registered_model_serves_what_the_batch_wrote(pipeline_run, spark):
-    """Every user of ``gold.recommendations`` gets the same items, in the same order and
-    with the same reasons, from the registered champion (serving) as from the batch top-K."""
+    """Every user of ``gold.recommendations``, asked for by the raw id of the input events,
+    gets the same items, in the same order and with the same reasons, from the registered
+    champion (serving) as from the batch top-K. The champion finds the lake's local key file
+    itself (the run had no key in the environment)."""
     import mlflow
 
     from fusionrec.config import load_config
+    from _privacy import reference_pseudonym
 
     work, overrides, _ = pipeline_run
     cfg = load_config(PROJECT / "conf" / "local.yaml", overrides, env={}, base_dir=PROJECT)
@@ -76,10 +79,15 @@ def test_registered_model_serves_what_the_batch_wrote(pipeline_run, spark):
     for row in sorted(spark.read.format("delta").load(str(work / "lake" / "gold" / "recommendations")).collect(),
                       key=lambda r: (r.user_id, r.rank)):
         batch.setdefault(row.user_id, []).append((row.item_id, row.reason))
+    # The shared run's key (_reference.py), which serving reads from the environment too.
+    key = pseudonym_key(cfg, env={KEY_ENV: TEST_KEY})
+    raw_of = {reference_pseudonym(raw, key): raw for raw in generated_user_ids(work / "lake" / "_inputs" / "generated")}
+    assert set(batch) <= set(raw_of)
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion")
     users = sorted(batch)
-    served = model.predict(pd.DataFrame({"user_id": users, "k": [cfg.model.k] * len(users)}))
+    with pseudonym_key_env():
+        served = model.predict(pd.DataFrame({"user_id": [raw_of[u] for u in users], "k": [cfg.model.k] * len(users)}))
     got: dict[str, list[tuple[str, str]]] = {}
     for row in served.sort_values(["request_id", "rank"]).itertuples():
         got.setdefault(users[row.request_id], []).append((row.item_id, row.reason))

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from _registry_lake import P
 from conftest import lake_of
 from fusionrec.registry.build import build_bundle
 from fusionrec.stream.rescore import fold_in, rescore
@@ -16,7 +17,8 @@ from fusionrec.stream.rescore import fold_in, rescore
 pytest_plugins = ["_registry_lake"]
 
 #: Events since training: a known user (one of them on an item seen in training) and a new one.
-EVENTS = {"u3": [("i5", 2.0), ("i20", 1.0), ("i3", 4.0), ("i21", 8.0)], "newcomer": [("i16", 1.0), ("i17", 2.0)]}
+#: Keyed by the pseudonyms the lake holds (the stream's tables hold no raw ids either).
+EVENTS = {P("u3"): [("i5", 2.0), ("i20", 1.0), ("i3", 4.0), ("i21", 8.0)], "newcomer": [("i16", 1.0), ("i17", 2.0)]}
 
 
 def test_stream_and_serving_fold_in_give_the_same_factors_and_top_k(registry_lake, spark):
@@ -53,5 +55,5 @@ def test_stream_and_serving_fold_in_give_the_same_factors_and_top_k(registry_lak
         assert not {i for i, _ in events} & set(streamed["item_id"])
 
     # The known user's factors moved from the trained ones towards the new events.
-    trained = bundle.user_factors[bundle.user_index("u3")]
-    assert not np.allclose(stream_state.loc["u3", "factors"], trained, atol=1e-3)
+    trained = bundle.user_factors[bundle.user_index(P("u3"))]
+    assert not np.allclose(stream_state.loc[P("u3"), "factors"], trained, atol=1e-3)

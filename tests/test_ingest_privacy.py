@@ -18,7 +18,7 @@ import pytest
 from fusionrec.ingest.clean import CLASSIFIERS, CleaningRules, accepted, quarantined
 from fusionrec.ingest.pipeline import ADAPTERS
 from fusionrec.lake import normalise_uri
-from fusionrec.ingest.privacy import PrivacyError, key_file, pseudonym_key
+from fusionrec.ingest.privacy import PrivacyError, key_file, pseudonym, pseudonym_key, serving_key
 from fusionrec.ingest.sources.files import inspect
 from fusionrec.registry.tracking import config_params
 from _privacy import Leaks, reference_pseudonym, scan_files, scan_lake, scan_mlflow
@@ -183,3 +183,26 @@ def test_leak_scanner_finds_planted_raw_ids_and_the_key(spark, lake_cfg, tmp_pat
     in_mlflow = Leaks({"u77"}, key)
     assert scan_mlflow(uri, in_mlflow) == 1
     assert in_mlflow.found == {f"run {run.info.run_id} param user": {"u77"}}
+
+
+def test_serving_key_sources_and_the_python_pseudonym(tmp_path):
+    """Serving reads the key (never creates one): the variable, a file named by ``<var>_FILE``,
+    then the lake's recorded local key file; its pseudonyms are ingest's."""
+    local = tmp_path / "lake.key"
+    local.write_text(b"local-key".hex() + "\n")
+    local.chmod(0o600)
+    named = tmp_path / "secret.key"
+    named.write_text(b"mounted-key".hex())
+    named.chmod(0o600)
+    assert serving_key(env_name="K", local_key_file=str(local), env={"K": "env-key", "K_FILE": str(named)}) == b"env-key"
+    assert serving_key(env_name="K", local_key_file=str(local), env={"K_FILE": str(named)}) == b"mounted-key"
+    assert serving_key(env_name="K", local_key_file=str(local), env={}) == b"local-key"
+    with pytest.raises(PrivacyError, match=r"^\$K_FILE: no key file at .*missing\.key$"):
+        serving_key(env_name="K", local_key_file=str(local), env={"K_FILE": str(tmp_path / "missing.key")})
+    with pytest.raises(PrivacyError, match=r"^\$K is not set \(nor \$K_FILE, and there is no key file at .*gone\.key\)"):
+        serving_key(env_name="K", local_key_file=str(tmp_path / "gone.key"), env={})
+    assert not (tmp_path / "gone.key").exists()
+    named.chmod(0o640)
+    with pytest.raises(PrivacyError, match="readable by others"):
+        serving_key(env_name="K", local_key_file=None, env={"K_FILE": str(named)})
+    assert pseudonym("u42", key=b"local-key") == reference_pseudonym("u42", b"local-key")

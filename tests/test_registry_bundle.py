@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _registry_lake import item_topic
+from _registry_lake import P, item_topic
 from conftest import table_path, lake_of
 from fusionrec.errors import InputError, MissingInputError
 from fusionrec.registry.build import assemble_bundle, build_bundle, read_bundle_tables, read_fusion_params
@@ -71,7 +71,7 @@ def test_bundle_holds_the_lake_contents(built):
     # Sentiment from the table for odd items, neutral for items without reviews.
     assert bundle.item_sentiment[i] == pytest.approx(0.45)
     assert bundle.item_sentiment[bundle.item_index("i8")] == NEUTRAL_SENTIMENT
-    u = bundle.user_index("u3")
+    u = bundle.user_index(P("u3"))
     seen = {bundle.item_ids[j] for j in bundle.known_user_query(u).exclude}
     liked = {bundle.item_ids[j] for j in bundle.known_user_query(u).liked}
     assert seen == set(truth["seen"]["u3"])
@@ -85,7 +85,7 @@ def test_known_user_scores_match_the_direct_computation(built):
     bundle = result.bundle
     for user in ("u0", "u5", "u10"):
         expected = _reference_scores(truth, user, bundle.candidates_n)
-        ranked = bundle.recommend(bundle.known_user_query(bundle.user_index(user)), 5)
+        ranked = bundle.recommend(bundle.known_user_query(bundle.user_index(P(user))), 5)
         got = {bundle.item_ids[i]: s for i, s in zip(ranked.items, ranked.scores)}
         best = sorted(expected, key=lambda item: -expected[item])[:5]
         assert list(got) == best
@@ -121,7 +121,7 @@ def test_without_ranker_the_als_score_orders(built):
     result, truth = built
     bundle = result.bundle
     no_ranker = dataclasses.replace(bundle, ranker=None)
-    u = no_ranker.user_index("u2")
+    u = no_ranker.user_index(P("u2"))
     ranked = no_ranker.recommend(no_ranker.known_user_query(u), 3)
     als = no_ranker.item_factors @ no_ranker.user_factors[u]
     np.testing.assert_allclose(ranked.scores, np.sort(als[ranked.items])[::-1], rtol=1e-6)
@@ -132,9 +132,9 @@ def test_save_load_roundtrip(built, tmp_path):
     loaded = ModelBundle.load(bundle.save(tmp_path / "bundle"))
     for name in ("item_ids", "titles", "item_factors", "item_vectors", "seen_indices", "liked_indptr"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(bundle, name))
-    query = loaded.known_user_query(loaded.user_index("u7"))
+    query = loaded.known_user_query(loaded.user_index(P("u7")))
     np.testing.assert_allclose(loaded.recommend(query, 5).scores,
-                               bundle.recommend(bundle.known_user_query(bundle.user_index("u7")), 5).scores)
+                               bundle.recommend(bundle.known_user_query(bundle.user_index(P("u7"))), 5).scores)
     with pytest.raises(FileNotFoundError, match="arrays.npz"):
         ModelBundle.load(tmp_path / "missing")
 

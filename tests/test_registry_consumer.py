@@ -20,11 +20,13 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
-def test_consumer_notebook(registered, registry_lake, monkeypatch):
+def test_consumer_notebook(registered, registry_lake, key_env, monkeypatch):
     lake_cfg, truth = registry_lake
-    # The kernel inherits this environment: the test store, the test model, two gardening items.
+    # The kernel inherits this environment: the test store, the test model, the key (key_env),
+    # a raw user id and two gardening items.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", lake_cfg.mlflow.tracking_uri)
     monkeypatch.setenv("FUSIONREC_MODEL_NAME", lake_cfg.mlflow.model_name)
+    monkeypatch.setenv("FUSIONREC_KNOWN_USER", "u6")
     monkeypatch.setenv("FUSIONREC_LIKED_ITEMS", json.dumps(["i24", "i26"]))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
@@ -35,6 +37,7 @@ def test_consumer_notebook(registered, registry_lake, monkeypatch):
     assert summary["jvm_started"] is False
     assert summary["version"] == registered.version
     known = summary["known"]
+    assert summary["known_user"] == "u6"
     assert len(known) == 5 and not any(r["fallback"] for r in known)
     assert not {r["item_id"] for r in known} & set(truth["seen"][summary["known_user"]])
     # "an exciting space adventure with astronauts and rockets" -> space titles first.

@@ -1,4 +1,5 @@
-"""``fusionrec recommend``: top-K recommendations with reasons for every user -> gold.recommendations."""
+"""``fusionrec recommend``: top-K recommendations with reasons for every user -> gold.recommendations;
+``fusionrec recommend --user RAW_ID``: one user's top-K from gold.recommendations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.errors import InputError
+from fusionrec.ingest.privacy import key_file, pseudonym, serving_key
 from fusionrec.lake import SCHEMAS, Lake
 from fusionrec.model.recommend import recommend_all
 from fusionrec.model.scoring import (REASON_ALS, REASON_ALS_TEXT, REASON_CONTENT, REASON_CONTENT_TEXT, REASON_NEW,
@@ -17,7 +20,7 @@ from fusionrec.runlog import RunReport, stage
 from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
-__all__ = ["HELP", "STAGE", "REASON_KINDS", "add_arguments", "reason_kind", "run"]
+__all__ = ["HELP", "STAGE", "REASON_KINDS", "add_arguments", "reason_kind", "run", "show_user", "user_recommendations"]
 
 HELP = "score every user against every item (blocked) and write top-K with reasons to gold.recommendations"
 
@@ -40,14 +43,20 @@ STAGE = Stage(
     # evaluate: the positive-feedback thresholds that decide which items a reason may name.
     params=("model", "features", "evaluate"),
     artifacts_in=(FUSION_PARAMS,),
+    # ingest: where the pseudonym key is, for --user (it does not change the table written).
+    uses=("ingest",),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--user", metavar="RAW_ID", default=None,
+                        help="print this user's top-K from gold.recommendations instead of scoring everyone; "
+                             "the user id as in the input events, pseudonymised with the lake's key")
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    if getattr(args, "user", None) is not None:
+        return show_user(cfg, user_id=args.user)
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("recommend.load", report):
         tables = read_training_tables(lake)
@@ -72,4 +81,43 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     report.results["recommend"] = {"users": stats["users"], "rows": stats["rows"],
                                    "distinct_items": stats["items"], "reasons": reasons, "table": path}
     print(f"gold.recommendations: {stats['rows']} rows for {stats['users']} users ({path})")
+    return 0
+
+
+def user_recommendations(lake: Lake, *, user_id: str, key: bytes) -> list[dict]:
+    """The rows of gold.recommendations of the raw ``user_id`` (rank, item_id, title, score,
+    reason), best first; empty if the table has none for the user.
+
+    Parameters
+    ----------
+    lake : the lake to read.
+    user_id : the user's raw id, as in the input events.
+    key : the lake's pseudonym key.
+
+    Returns
+    -------
+    One dict per recommended item, by rank.
+    """
+    recs = lake.read("gold.recommendations").where(F.col("user_id") == pseudonym(user_id, key=key))
+    docs = lake.read_optional("gold.item_documents")
+    if docs is not None:
+        recs = recs.join(docs.select("item_id", "title"), "item_id", "left")
+    else:
+        recs = recs.withColumn("title", F.lit(None).cast("string"))
+    return [row.asDict() for row in recs.select("rank", "item_id", "title", "score", "reason").orderBy("rank").collect()]
+
+
+def show_user(cfg: Config, *, user_id: str) -> int:
+    """Print one user's top-K (``fusionrec recommend --user``); the raw id is never written anywhere."""
+    key = serving_key(env_name=cfg.ingest.pseudonym_key_env, local_key_file=str(key_file(cfg)))
+    lake = Lake(build_spark(cfg), cfg.lake)
+    if not lake.exists("gold.recommendations"):
+        raise InputError(f"{lake.path('gold.recommendations')}: gold.recommendations not found; "
+                         "run 'fusionrec recommend' first")
+    rows = user_recommendations(lake, user_id=user_id, key=key)
+    if not rows:
+        raise InputError("--user: no recommendations for this user in gold.recommendations "
+                         "(not in the ingested events, or ingested with another pseudonym key)")
+    for row in rows:
+        print(f"{row['rank']:>3}  {row['item_id']}  {row['title'] or ''}  ({row['score']:.4f}: {row['reason']})")
     return 0

@@ -23,7 +23,8 @@ STAGE = Stage(
     "register",
     reads=("gold.interactions", "gold.item_documents", "gold.recommendations", "features.item_vectors",
            "features.user_profiles", "features.item_sentiment", "model.user_factors", "model.item_factors"),
-    params=("registry", "model", "embed", "evaluate", "ingest"),  # ingest: a view's weight for request events
+    # ingest: the default event weight and where serving finds the pseudonym key.
+    params=("registry", "model", "embed", "evaluate", "ingest"),
     uses=("mlflow",),
     # The saved ALSModel's metadata file is rewritten with every fit: its stamp follows the model.
     artifacts_in=(FUSION_PARAMS, f"{evaluation_report(EVALUATION_NAME)}.json", f"{ALS_MODEL}/metadata/part-00000"),

@@ -12,22 +12,26 @@ anyone can recompute for a guessed id).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import secrets
 from pathlib import Path
 from typing import Mapping
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from fusionrec.config import Config
 from fusionrec.errors import UserError
 from fusionrec.lake import normalise_uri
 
+if TYPE_CHECKING:  # pyspark only where Spark computes pseudonyms: serving imports this module without it
+    from pyspark.sql import Column
+
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY_DIR", "PSEUDONYM_HEX", "PrivacyError", "key_file", "pseudonym_key", "pseudonymise"]
+__all__ = ["KEY_DIR", "KEY_FILE_ENV_SUFFIX", "PSEUDONYM_HEX", "PrivacyError", "key_file", "pseudonym",
+           "pseudonym_key", "pseudonymise", "serving_key"]
 
 BLOCK_SIZE = 64
 PSEUDONYM_HEX = 32
@@ -35,6 +39,8 @@ PSEUDONYM_HEX = 32
 KEY_BYTES = 32
 #: Folder of the generated local keys: one file per lake.
 KEY_DIR = Path("~/.fusionrec/keys")
+#: ``$<ingest.pseudonym_key_env><suffix>`` names a key file (serving reads the key from it).
+KEY_FILE_ENV_SUFFIX = "_FILE"
 
 
 class PrivacyError(UserError, RuntimeError):
@@ -88,6 +94,61 @@ def key_file(cfg: Config) -> Path:
     return KEY_DIR.expanduser() / f"{hashlib.sha256(normalise_uri(cfg.lake.root).encode('utf-8')).hexdigest()}.key"
 
 
+def serving_key(*, env_name: str, local_key_file: str | None, env: Mapping[str, str] | None = None) -> bytes:
+    """The pseudonym key where a model serves requests by raw user id; never created here.
+
+    1. ``$<env_name>`` (its UTF-8 bytes), as at ingest;
+    2. the key file named by ``$<env_name>_FILE`` (a mounted secret, say);
+    3. ``local_key_file``, the lake's local key file recorded (as a path) by the model, if it
+       exists on this machine.
+
+    Parameters
+    ----------
+    env_name : the variable of the key (``ingest.pseudonym_key_env`` of the lake).
+    local_key_file : path of the lake's local key file, or None.
+    env : environment to read (``os.environ`` when None).
+
+    Returns
+    -------
+    The key bytes. Never log or store them.
+
+    Raises
+    ------
+    PrivacyError : none of the three is there, or the file is unusable.
+
+    Example
+    -------
+    >>> serving_key(env_name="K", local_key_file=None, env={"K": "secret"})
+    b'secret'
+    """
+    env = os.environ if env is None else env
+    value = env.get(env_name, "")
+    if value:
+        return value.encode("utf-8")
+    named = env.get(env_name + KEY_FILE_ENV_SUFFIX, "")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise PrivacyError(f"${env_name}{KEY_FILE_ENV_SUFFIX}: no key file at {path}")
+        return _read_key(path)
+    if local_key_file and Path(local_key_file).expanduser().is_file():
+        return _read_key(Path(local_key_file).expanduser())
+    raise PrivacyError(f"${env_name} is not set (nor ${env_name}{KEY_FILE_ENV_SUFFIX}"
+                       + (f", and there is no key file at {local_key_file}" if local_key_file else "")
+                       + "): raw user ids cannot be pseudonymised; give the server the key the lake was ingested with")
+
+
+def pseudonym(user_id: str, *, key: bytes) -> str:
+    """The pseudonym of one raw ``user_id``: what :func:`pseudonymise` computes in Spark.
+
+    Example
+    -------
+    >>> pseudonym("u1", key=b"k") == hmac.new(b"k", b"u1", "sha256").hexdigest()[:PSEUDONYM_HEX]
+    True
+    """
+    return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+
+
 def _local_key(path: Path) -> bytes:
     """Read the key at ``path``, creating it (owner-only: file 0600, folder 0700) if absent.
 
@@ -108,6 +169,11 @@ def _local_key(path: Path) -> bytes:
                 pass
         finally:
             tmp.unlink(missing_ok=True)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    """The key in the hex key file ``path`` (refused if group or others may read it)."""
     try:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
@@ -126,6 +192,8 @@ def _padded(key: bytes) -> bytes:
 
 def pseudonymise(user_id: Column, key: bytes) -> Column:
     """``HMAC-SHA256(key, utf8(user_id))`` as lowercase hex, truncated to 128 bits; null stays null."""
+    from pyspark.sql import functions as F
+
     padded = _padded(key)
     inner_pad = F.lit(bytes(b ^ 0x36 for b in padded))
     outer_pad = F.lit(bytes(b ^ 0x5C for b in padded))

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fusionrec.config import Config
+from fusionrec.ingest.privacy import key_file
 from fusionrec.lake import Lake, LakeMissingError
 from fusionrec.model.foldin import item_gram
 from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
@@ -169,6 +170,9 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
               "session_items": cfg.model.session_items, "default_event_weight": cfg.ingest.weight_view,
               "reason_max_liked": cfg.model.reason_max_liked, "positive_rating": cfg.evaluate.positive_rating,
               "positive_weight": cfg.evaluate.positive_weight,
+              # Where serving finds the pseudonym key: the variable's name and the lake's local
+              # key file's path, never the key (fusionrec.ingest.privacy.serving_key).
+              "pseudonym_key_env": cfg.ingest.pseudonym_key_env, "pseudonym_key_file": str(key_file(cfg)),
               "train_cutoff_epoch": float(seen_last_ts.max()) if seen_last_ts.size else 0.0},
         seen_weights=seen_weights, seen_last_ts=seen_last_ts, seen_ratings=seen_ratings, gram=item_gram(frames["model.item_factors"]),
     )
