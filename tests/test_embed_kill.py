@@ -1,8 +1,6 @@
 """``fusionrec embed`` killed midway (SIGKILL) and re-run ends exactly like an uninterrupted run:
 same rows in every table it writes, bit-identical vectors."""
 
-import pytest
-
 from __future__ import annotations
 
 import datetime as dt
@@ -10,6 +8,7 @@ import shutil
 from argparse import Namespace
 
 import numpy as np
+import pytest
 
 from _kill import cli_args, committed_version, keyed, kill_midway, log_contains, rows
 from fusionrec.commands import embed as embed_cmd

@@ -1,12 +1,12 @@
 """Two ingests of different batches running at the same time against one lake both land:
 no row lost or duplicated compared with ingesting the batches one after the other."""
 
-import pytest
-
 from __future__ import annotations
 
 import datetime as dt
 import re
+
+import pytest
 
 from _kill import cli_args, keyed, rows, spawn, stop
 from fusionrec.config import LakeConfig

@@ -1,10 +1,10 @@
 """A batch killed midway (SIGKILL) and re-run ends exactly like an uninterrupted run."""
 
-import pytest
-
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from _kill import cli_args, keyed, kill_midway, path_exists, rows
 from fusionrec.config import LakeConfig

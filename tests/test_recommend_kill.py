@@ -1,14 +1,13 @@
 """``fusionrec recommend`` killed midway (SIGKILL) and re-run ends exactly like an
 uninterrupted run: the same ``gold.recommendations``, no trace of the killed attempt."""
 
-import pytest
-
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import shutil
 
+import pytest
 from pyspark.sql import functions as F
 
 from _kill import cli_args, committed_version, keyed, kill_midway, log_contains, rows
