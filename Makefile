@@ -87,8 +87,11 @@ doctor:
 test:  ## the default suite, offline (about 12 min): everything but the clusters, the fault injections and the slow runs
 	$(PY) -m pytest -m "not slow and not cluster and not faults" $(PYTEST_ARGS)
 
-check: hadoop  ## what CI runs (about 40 min): make test plus the real clusters and the fault injections, in one session
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+# Two pytest sessions: the cluster tests get a fresh driver JVM (one session running
+# everything grew the test JVM until it died in a later test).
+check: hadoop  ## what CI runs (about 45 min): make test plus the fault injections, then the real clusters
+	$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
