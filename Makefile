@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test check test-all cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test fault-test check test-all cluster-test run dist clean
 
 setup: deps jars hadoop kafka model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache
 
@@ -87,11 +87,12 @@ doctor:
 test:  ## the default suite, offline (about 12 min): everything but the clusters, the fault injections and the slow runs
 	$(PY) -m pytest -m "not slow and not cluster and not faults" $(PYTEST_ARGS)
 
-# Two pytest sessions: the cluster tests get a fresh driver JVM (one session running
+fault-test:  ## SIGKILL and concurrency faults injected into separate fusionrec processes (marker faults)
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+
+# Three pytest sessions, so the cluster tests get a fresh driver JVM (one session running
 # everything grew the test JVM until it died in a later test).
-check: hadoop  ## what CI runs (about 45 min): make test plus the fault injections, then the real clusters
-	$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
-	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
+check: test fault-test cluster-test  ## what CI runs (about 45 min): make test, the fault injections, the real clusters
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
