@@ -188,8 +188,12 @@ import pytest  # noqa: E402
 def registry_lake(cfg: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, dict]:
     """A session-wide lake and MLflow store with the model stage's outputs written once."""
     work = tmp_path_factory.mktemp("registry")
+    # Its own local key file, which nothing creates: the session's shared one may exist (any
+    # ingest without a key in the environment makes it), and the serving tests need to know
+    # whether a recorded key file is there.
     lake_cfg = cfg.replace(
         lake=dataclasses.replace(cfg.lake, root=str(work / "lake")),
+        ingest=dataclasses.replace(cfg.ingest, pseudonym_key_file=str(work / "keys" / "registry.key")),
         mlflow=dataclasses.replace(cfg.mlflow, tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
                                    artifact_location=str(work / "mlartifacts"), model_name="fusionrec-test"),
     )

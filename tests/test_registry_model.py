@@ -16,6 +16,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fusionrec.ingest.privacy import key_file
 from fusionrec.registry.pyfunc import (MAX_ID_LENGTH, MAX_LIST_ITEMS, MAX_REQUEST_ROWS, MAX_TEXT_LENGTH, NOTE_NOTHING_LEFT, NOTE_UNKNOWN_USER,
                                        REQUEST_FIELDS, RESPONSE_COLUMNS)
 from _registry_lake import KEY_ENV, P
@@ -137,6 +138,7 @@ def test_missing_key_fails_requests_by_user_id_only(registered, registry_lake, m
     lake_cfg, _ = registry_lake
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.delenv(KEY_ENV + "_FILE", raising=False)
+    assert not key_file(lake_cfg).exists(), "the registry lake's local key file must not exist"
     fresh = mlflow.pyfunc.load_model(registered.model_uri)  # no key read yet
     assert len(fresh.predict(pd.DataFrame({"text": ["rockets and astronauts"], "k": [3]}))) == 3
     with pytest.raises(MlflowException, match=rf"^user_id: \${KEY_ENV} is not set .*cannot be pseudonymised") as caught:
