@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test fault-test check test-all cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test fault-test check test-all pipeline-test cluster-test run dist clean
 
 setup: deps jars hadoop kafka model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache
 
@@ -84,15 +84,15 @@ model: deps jars
 doctor:
 	$(FUSIONREC) doctor
 
-test:  ## the default suite, offline (about 12 min): everything but the clusters, the fault injections and the slow runs
-	$(PY) -m pytest -m "not slow and not cluster and not faults" $(PYTEST_ARGS)
+test:  ## the default suite, offline (about 10 min): everything but the whole pipeline, the clusters, the fault injections and the slow runs
+	$(PY) -m pytest -m "not slow and not cluster and not pipeline and not faults" $(PYTEST_ARGS)
 
 fault-test:  ## SIGKILL and concurrency faults injected into separate fusionrec processes (marker faults)
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
-# Three pytest sessions, so the cluster tests get a fresh driver JVM (one session running
-# everything grew the test JVM until it died in a later test).
-check: test fault-test cluster-test  ## what CI runs (about 45 min): make test, the fault injections, the real clusters
+# Three pytest sessions, so the pipeline and cluster tests get a fresh driver JVM (one session
+# running everything grew the test JVM until it died in a later test).
+check: test fault-test pipeline-test  ## what CI runs (about 40 min): make test, the fault injections, the whole pipeline locally and on real clusters
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -106,6 +106,11 @@ STREAM_EVENTS ?= 2000
 
 stream:  ## real time, after `make run`: a local Kafka broker, generated users' new events, `fusionrec stream` over them
 	$(PY) -m fusionrec.stream.demo --events $(STREAM_EVENTS)
+
+# The end-to-end tests share one local pipeline run (tests/_reference.py) with the cluster
+# tests, which compare their lakes with it: one session runs it once for both.
+pipeline-test: hadoop  ## the whole pipeline end to end and the notebooks, locally, then on the real clusters below
+	$(PY) -m pytest -m "pipeline or cluster" $(PYTEST_ARGS)
 
 cluster-test: hadoop  ## spark-submit to real clusters on 127.0.0.1: standalone (1 master + 2 workers) and YARN + HDFS (make hadoop)
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

@@ -20,6 +20,9 @@ from fusionrec.ingest.privacy import pseudonym_key
 from _reference import KEY_ENV, TEST_KEY, pseudonym_key_env
 from _privacy import Leaks, digests, generated_user_ids, scan_files, scan_lake, scan_mlflow
 
+# In the session of the cluster tests (make pipeline-test), which run the same shared pipeline.
+pytestmark = pytest.mark.pipeline
+
 PROJECT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("0*.ipynb"))
 
