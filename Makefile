@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test fault-test check test-all pipeline-test cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test test-fast fault-test check test-all pipeline-test cluster-test run dist clean
 
 setup: deps jars hadoop kafka model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache
 
@@ -86,6 +86,9 @@ doctor:
 
 test:  ## the default suite, offline (about 10 min): everything but the whole pipeline, the clusters, the fault injections and the slow runs
 	$(PY) -m pytest -m "not slow and not cluster and not pipeline and not faults" $(PYTEST_ARGS)
+
+test-fast:  ## the pure-Python tier (under a minute): config, scoring, bundle, gate, CLI errors - no JVM
+	$(PY) -m pytest -m "not jvm and not slow and not cluster and not pipeline and not faults" $(PYTEST_ARGS)
 
 fault-test:  ## SIGKILL and concurrency faults injected into separate fusionrec processes (marker faults)
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)

@@ -114,3 +114,16 @@ def local_pipeline(cfg: Config, spark, tmp_path_factory: pytest.TempPathFactory)
     from _reference import run_local_pipeline
 
     return run_local_pipeline(cfg, tmp_path_factory.mktemp("local-pipeline"))
+
+
+#: Fixtures that start the test session's JVM (directly or through what they build on).
+JVM_FIXTURES = frozenset({"spark", "local_pipeline", "registry_lake"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the session's SparkSession ``jvm``, so that ``make test-fast``
+    (``-m "not jvm ..."``) is the pure-Python tier. Tests that start JVMs in child processes
+    carry the marker themselves."""
+    for item in items:
+        if JVM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.jvm)
