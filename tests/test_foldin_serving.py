@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from _registry_lake import P
 from conftest import lake_of
+from fusionrec.features.profiles import user_profiles
 from fusionrec.registry.build import build_bundle
 from fusionrec.stream.rescore import fold_in, rescore
 
@@ -57,3 +58,37 @@ def test_stream_and_serving_fold_in_give_the_same_factors_and_top_k(registry_lak
     # The known user's factors moved from the trained ones towards the new events.
     trained = bundle.user_factors[bundle.user_index(P("u3"))]
     assert not np.allclose(stream_state.loc[P("u3"), "factors"], trained, atol=1e-3)
+
+
+def test_a_known_users_profile_moves_to_the_batch_profile_of_all_their_interactions(registry_lake, spark):
+    """For a user without reviews, the profile serving (and the stream) moves after events since
+    training equals what :func:`fusionrec.features.profiles.user_profiles` gives for all of the
+    user's interactions."""
+    lake_cfg, truth = registry_lake
+    lake = lake_of(spark, lake_cfg)
+    bundle = build_bundle(lake, lake_cfg).bundle
+    user, u = P("u3"), bundle.user_index(P("u3"))
+    lo, hi = bundle.seen_indptr[u], bundle.seen_indptr[u + 1]
+    trained = [(bundle.item_ids[i], float(w), float(t)) for i, w, t in
+               zip(bundle.seen_indices[lo:hi], bundle.seen_weights[lo:hi], bundle.seen_last_ts[lo:hi])]
+    football = truth["item_ids"][16:20]
+    cutoff = bundle.meta["train_cutoff_epoch"]
+    since = [(item, 2.0, cutoff + 1 + j) for j, item in enumerate(football)]
+
+    def batch_profile(rows: list[tuple[str, float, float]]) -> np.ndarray:
+        interactions = (spark.createDataFrame([(user, *row) for row in rows], "user_id STRING, item_id STRING, weight DOUBLE, t DOUBLE")
+                        .select("user_id", "item_id", "weight", F.timestamp_seconds("t").alias("last_ts")))
+        reviews = spark.createDataFrame([], "review_id STRING, user_id STRING, ts TIMESTAMP")
+        review_vectors = spark.createDataFrame([], "review_id STRING, embedding ARRAY<FLOAT>")
+        profile = user_profiles(interactions, lake.read("features.item_vectors"), reviews, review_vectors, as_of=None,
+                                half_life_days=bundle.meta["profile_half_life_days"], review_weight=1.0)
+        return np.asarray(profile.first()["vector"], dtype=np.float64)
+
+    # The stored profile is the batch profile of the training interactions.
+    bundle.user_profiles = bundle.user_profiles.copy()
+    bundle.user_profiles[u] = batch_profile(trained)
+    query = bundle.folded_query(u, np.array([bundle.item_index(i) for i in football]), np.full(len(football), 2.0))
+    np.testing.assert_allclose(query.profile, batch_profile(trained + since), atol=1e-5)
+    # ... and it moved towards the new topic.
+    centre = bundle.item_vectors[[bundle.item_index(i) for i in football]].mean(axis=0)
+    assert query.profile @ centre > bundle.user_profiles[u] @ centre + 0.05

@@ -23,8 +23,9 @@ STAGE = Stage(
     "register",
     reads=("gold.interactions", "gold.item_documents", "gold.recommendations", "features.item_vectors",
            "features.user_profiles", "features.item_sentiment", "model.user_factors", "model.item_factors"),
-    # ingest: the default event weight and where serving finds the pseudonym key.
-    params=("registry", "model", "embed", "evaluate", "ingest"),
+    # ingest: the default event weight and where serving finds the pseudonym key; features: the
+    # profile half-life serving moves profiles with.
+    params=("registry", "model", "embed", "evaluate", "ingest", "features"),
     uses=("mlflow",),
     # The saved ALSModel's metadata file is rewritten with every fit: its stamp follows the model.
     artifacts_in=(FUSION_PARAMS, f"{evaluation_report(EVALUATION_NAME)}.json", f"{ALS_MODEL}/metadata/part-00000"),

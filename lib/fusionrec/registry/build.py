@@ -168,7 +168,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
         meta={"train_cutoff": params.train_cutoff.isoformat() if params.train_cutoff else None, "rank": rank,
               "als": params.to_dict()["als"], "degraded": list(params.degraded),
               "session_items": cfg.model.session_items, "default_event_weight": cfg.ingest.weight_view,
-              "reason_max_liked": cfg.model.reason_max_liked, "positive_rating": cfg.evaluate.positive_rating,
+              "reason_max_liked": cfg.model.reason_max_liked, "profile_half_life_days": cfg.features.profile_half_life_days, "positive_rating": cfg.evaluate.positive_rating,
               "positive_weight": cfg.evaluate.positive_weight,
               # Where serving finds the pseudonym key: the variable's name and the lake's local
               # key file's path, never the key (fusionrec.ingest.privacy.serving_key).

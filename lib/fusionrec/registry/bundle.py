@@ -25,6 +25,16 @@ Events since training (``recent_items``, in time order, with their weights) are 
 the same way at request time (:meth:`ModelBundle.folded_query`): a known user's training
 interactions plus the new ones, against the fixed item factors and the model's YᵀY, as
 the stream does for the users it touches.
+
+Their profile moves too. With T(S) = sum_j w_j 2 ** (-(t_ref - t_j) / half_life) v_j, the item
+part of :mod:`fusionrec.features.profiles` over the interactions S (a common reference time
+only scales T, so directions do not depend on it), the stored unit profile p of a user whose
+training interactions are S_0 and whose interactions are now S becomes
+
+    p' = normalise(|T(S_0)| p + T(S) - T(S_0))
+
+which is exactly the batch profile of S for a user without reviews; a user's reviews keep
+their direction in p, weighed as if they had the norm of the item part.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ __all__ = ["ARRAYS_FILE", "META_FILE", "csr_from_lists", "ModelBundle", "Query",
 
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "bundle.json"
+_SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -205,8 +216,8 @@ class ModelBundle:
         time order, all after training) with ``weights``: the training interactions plus
         these, aggregated per item (weights summed, as gold.interactions does), folded in
         (:func:`fusionrec.model.foldin.fold_in`); session = the mean factor of the
-        ``session_items`` latest of them. The profile stays the stored one (a new user's:
-        the text and the mean vector of the items)."""
+        ``session_items`` latest of them; the profile moved by them (a new user's: the text
+        and the mean vector of the items)."""
         if not self.can_fold_in:
             raise ValueError("model bundle: built without fold-in inputs (gram, seen weights); rebuild it")
         items = np.asarray(items, dtype=np.int64)
@@ -243,7 +254,7 @@ class ModelBundle:
         positive = np.where(np.isnan(rating), total >= float(self.meta.get("positive_weight", 0.0)),
                             rating >= float(self.meta.get("positive_rating", 0.0)))
         return self.query_for(u, factors=factors, session=session, items=unique, last_ts=last, positive=positive,
-                              text_vector=text_vector)
+                              weights=total, text_vector=text_vector)
 
     @property
     def session_items(self) -> int:
@@ -251,13 +262,14 @@ class ModelBundle:
 
     def query_for(self, u: int | None, *, factors: np.ndarray | None, session: np.ndarray | None,
                   items: np.ndarray, last_ts: np.ndarray, positive: np.ndarray | None = None,
-                  text_vector: np.ndarray | None = None) -> Query:
+                  weights: np.ndarray | None = None, text_vector: np.ndarray | None = None) -> Query:
         """The query of a folded-in user (row ``u``, None: new) with ``factors`` and ``session``,
-        whose interactions are ``items`` (catalogue indices, each once) last seen at
-        ``last_ts`` (epoch seconds), ``positive`` marking the positive ones (all when None):
-        all of them excluded; the liked items reasons may name are the latest positive ones
-        (a known user's since training first, then the stored liked items), at most
-        ``model.reason_max_liked``; a known user keeps the stored profile; a new user's profile
+        whose interactions are ``items`` (catalogue indices, each once) with ``weights`` last
+        seen at ``last_ts`` (epoch seconds), ``positive`` marking the positive ones (all when
+        None): all of them excluded; the liked items reasons may name are the latest positive
+        ones (a known user's since training first, then the stored liked items), at most
+        ``model.reason_max_liked``; a known user's stored profile moved by the interactions
+        (see the module docstring; kept as stored without ``weights``); a new user's profile
         is normalise(text vector + normalised mean vector of the items)."""
         items = np.asarray(items, dtype=np.int64)
         last_ts = np.asarray(last_ts, dtype=np.float64)
@@ -268,13 +280,37 @@ class ModelBundle:
         if u is not None:
             stored = self.known_user_query(u)
             since = newest_first[last_ts[newest_first] > float(self.meta.get("train_cutoff_epoch", 0.0))]
-            return Query(factors=factors, session=session, profile=stored.profile, exclude=items,
+            profile = stored.profile if weights is None else self._moved_profile(u, items, weights, last_ts)
+            return Query(factors=factors, session=session, profile=profile, exclude=items,
                          liked=_first_occurrences(np.concatenate([items[since], stored.liked]))[:n_liked])
         parts = [p for p in (text_vector, _normalise(self.item_vectors[items].mean(axis=0)) if items.size else None)
                  if p is not None]
         profile = _normalise(np.sum(parts, axis=0)) if parts else None
         return Query(factors=factors, session=session, profile=profile if profile is not None and np.any(profile) else None,
                      exclude=items, liked=items[newest_first][:n_liked])
+
+    def _moved_profile(self, u: int, items: np.ndarray, weights: np.ndarray, last_ts: np.ndarray) -> np.ndarray | None:
+        """User row ``u``'s stored profile moved from its training interactions to ``items``
+        (with ``weights``, last seen at ``last_ts``): see the module docstring."""
+        stored = self.user_profiles[u].astype(np.float64)
+        half_life = self.meta.get("profile_half_life_days")
+        lo, hi = self.seen_indptr[u], self.seen_indptr[u + 1]
+        if half_life is None or self.seen_weights is None or self.seen_last_ts is None:
+            return stored if np.any(stored) else None  # a bundle built before profiles moved
+        trained = (self.seen_indices[lo:hi], self.seen_weights[lo:hi], self.seen_last_ts[lo:hi])
+        t_ref = max(float(np.max(last_ts, initial=-np.inf)), float(np.max(trained[2], initial=-np.inf)))
+        before = self._item_part(*trained, t_ref=t_ref, half_life_days=float(half_life))
+        now = self._item_part(items, np.asarray(weights, dtype=np.float64), last_ts, t_ref=t_ref,
+                              half_life_days=float(half_life))
+        moved = _normalise(np.linalg.norm(before) * stored + now - before)
+        return moved if np.any(moved) else None
+
+    def _item_part(self, items: np.ndarray, weights: np.ndarray, last_ts: np.ndarray, *, t_ref: float,
+                   half_life_days: float) -> np.ndarray:
+        """T = sum_j w_j 2 ** (-(t_ref - t_j) / half_life) v_j (:mod:`fusionrec.features.profiles`)."""
+        decay = np.power(2.0, -np.maximum(t_ref - np.asarray(last_ts, dtype=np.float64), 0.0)
+                         / (half_life_days * _SECONDS_PER_DAY))
+        return (np.asarray(weights, dtype=np.float64) * decay) @ self.item_vectors[np.asarray(items, dtype=np.int64)]
 
     # -- scoring -------------------------------------------------------------------------
     def recommend(self, query: Query, k: int) -> Ranked:

@@ -1,4 +1,4 @@
-"""Top-K of the users a micro-batch touched, from their folded-in factors.
+"""Top-K of the users a micro-batch touched, from their folded-in factors and moved profiles.
 
 Each touched user's factors and session vector come from
 :func:`fusionrec.model.foldin.fold_in_users` (Spark, one pandas group per user); the top-K
@@ -47,7 +47,8 @@ def rescore(bundle: ModelBundle, folded: DataFrame, interactions: DataFrame, k: 
     meta = bundle.meta
     positive = is_positive(float(meta.get("positive_rating", 0.0)), float(meta.get("positive_weight", 0.0)))
     per_user = interactions.groupBy("user_id").agg(F.collect_list(F.struct(
-        "item_id", F.unix_timestamp("last_ts").cast("double").alias("ts"), positive.alias("positive"))).alias("items"))
+        "item_id", F.col("weight").cast("double").alias("weight"), F.unix_timestamp("last_ts").cast("double").alias("ts"),
+        positive.alias("positive"))).alias("items"))
     rows = folded.join(per_user, "user_id", "left")
     return rows.mapInPandas(_score(shared, k), RECOMMENDATIONS_SCHEMA)
 
@@ -58,16 +59,17 @@ def _score(shared, k: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.Dat
         for batch in batches:
             out: dict[str, list] = {"user_id": [], "rank": [], "item_id": [], "score": [], "reason": []}
             for row in batch.itertuples(index=False):
-                rows = [(bundle.item_index(r["item_id"]), r["ts"], bool(r["positive"]))
+                rows = [(bundle.item_index(r["item_id"]), r["ts"], bool(r["positive"]), r["weight"])
                         for r in (row.items if row.items is not None else ())]
                 rows = [r for r in rows if r[0] is not None]
                 items = np.asarray([r[0] for r in rows], dtype=np.int64)
                 last_ts = np.asarray([r[1] for r in rows], dtype=np.float64)
                 positive = np.asarray([r[2] for r in rows], dtype=bool)
+                weights = np.asarray([r[3] for r in rows], dtype=np.float64)
                 factors = _vector(row.factors)
                 query = bundle.query_for(bundle.user_index(row.user_id), factors=factors if factors is not None
                                          and np.any(factors) else None, session=_vector(row.session),
-                                         items=items, last_ts=last_ts, positive=positive)
+                                         items=items, last_ts=last_ts, positive=positive, weights=weights)
                 ranked = bundle.recommend(query, k)
                 m = ranked.items.size
                 out["user_id"] += [row.user_id] * m
