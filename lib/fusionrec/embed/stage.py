@@ -201,6 +201,7 @@ def _embed_table(
     :param model: returns the pipeline of :func:`fusionrec.embed.infer.embedding_pipeline`,
         loading it on the first call; called only when some text needs a vector.
     """
+    clock = time.perf_counter()
     name = f"embeddings.{target.table}"
     ensure_table(lake, name)
     ensure_table(lake, f"quarantine.{QUARANTINE_TABLE}")
@@ -218,6 +219,14 @@ def _embed_table(
     model_counts: Counter = Counter()
     failed_records: Counter = Counter()
     model_load_s = 0.0
+    phase_s: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phase_s[phase] = round(now - clock, 3)
+        clock = now
+
     try:
         prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg))
         plan = plan_embedding(prepared, stored)
@@ -226,6 +235,7 @@ def _embed_table(
         rejected = {k.split(":", 1)[1]: v for k, v in planned.items() if k.startswith("rejected:")}
         if sum(rejected.values()) + planned["present"] + planned["pending"] != planned["input"]:
             raise RuntimeError(f"{name}: the plan lost records: {dict(planned)}")
+        lap("plan")
 
         computed = lake.spark.createDataFrame([], _NO_MODEL_OUTPUT)
         if planned["to_embed"]:
@@ -241,6 +251,7 @@ def _embed_table(
             failed_records = Counter({row["reason"]: int(row["count"])
                                       for row in failed.groupBy("reason").count().collect()})
         n_vectors = planned["pending"] - sum(failed_records.values())
+        lap("model")
 
         # Nothing new and nothing stale (every stored row is a present one): no commit.
         if n_vectors or planned["stored"] != planned["present"]:
@@ -249,6 +260,7 @@ def _embed_table(
                     or planned["stored"] + merged["inserted"] - merged["deleted"] != planned["present"] + n_vectors):
                 raise RuntimeError(f"{name}: the MERGE wrote {merged} for {n_vectors} new vectors, "
                                    f"{planned['present']} present of {planned['stored']} stored")
+        lap("merge")
 
         quarantined = quarantine_rows(target.source, plan.rejected, failed, cfg)
         # Without model failures the quarantine rows are the rejected ones, compared in the plan's job.
@@ -256,6 +268,7 @@ def _embed_table(
                    else bool(_differences(quarantined, current_quarantine).limit(1).collect()))
         if changed:
             _write_quarantine(lake, target.source, quarantined)
+        lap("quarantine")
     finally:
         for df in persisted:
             df.unpersist()
@@ -274,6 +287,8 @@ def _embed_table(
         "merge": merged,
         "quarantine_written": changed,
         "model_load_s": round(model_load_s, 3),
+        # Wall seconds of plan (with its counting job), model (load and inference), merge, quarantine.
+        "phase_s": phase_s,
     }
     accounted = result["skipped_present"] + n_vectors + result["quarantined"]
     if accounted != result["input"]:
