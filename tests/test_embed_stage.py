@@ -58,6 +58,12 @@ def vectors(spark, cfg: Config) -> dict[str, tuple[str, np.ndarray]]:
     return {r.item_id: (r.content_hash, np.array(r.embedding, dtype=np.float64)) for r in rows}
 
 
+def unloadable(cfg: Config, tmp_path):
+    """``cfg.embed`` with the same model id (so the same content hashes) but no model that could
+    be loaded: any attempt to load it raises."""
+    return dataclasses.replace(cfg.embed, model_cache=str(tmp_path / "no-models"), wheels_dir=str(tmp_path / "no-wheels"))
+
+
 TABLES = [("embeddings", "item_embeddings"), ("embeddings", "review_embeddings"), ("quarantine", QUARANTINE_TABLE)]
 
 
@@ -72,7 +78,7 @@ REVIEWS = [
 ]
 
 
-def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark, lake_cfg):
+def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark, lake_cfg, tmp_path):
     items = _item_rows(ITEM_TEXTS) + [("i-dup", "D", "first text", None, None, None, TS),
                                       ("i-dup", "D", "second text", None, None, None, TS)]
     write_gold(spark, lake_cfg, items, REVIEWS)
@@ -112,7 +118,9 @@ def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark,
     assert float(stored["i-ru"][1] @ stored["i-plain"][1]) > float(stored["i-emoji"][1] @ stored["i-plain"][1])
 
     versions = {name: _version(spark, lake_cfg, layer, name) for layer, name in TABLES}
-    second = run_embed(lake_of(spark, lake_cfg), lake_cfg.embed)
+    # A re-run without changes decides from the stored hashes alone, before any model is needed.
+    second = run_embed(lake_of(spark, lake_cfg), unloadable(lake_cfg, tmp_path))
+    assert second["item_embeddings"]["model_load_s"] == 0 and second["review_embeddings"]["model_load_s"] == 0
     assert second["item_embeddings"]["texts_embedded"] == 0
     assert second["item_embeddings"]["skipped_present"] == 9
     assert second["item_embeddings"]["quarantined"] == 3
@@ -125,7 +133,7 @@ def test_every_text_is_embedded_or_quarantined_and_a_rerun_embeds_nothing(spark,
     assert {name: _version(spark, lake_cfg, layer, name) for layer, name in TABLES} == versions
 
 
-def test_changed_text_replaces_its_vector_and_identical_new_text_is_reused(spark, lake_cfg):
+def test_changed_text_replaces_its_vector_and_identical_new_text_is_reused(spark, lake_cfg, tmp_path):
     base = {"a": "Gardening tips for small balconies.", "b": "Chess openings explained for beginners.",
             "c": "A magazine about vintage motorcycles."}
     write_gold(spark, lake_cfg, _item_rows(base))
@@ -146,8 +154,17 @@ def test_changed_text_replaces_its_vector_and_identical_new_text_is_reused(spark
     assert after["a"][0] != before["a"][0] and float(after["a"][1] @ before["a"][1]) < 0.9
     np.testing.assert_array_equal(after["b"][1], before["b"][1])
     np.testing.assert_array_equal(after["d"][1], before["c"][1])
+    assert counts["merge"] == {"inserted": 1, "updated": 1, "deleted": 1}  # d new, a replaced, c gone
     # The table holds one row per id after the MERGE.
     assert read(spark, lake_cfg, "embeddings", "item_embeddings").count() == 3
+
+    # Emptying a text needs no model: its vector is deleted and the record quarantined.
+    write_gold(spark, lake_cfg, _item_rows({**changed, "b": " "}))
+    counts = run_embed(lake_of(spark, lake_cfg), unloadable(lake_cfg, tmp_path))["item_embeddings"]
+    assert (counts["skipped_present"], counts["quarantined"], counts["model_load_s"]) == (2, 1, 0)
+    assert counts["merge"] == {"inserted": 0, "updated": 0, "deleted": 1} and counts["quarantine_written"]
+    assert set(vectors(spark, lake_cfg)) == {"a", "d"}
+    assert [r.record_id for r in read(spark, lake_cfg, "quarantine", QUARANTINE_TABLE).collect()] == ["b"]
 
 
 def test_a_model_change_reembeds_everything(spark, lake_cfg, tmp_path):

@@ -4,17 +4,21 @@ For each source (``gold.item_documents`` -> ``embeddings.item_embeddings`` and
 ``gold.reviews`` -> ``embeddings.review_embeddings``):
 
 1. prepare: normalise, hash and triage the texts (:mod:`fusionrec.embed.texts`);
-2. plan against the stored vectors (:mod:`fusionrec.embed.plan`);
-3. embed the distinct new texts with Spark NLP (:mod:`fusionrec.embed.infer`) and check
-   every vector (:mod:`fusionrec.embed.validate`);
-4. one atomic Delta MERGE makes the table equal to the current good vectors: new and
-   changed records are upserted, records whose text is now unusable, failed or gone
-   from gold are deleted (a stale vector never outlives its text);
-5. the failures replace this source's rows in ``quarantine.embedding_failures``.
+2. plan against the stored ``[id, content_hash]`` (:mod:`fusionrec.embed.plan`) and count
+   every group in one Spark job, which also tells whether the quarantine would change;
+3. only if some distinct text has no stored vector: load the Spark NLP model (once per
+   run), embed those texts (:mod:`fusionrec.embed.infer`) and check every vector
+   (:mod:`fusionrec.embed.validate`);
+4. only if a vector is new or a stored one is stale: one atomic Delta MERGE makes the
+   table equal to the current good vectors: new and changed records are upserted,
+   records whose text is now unusable, failed or gone from gold are deleted (a stale
+   vector never outlives its text);
+5. only if they differ: the failures replace this source's rows in
+   ``quarantine.embedding_failures``.
 
-When nothing changed (no new vector, no stale row, same failures) neither table gets a
-new version, so a nightly re-run without changes costs a few small Spark jobs and no
-inference.
+A re-run without changes therefore loads no model and commits nothing: it costs the
+counting job of step 2 per table. The embedded and deleted record counts are those of
+the MERGE commit itself, checked against the plan.
 
 Every input record ends up counted exactly once: ``skipped_present`` + ``embedded`` +
 ``reused_identical`` + ``quarantined`` = ``input``. A text that failed in the model is
@@ -24,10 +28,12 @@ retried on the next run (it has no stored vector).
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
@@ -47,6 +53,9 @@ __all__ = ["QUARANTINE_TABLE", "new_vectors", "quarantine_rows", "run_embed"]
 log = logging.getLogger(__name__)
 
 QUARANTINE_TABLE = "embedding_failures"
+_QUARANTINE_KEYS = ["record_id", "content_hash", "reason"]
+#: What :func:`fusionrec.embed.validate.classify_vectors` returns, when nothing went through the model.
+_NO_MODEL_OUTPUT = "content_hash STRING, n_annotations INT, embedding ARRAY<FLOAT>, reason STRING, detail STRING"
 
 
 @dataclass(frozen=True)
@@ -65,16 +74,11 @@ _TARGETS: tuple[_EmbedTarget, ...] = (
 )
 
 
-def ensure_table(lake: Lake, table: str) -> DeltaTable:
-    """``table``, created empty with its contract schema if it does not exist yet (also
-    over the uncommitted ``_delta_log`` a run killed while creating it leaves behind)."""
-    lake.create(table, lake.spark.createDataFrame([], SCHEMAS[table]).schema)
-    return lake.delta(table)
-
-
-def _stored_vectors(table: DeltaTable, id_col: str) -> DataFrame:
-    """``[record_id, content_hash, embedding]`` of an embeddings table."""
-    return table.toDF().select(F.col(id_col).alias("record_id"), "content_hash", "embedding")
+def ensure_table(lake: Lake, table: str) -> None:
+    """Create ``table`` empty with its contract schema unless it has a commit (also over
+    the uncommitted ``_delta_log`` a run killed while creating it leaves behind)."""
+    if not lake.exists(table):  # a log listing: no Spark job on the usual path
+        lake.create(table, lake.spark.createDataFrame([], SCHEMAS[table]).schema)
 
 
 def new_vectors(plan: EmbeddingPlan, computed: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -113,132 +117,190 @@ def quarantine_rows(source: str, rejected: DataFrame, failed: DataFrame, cfg: Em
     )
 
 
-def _merge_vectors(table: DeltaTable, id_col: str, present: DataFrame, vectors: DataFrame, model_id: str) -> dict[str, int]:
-    """Make ``table`` hold exactly ``present`` (unchanged) plus ``vectors`` (new), in one commit.
-
-    Rows of ``vectors`` are inserted or replace the stored row of their id; stored rows
-    whose id is in neither input (text gone, emptied, changed and failed) are deleted.
-    :returns: the MERGE's row counts (inserted, updated, deleted).
-    """
-    source = vectors.select("record_id", "content_hash", "embedding").unionByName(
-        present.select("record_id", "content_hash", F.lit(None).cast("array<float>").alias("embedding"))
-    )
-    now = F.current_timestamp()
-    values = {
-        id_col: F.col("s.record_id"),
-        "content_hash": F.col("s.content_hash"),
-        "embedding": F.col("s.embedding"),
-        "model_id": F.lit(model_id),
-        "created_ts": now,
-    }
-    (
-        table.alias("t")
-        .merge(source.alias("s"), F.col(f"t.{id_col}") == F.col("s.record_id"))
-        .whenMatchedUpdate(condition=F.col("s.embedding").isNotNull(), set=values)
-        .whenNotMatchedInsert(condition=F.col("s.embedding").isNotNull(), values=values)
-        .whenNotMatchedBySourceDelete()
-        .execute()
-    )
-    metrics = table.history(1).select("operationMetrics").first()[0] or {}
-    return {
-        "inserted": int(metrics.get("numTargetRowsInserted", 0)),
-        "updated": int(metrics.get("numTargetRowsUpdated", 0)),
-        "deleted": int(metrics.get("numTargetRowsDeleted", 0)),
-    }
+def _quarantined_keys(lake: Lake, source: str) -> DataFrame:
+    """``[record_id, content_hash, reason]`` of ``source``'s rows in the quarantine table."""
+    return lake.read(f"quarantine.{QUARANTINE_TABLE}").where(F.col("source") == source).select(_QUARANTINE_KEYS)
 
 
-def _write_quarantine(lake: Lake, source: str, rows: DataFrame) -> bool:
-    """Replace ``source``'s rows of the quarantine table with ``rows`` (one atomic commit).
-
-    Nothing is written when the same records are already quarantined for the same
-    reasons (a re-run without changes leaves the table as it is).
-    :returns: whether a new table version was written.
-    """
-    name = f"quarantine.{QUARANTINE_TABLE}"
-    table = ensure_table(lake, name)
-    keys = ["record_id", "content_hash", "reason"]
-    current = table.toDF().where(F.col("source") == source).select(keys)
-    wanted = rows.select(keys)
-    if not wanted.exceptAll(current).unionByName(current.exceptAll(wanted)).limit(1).collect():
-        return False
-    rows.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").save(lake.path(name))
-    return True
+def _differences(wanted: DataFrame, current: DataFrame) -> DataFrame:
+    """The quarantine keys in one of ``wanted`` and ``current`` but not the other (as multisets)."""
+    wanted, current = wanted.select(_QUARANTINE_KEYS), current.select(_QUARANTINE_KEYS)
+    return wanted.exceptAll(current).unionByName(current.exceptAll(wanted))
 
 
-def _outcome_counts(present: DataFrame, vectors: DataFrame, quarantined: DataFrame, computed: DataFrame) -> dict[str, int]:
-    """Every count of one table in a single Spark job: ``{"<group>:<value>": rows}``."""
+def _plan_counts(prepared: DataFrame, plan: EmbeddingPlan, stored: DataFrame,
+                 quarantine_changes: DataFrame) -> Counter:
+    """Every group of the plan counted in a single Spark job that reads no vector: ``{key: rows}``
+    with keys ``input``, ``rejected:<reason>``, ``present``, ``pending``, ``reused``,
+    ``to_embed`` (distinct texts), ``stored`` and ``quarantine_changes``."""
     parts = [
-        present.select(F.lit("record:skipped_present").alias("key")),
-        vectors.select(F.concat(F.lit("record:"), "outcome").alias("key")),
-        quarantined.select(F.concat(F.lit("quarantined:"), "reason").alias("key")),
-        computed.select(F.concat(F.lit("model:"), F.coalesce("reason", F.lit("ok"))).alias("key")),
+        prepared.select(F.lit("input").alias("key")),
+        plan.rejected.select(F.concat(F.lit("rejected:"), "reason").alias("key")),
+        plan.present.select(F.lit("present").alias("key")),
+        plan.pending.select(F.lit("pending").alias("key")),
+        plan.reused.select(F.lit("reused").alias("key")),
+        plan.to_embed.select(F.lit("to_embed").alias("key")),
+        stored.select(F.lit("stored").alias("key")),
+        quarantine_changes.select(F.lit("quarantine_changes").alias("key")),
     ]
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
-    return {row["key"]: int(row["count"]) for row in union.groupBy("key").count().collect()}
+    return Counter({row["key"]: int(row["count"]) for row in union.groupBy("key").count().collect()})
+
+
+def _merge_vectors(lake: Lake, table: str, id_col: str, stored: DataFrame, present: DataFrame,
+                   vectors: DataFrame, model_id: str) -> dict[str, int]:
+    """Make ``table`` hold exactly ``present`` (unchanged) plus ``vectors`` (new), in one commit.
+
+    The MERGE's source is only what changes: the new vectors (inserted, or replacing the
+    stored row of their id) and a delete marker (no vector) for every stored id in neither
+    input (text gone, emptied, changed and failed), so only the files holding those rows
+    are rewritten.
+    :returns: the commit's own row counts (inserted, updated, deleted).
+    """
+    kept = present.select("record_id").unionByName(vectors.select("record_id"))
+    gone = stored.select("record_id").join(kept, "record_id", "left_anti")
+    source = (
+        vectors.select("record_id", "content_hash", "embedding")
+        .unionByName(gone.select("record_id", F.lit(None).cast("string").alias("content_hash"),
+                                 F.lit(None).cast("array<float>").alias("embedding")))
+        .select(F.col("record_id").alias(id_col), "content_hash", "embedding",
+                F.lit(model_id).alias("model_id"), F.current_timestamp().alias("created_ts"))
+    )
+    columns = [id_col, "content_hash", "embedding", "model_id", "created_ts"]
+    view = f"_embed_source_{uuid.uuid4().hex}"
+    source.createOrReplaceTempView(view)
+    try:
+        # SQL MERGE returns this commit's operation metrics (the history's latest entry could
+        # already be another writer's).
+        row = lake.spark.sql(
+            f"MERGE INTO delta.`{lake.path(table)}` t USING {view} s ON t.`{id_col}` = s.`{id_col}` "
+            "WHEN MATCHED AND s.embedding IS NULL THEN DELETE "
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(f'`{c}` = s.`{c}`' for c in columns)} "
+            f"WHEN NOT MATCHED AND s.embedding IS NOT NULL THEN INSERT ({', '.join(f'`{c}`' for c in columns)}) "
+            f"VALUES ({', '.join(f's.`{c}`' for c in columns)})"
+        ).first()
+    finally:
+        lake.spark.catalog.dropTempView(view)
+    return {"inserted": int(row["num_inserted_rows"]), "updated": int(row["num_updated_rows"]),
+            "deleted": int(row["num_deleted_rows"])}
+
+
+def _write_quarantine(lake: Lake, source: str, rows: DataFrame) -> None:
+    """Replace ``source``'s rows of the quarantine table with ``rows`` (one atomic commit)."""
+    name = f"quarantine.{QUARANTINE_TABLE}"
+    rows.write.format("delta").mode("overwrite").option("replaceWhere", f"source = '{source}'").save(lake.path(name))
 
 
 def _embed_table(
-    lake: Lake, cfg: EmbedConfig, target: _EmbedTarget, records: DataFrame, pipeline: PipelineModel
+    lake: Lake, cfg: EmbedConfig, target: _EmbedTarget, records: DataFrame, model: Callable[[], PipelineModel]
 ) -> dict[str, Any]:
     """Embed ``records`` (the gold table's rows) into ``embeddings.<target.table>``.
 
-    :param pipeline: from :func:`fusionrec.embed.infer.embedding_pipeline` (loaded once per run).
+    :param model: returns the pipeline of :func:`fusionrec.embed.infer.embedding_pipeline`,
+        loading it on the first call; called only when some text needs a vector.
     """
-    table = ensure_table(lake, f"embeddings.{target.table}")
+    clock = time.perf_counter()
+    name = f"embeddings.{target.table}"
+    ensure_table(lake, name)
+    ensure_table(lake, f"quarantine.{QUARANTINE_TABLE}")
+    # Pinned to the version planned against, so the MERGE that rewrites the table reads the
+    # same stored rows in its source.
+    stored = lake.read(name, version=lake.version(name)).select(
+        F.col(target.id_col).alias("record_id"), "content_hash", "embedding")
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
+    merged = {"inserted": 0, "updated": 0, "deleted": 0}
+    model_counts: Counter = Counter()
+    failed_records: Counter = Counter()
+    model_load_s = 0.0
+    phase_s: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phase_s[phase] = round(now - clock, 3)
+        clock = now
+
     try:
         prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg))
-        n_input = prepared.count()
-        plan = plan_embedding(prepared, _stored_vectors(table, target.id_col))
-        computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline), cfg.dimension))
-        fresh, failed = new_vectors(plan, computed)
-        # Materialised (by the counting job) before the MERGE rewrites the table they were planned against.
-        vectors = keep(fresh)
-        present = keep(plan.present)
-        quarantined = keep(quarantine_rows(target.source, plan.rejected, failed, cfg))
-        counts = _outcome_counts(present, vectors, quarantined, computed)
+        plan = plan_embedding(prepared, stored)
+        current_quarantine = _quarantined_keys(lake, target.source)
+        planned = _plan_counts(prepared, plan, stored, _differences(plan.rejected, current_quarantine))
+        rejected = {k.split(":", 1)[1]: v for k, v in planned.items() if k.startswith("rejected:")}
+        if sum(rejected.values()) + planned["present"] + planned["pending"] != planned["input"]:
+            raise RuntimeError(f"{name}: the plan lost records: {dict(planned)}")
+        lap("plan")
 
-        n_present = counts.get("record:skipped_present", 0)
-        n_vectors = counts.get("record:embedded", 0) + counts.get("record:reused_identical", 0)
-        merged = {"inserted": 0, "updated": 0, "deleted": 0}
+        computed = lake.spark.createDataFrame([], _NO_MODEL_OUTPUT)
+        if planned["to_embed"]:
+            start = time.perf_counter()
+            pipeline = model()
+            model_load_s = time.perf_counter() - start
+            computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline), cfg.dimension))
+            # Runs the model (kept for the MERGE below) and counts its outcomes.
+            model_counts = Counter({row[0]: int(row[1]) for row in
+                                    computed.groupBy(F.coalesce("reason", F.lit("ok"))).count().collect()})
+        vectors, failed = new_vectors(plan, computed)
+        if sum(v for k, v in model_counts.items() if k != "ok"):
+            failed_records = Counter({row["reason"]: int(row["count"])
+                                      for row in failed.groupBy("reason").count().collect()})
+        n_vectors = planned["pending"] - sum(failed_records.values())
+        lap("model")
+
         # Nothing new and nothing stale (every stored row is a present one): no commit.
-        if n_vectors or table.toDF().count() != n_present:
-            merged = _merge_vectors(table, target.id_col, present, vectors, cfg.model_id)
-        quarantine_written = _write_quarantine(lake, target.source, quarantined)
+        if n_vectors or planned["stored"] != planned["present"]:
+            merged = _merge_vectors(lake, name, target.id_col, stored, plan.present, vectors, cfg.model_id)
+            if (merged["inserted"] + merged["updated"] != n_vectors
+                    or planned["stored"] + merged["inserted"] - merged["deleted"] != planned["present"] + n_vectors):
+                raise RuntimeError(f"{name}: the MERGE wrote {merged} for {n_vectors} new vectors, "
+                                   f"{planned['present']} present of {planned['stored']} stored")
+        lap("merge")
+
+        quarantined = quarantine_rows(target.source, plan.rejected, failed, cfg)
+        # Without model failures the quarantine rows are the rejected ones, compared in the plan's job.
+        changed = (bool(planned["quarantine_changes"]) if not failed_records
+                   else bool(_differences(quarantined, current_quarantine).limit(1).collect()))
+        if changed:
+            _write_quarantine(lake, target.source, quarantined)
+        lap("quarantine")
     finally:
         for df in persisted:
             df.unpersist()
 
-    failed_by_reason = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("quarantined:")}
-    model = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("model:")}
+    failed_by_reason = dict(Counter(rejected) + failed_records)
     result = {
-        "input": n_input,
-        "skipped_present": n_present,
-        "embedded": counts.get("record:embedded", 0),
-        "reused_identical": counts.get("record:reused_identical", 0),
+        "input": planned["input"],
+        "skipped_present": planned["present"],
+        "embedded": n_vectors - planned["reused"],
+        "reused_identical": planned["reused"],
         "quarantined": sum(failed_by_reason.values()),
         "failed_by_reason": failed_by_reason,
-        "texts_embedded": sum(model.values()),
-        "texts_failed": sum(v for k, v in model.items() if k != "ok"),
+        "texts_embedded": sum(model_counts.values()),
+        "texts_failed": sum(v for k, v in model_counts.items() if k != "ok"),
         "deleted": merged["deleted"],
         "merge": merged,
-        "quarantine_written": quarantine_written,
+        "quarantine_written": changed,
+        "model_load_s": round(model_load_s, 3),
+        # Wall seconds of plan (with its counting job), model (load and inference), merge, quarantine.
+        "phase_s": phase_s,
     }
-    accounted = n_present + n_vectors + result["quarantined"]
-    if accounted != n_input:
-        raise RuntimeError(f"embeddings.{target.table}: {n_input} input records but {accounted} accounted for")
+    accounted = result["skipped_present"] + n_vectors + result["quarantined"]
+    if accounted != result["input"]:
+        raise RuntimeError(f"{name}: {result['input']} input records but {accounted} accounted for")
     return result
 
 
 def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> dict[str, Any]:
     """Embed every gold text table incrementally (texts keyed by content hash).
+
+    The Spark NLP model is loaded at most once, and only when some text has no stored
+    vector: a re-run without changes neither loads it nor commits anything.
 
     Parameters
     ----------
@@ -252,12 +314,12 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
     Returns
     -------
     dict
-        ``{table: counts}`` per embeddings table (texts seen, embedded, reused, quarantined;
-        :func:`_embed_table`); a missing gold table is ``{"status": "absent"}``. Reads
-        ``gold.item_documents`` ``[item_id, text]`` and ``gold.reviews`` ``[review_id, text]``;
-        writes ``embeddings.item_embeddings`` / ``embeddings.review_embeddings``
-        ``[<id>, content_hash, embedding ARRAY<FLOAT>, model_id, created_ts]`` and
-        ``quarantine.embedding_failures``.
+        ``{table: counts}`` per embeddings table (texts seen, embedded, reused, quarantined,
+        the MERGE's counts, seconds spent loading the model; :func:`_embed_table`); a missing
+        gold table is ``{"status": "absent"}``. Reads ``gold.item_documents`` ``[item_id, text]``
+        and ``gold.reviews`` ``[review_id, text]``; writes ``embeddings.item_embeddings`` /
+        ``embeddings.review_embeddings`` ``[<id>, content_hash, embedding ARRAY<FLOAT>, model_id,
+        created_ts]`` and ``quarantine.embedding_failures``.
 
     Raises
     ------
@@ -270,7 +332,13 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
             f"{lake.path('gold.' + _TARGETS[0].source)}: no gold text tables "
             f"({', '.join('gold.' + t.source for t in _TARGETS)}) to embed; run 'fusionrec ingest' first"
         )
-    pipeline = embedding_pipeline(lake.spark, cfg)
+    loaded: list[PipelineModel] = []
+
+    def model() -> PipelineModel:
+        if not loaded:
+            loaded.append(embedding_pipeline(lake.spark, cfg))
+        return loaded[0]
+
     results: dict[str, Any] = {}
     for target, records in sources.items():
         if records is None:
@@ -279,7 +347,9 @@ def run_embed(lake: Lake, cfg: EmbedConfig, report: RunReport | None = None) -> 
             results[target.table] = {"status": "absent"}
             continue
         with stage(f"embed.{target.table}", report) as record:
-            counts = _embed_table(lake, cfg, target, records, pipeline)
+            counts = _embed_table(lake, cfg, target, records, model)
             record.counts.update(counts)
         results[target.table] = {"status": "ok", **counts}
+    if not loaded:
+        log.info("embed: every text already has its vector; the model was not loaded")
     return results
