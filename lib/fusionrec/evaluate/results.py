@@ -19,7 +19,10 @@ class _Row(TypedDict):
 
 
 class ModelMetrics(_Row, total=False):
-    """One model at one K over the test users (:func:`fusionrec.validation.metrics.ranking_metrics`)."""
+    """One model at one K over the test users (:func:`fusionrec.validation.metrics.ranking_metrics`),
+    the per-user standard error of each (``<metric>_se``), the beyond-accuracy measures
+    (:mod:`fusionrec.validation.beyond_accuracy`) and, in the hybrid's row, the best peer's value
+    and the paired bootstrap interval of the difference (``best_peer_<m>``, ``<m>_diff[_low|_high]``)."""
 
     precision: float
     recall: float
@@ -28,6 +31,15 @@ class ModelMetrics(_Row, total=False):
     hit_rate: float
     coverage: float
     users: int
+    precision_se: float
+    recall_se: float
+    ndcg_se: float
+    map_se: float
+    hit_rate_se: float
+    diversity: float
+    novelty: float
+    catalog_coverage: float
+    popularity_percentile: float
 
 
 class ColdItemMetrics(_Row, total=False):
@@ -57,6 +69,10 @@ class EvaluationResults:
     #: training-side rows at or after their user's test start (all 0, or the run fails)
     leakage_checks: dict[str, int] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: per K: the best peer and, per compared metric, hybrid, peer, ratio and the paired bootstrap interval
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+    #: the peers' validation trials and chosen settings (or why a peer was left out)
+    peers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

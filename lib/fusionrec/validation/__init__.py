@@ -5,4 +5,4 @@ evaluation harness (which scores every model on the test period), as Spark ML's
 ``tuning`` sits above its estimators and evaluators: neither imports the other for these.
 """
 
-__all__ = ["feedback", "metrics", "split"]
+__all__ = ["beyond_accuracy", "feedback", "item_texts", "metrics", "split"]
