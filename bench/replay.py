@@ -326,12 +326,12 @@ def run_dataset(spark, base_cfg, name: str, work: Path, max_test_users: int) -> 
     from pyspark.sql import functions as F
 
     from fusionrec.embed.texts import prepare_texts
-    from fusionrec.evaluate.harness import EvalInputs, make_split
+    from fusionrec.evaluate.harness import make_split
     from fusionrec.ingest.gold import interactions as aggregate
     from fusionrec.ingest.pipeline import ingest
     from fusionrec.lake import Lake
     from fusionrec.model.als import fit_als
-    from fusionrec.model.train import materialised
+    from fusionrec.model.train import TrainingTables, materialised
 
     source, folder = DATASETS[name]
     cfg = base_cfg.replace(lake=LakeConfig(root=str(work / name / "lake")))
@@ -348,7 +348,7 @@ def run_dataset(spark, base_cfg, name: str, work: Path, max_test_users: int) -> 
     # the embed stage sends to the model.
     embeddable = (prepare_texts(lake.read("gold.item_documents"), "item_id", "text", cfg.embed)
                   .where(F.col("reason").isNull()).select(F.col("record_id").alias("item_id")))
-    split = make_split(EvalInputs(interactions=interactions, item_embeddings=embeddable, events=events), cfg)
+    split = make_split(TrainingTables(interactions=interactions, item_embeddings=embeddable, events=events), cfg)
 
     t0 = time.perf_counter()
     als = fit_als(split.train, mc)
