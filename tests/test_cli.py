@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fusionrec.cli import main
+from fusionrec.cli import COMMANDS, main
 
 
 def test_doctor_green(cfg, spark, tmp_path, capsys):
@@ -99,6 +99,41 @@ def test_help_is_plain_text_and_imports_no_command(tmp_path):
     assert "``" not in result.stdout
     for name in COMMANDS:
         assert f"\n    {name} " in result.stdout or f"\n    {name}\n" in result.stdout, name
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_imports_neither_spark_nor_mlflow(command, tmp_path):
+    """``fusionrec COMMAND --help`` imports only the command's module, whose heavy imports wait
+    for ``run``: importing MLflow or pyspark alone takes seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+    probe = ("import contextlib, io, sys\nfrom fusionrec.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+             f"    try:\n        main([{command!r}, '--help'])\n"
+             "    except SystemExit as done:\n        assert done.code == 0, done.code\n"
+             f"assert out.getvalue().startswith('usage: fusionrec {command}'), out.getvalue()\n"
+             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'mlflow', 'delta'}))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_ingest_source_is_checked_without_importing_spark_for_help(capsys):
+    """``--source`` names every adapter in its help, and anything else is an argparse error."""
+    from fusionrec.ingest.pipeline import SOURCES
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(source in out for source in SOURCES), out
+    with pytest.raises(SystemExit) as done:
+        main(["ingest", "--source", "parquet", "--path", "x"])
+    assert done.value.code == 2 and "invalid choice: 'parquet'" in capsys.readouterr().err
 
 
 def test_version_and_defaults_in_help(capsys):

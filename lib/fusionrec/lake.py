@@ -36,11 +36,36 @@ if TYPE_CHECKING:  # Spark and Delta load only when a Lake is used, not for the 
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["LAYERS", "SCHEMAS", "Lake", "FileStamp", "LakeMissingError", "normalise_uri", "table_location", "hadoop_fs"]
+__all__ = ["ALS_MODEL", "EVALUATION_NAME", "FUSION_PARAMS", "KINDS", "LAYERS", "REPORTS", "SCHEMAS", "Lake",
+           "FileStamp", "LakeMissingError", "evaluation_report", "normalise_uri", "table_location", "hadoop_fs"]
 
 T = TypeVar("T")
 
 LAYERS = ("bronze", "silver", "quarantine", "gold", "embeddings", "features", "model")
+
+#: The raw input kinds: each has a bronze, a quarantine and a silver table.
+KINDS = ("items", "events", "reviews")
+
+# Artifacts beside the tables, relative to lake.root. Named here, with no Spark import, so
+# that the stage declarations (and so every command's --help) need neither Spark nor MLflow.
+#: The fitted fusion parameters, beside the model tables.
+FUSION_PARAMS = "model/fusion_params.json"
+#: Where the train stage saves the fitted ``ALSModel`` (a folder).
+ALS_MODEL = "model/als_model"
+#: Evaluation results (JSON + PNG chart) live under this folder.
+REPORTS = "reports"
+#: The results the registry gates on (``fusionrec evaluate --name``'s default).
+EVALUATION_NAME = "evaluation"
+
+
+def evaluation_report(name: str) -> str:
+    """The lake artifact of the evaluation results ``name`` (``.json``; its chart ``.png``).
+
+    >>> evaluation_report(EVALUATION_NAME)
+    'reports/evaluation'
+    """
+    return f"{REPORTS}/{name}"
+
 
 #: Contract schemas (Spark DDL) of the tables that cross stage boundaries.
 SCHEMAS: dict[str, str] = {

@@ -20,19 +20,17 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import mlflow
+from typing import TYPE_CHECKING, Any
 
 from fusionrec.commands import embed, evaluate, ingest, recommend, register, train
 from fusionrec.config import Config
 from fusionrec.errors import InputError
-from fusionrec.evaluate.chart import REPORTS
-from fusionrec.lake import Lake, hadoop_fs
-from fusionrec.registry.build import TableInput
-from fusionrec.registry.tracking import log_delta_inputs, log_report, tracked_run
+from fusionrec.lake import REPORTS, Lake, hadoop_fs
 from fusionrec.runlog import RunReport
 from fusionrec.stages import Stage, fingerprint
+
+if TYPE_CHECKING:
+    from fusionrec.registry.build import TableInput
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +132,10 @@ def generated_inputs(lake: Lake, cfg: Config, events: int, seed: int, report: Ru
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    import mlflow
+
     from fusionrec.commands import promote as promote_command
+    from fusionrec.registry.tracking import log_delta_inputs, log_report, tracked_run
     from fusionrec.session import build_spark
 
     for path, source in ((args.dir, None), (args.movielens, "movielens"), (args.amazon, "amazon")):
@@ -196,6 +197,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
 
 
 def _table_inputs(lake: Lake, tables: tuple[str, ...]) -> list[TableInput]:
+    from fusionrec.registry.build import TableInput
+
     versions = lake.versions(tables)
     return [TableInput(*table.split(".", 1), lake.path(table), versions[table])
             for table in tables if versions[table] is not None]
