@@ -244,3 +244,25 @@ def test_bad_local_inputs_fail_before_spark_starts(tmp_path):
         assert len(errors) == 1 and errors[0].startswith(f"fusionrec {args[0]}: error: {message}"), result.stderr
         assert "Traceback" not in result.stderr
     assert not lake.exists() and not (tmp_path / "m.db").exists()
+
+
+def test_only_outermost_stages_and_warnings_reach_the_console(caplog):
+    """A stage inside another logs at DEBUG; inside warnings_only (a pipeline stage, which the
+    pipeline reports in one line) fusionrec's INFO logs are dropped but warnings stay."""
+    import logging
+
+    from fusionrec.runlog import stage, warnings_only
+
+    caplog.set_level(logging.INFO, logger="fusionrec")
+    with stage("outer") as record:
+        with stage("inner"):
+            pass
+        record.counts["rows"] = 3
+    with warnings_only():
+        logging.getLogger("fusionrec.model").info("detail")
+        logging.getLogger("fusionrec.model").warning("kept")
+    assert logging.getLogger("fusionrec").level == logging.INFO
+    lines = [(r.levelname, r.getMessage().strip()) for r in caplog.records]
+    assert lines[0] == ("INFO", "stage=outer event=start")
+    assert lines[1][0] == "INFO" and lines[1][1].startswith("stage=outer event=end") and "rows=3" in lines[1][1]
+    assert lines[2:] == [("WARNING", "kept")]

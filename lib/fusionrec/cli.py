@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         conf = args.conf or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
-        overrides = (["spark.show_progress=false"] if args.quiet else []) + args.overrides
+        # Spark's progress bar redraws with carriage returns: only on a terminal or asked for.
+        bar = args.verbose or (sys.stderr.isatty() and not args.quiet)
+        overrides = ([] if bar else ["spark.show_progress=false"]) + args.overrides
         cfg = load_config(conf, overrides)
         code = _command(args.command).run(cfg, args, report)
         report.status = "ok" if code == 0 else "failed"
