@@ -2,6 +2,7 @@
 line (exit 2); any other exception is a bug and keeps its traceback (exit 1)."""
 
 import json
+import logging
 
 import pytest
 
@@ -266,3 +267,22 @@ def test_only_outermost_stages_and_warnings_reach_the_console(caplog):
     assert lines[0] == ("INFO", "stage=outer event=start")
     assert lines[1][0] == "INFO" and lines[1][1].startswith("stage=outer event=end") and "rows=3" in lines[1][1]
     assert lines[2:] == [("WARNING", "kept")]
+
+
+def test_mlflow_imported_after_logging_setup_stays_at_warnings(tmp_path):
+    """The commands import MLflow lazily, after the CLI set up logging; MLflow then configures
+    its own logger, and must still log warnings only ("Creating initial MLflow database
+    tables..." at INFO is not for the console)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+    probe = ("import logging\nfrom fusionrec.runlog import setup_logging\nsetup_logging(0)\nimport mlflow\n"
+             "print('LEVEL', logging.getLogger('mlflow.store.db.utils').getEffectiveLevel())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**env, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert f"LEVEL {logging.WARNING}" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -33,7 +34,9 @@ def setup_logging(verbosity: int = 0) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("fusionrec").setLevel(level)
-    # py4j and MLflow are chatty at INFO.
+    # py4j and MLflow are chatty at INFO. MLflow sets its own logger's level when imported,
+    # which the commands do lazily, after this: it takes the level from the environment.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for noisy in ("py4j", "mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -262,7 +262,7 @@ def _progress(record: StageRecord) -> str:
     if "rows_in" in c:
         parts.append(f"in {c['rows_in']:,} {c['rows_in_unit']}")
     if "rows_out" in c:
-        parts.append(f"out {c['rows_out']:,} rows to {c['tables_out']} tables")
+        parts.append(f"out {c['rows_out']:,} rows to {c['tables_out']} table{'' if c['tables_out'] == 1 else 's'}")
     for key in ("artifacts", "registered"):
         if key in c:
             parts.append(c[key])
