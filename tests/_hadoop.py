@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from _processes import stop_group
-from _standalone import spark_home, spark_submit_command
+from _standalone import LOG4J, spark_home, spark_submit_command
 
 PROJECT = Path(__file__).resolve().parents[1]
 HADOOP_JARS = PROJECT / ".cache" / "hadoop"
@@ -218,8 +218,8 @@ def yarn_conf(*, archive: str, executors: int = 2) -> dict[str, str]:
 
 def yarn_submit_command(*, archive: str, jars: list[str], py_files: str, job: str, job_args: list[str],
                         python: str | None, driver_memory: str = "4g", deploy_mode: str = "client",
-                        submit: str | None = None) -> list[str]:
+                        submit: str | None = None, log4j: str = LOG4J) -> list[str]:
     """``spark-submit --master yarn``: the standalone command line plus :func:`yarn_conf`
     (the YARN test runs it; the README shows it with placeholders)."""
     return spark_submit_command("yarn", jars, py_files, job, job_args, driver_memory=driver_memory, python=python,
-                                submit=submit, deploy_mode=deploy_mode, conf=yarn_conf(archive=archive))
+                                submit=submit, deploy_mode=deploy_mode, conf=yarn_conf(archive=archive), log4j=log4j)

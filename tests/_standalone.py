@@ -128,22 +128,31 @@ class StandaloneCluster:
         self.stop()
 
 
+#: The driver's log4j2 configuration: benign JVM warnings off the console.
+LOG4J = str(Path(__file__).resolve().parents[1] / "conf" / "log4j2.properties")
+
+
 def spark_submit_command(master_url: str, jars: list[str], py_files: str, job: str, job_args: list[str],
                          executor_memory: str = "2g", driver_memory: str = "4g",
                          python: str | None = None, submit: str | None = None,
-                         deploy_mode: str = "client", conf: dict[str, str] | None = None) -> list[str]:
+                         deploy_mode: str = "client", conf: dict[str, str] | None = None,
+                         log4j: str = LOG4J) -> list[str]:
     """The spark-submit command line used by the cluster tests (and shown in the README).
 
     :param submit: the ``spark-submit`` program (default: the one of the pyspark distribution).
     :param conf: settings of one cluster manager (e.g. ``spark.yarn.archive``), after the common ones.
+    :param log4j: the driver's log4j2 file, in client deploy mode (in cluster mode the driver
+        runs on a node that may not have it).
     """
     cmd = [submit or str(spark_home() / "bin" / "spark-submit"), "--master", master_url,
-           "--deploy-mode", deploy_mode, "--driver-memory", driver_memory,
-           "--conf", f"spark.executor.memory={executor_memory}",
-           "--conf", "spark.serializer=org.apache.spark.serializer.KryoSerializer",
-           "--conf", "spark.kryoserializer.buffer.max=1000m",
-           "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-           "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
+           "--deploy-mode", deploy_mode, "--driver-memory", driver_memory]
+    if deploy_mode == "client":
+        cmd += ["--driver-java-options", f"-Dlog4j.configurationFile={log4j}"]
+    cmd += ["--conf", f"spark.executor.memory={executor_memory}",
+            "--conf", "spark.serializer=org.apache.spark.serializer.KryoSerializer",
+            "--conf", "spark.kryoserializer.buffer.max=1000m",
+            "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+            "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"]
     for key, value in (conf or {}).items():
         cmd += ["--conf", f"{key}={value}"]
     if python:
@@ -153,7 +162,7 @@ def spark_submit_command(master_url: str, jars: list[str], py_files: str, job: s
 
 
 #: Options that start a new line of a wrapped command.
-_OWN_LINE = ("--conf", "--jars", "--packages", "--py-files", "--files", "--archives")
+_OWN_LINE = ("--driver-java-options", "--conf", "--jars", "--packages", "--py-files", "--files", "--archives")
 
 
 def _quote(token: str) -> str:

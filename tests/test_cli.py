@@ -2,10 +2,11 @@
 line (exit 2); any other exception is a bug and keeps its traceback (exit 1)."""
 
 import json
+import logging
 
 import pytest
 
-from fusionrec.cli import main
+from fusionrec.cli import COMMANDS, main
 
 
 def test_doctor_green(cfg, spark, tmp_path, capsys):
@@ -99,6 +100,41 @@ def test_help_is_plain_text_and_imports_no_command(tmp_path):
     assert "``" not in result.stdout
     for name in COMMANDS:
         assert f"\n    {name} " in result.stdout or f"\n    {name}\n" in result.stdout, name
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_imports_neither_spark_nor_mlflow(command, tmp_path):
+    """``fusionrec COMMAND --help`` imports only the command's module, whose heavy imports wait
+    for ``run``: importing MLflow or pyspark alone takes seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+    probe = ("import contextlib, io, sys\nfrom fusionrec.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+             f"    try:\n        main([{command!r}, '--help'])\n"
+             "    except SystemExit as done:\n        assert done.code == 0, done.code\n"
+             f"assert out.getvalue().startswith('usage: fusionrec {command}'), out.getvalue()\n"
+             "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & {'pyspark', 'py4j', 'mlflow', 'delta'}))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_ingest_source_is_checked_without_importing_spark_for_help(capsys):
+    """``--source`` names every adapter in its help, and anything else is an argparse error."""
+    from fusionrec.ingest.pipeline import SOURCES
+
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(source in out for source in SOURCES), out
+    with pytest.raises(SystemExit) as done:
+        main(["ingest", "--source", "parquet", "--path", "x"])
+    assert done.value.code == 2 and "invalid choice: 'parquet'" in capsys.readouterr().err
 
 
 def test_version_and_defaults_in_help(capsys):
@@ -209,3 +245,44 @@ def test_bad_local_inputs_fail_before_spark_starts(tmp_path):
         assert len(errors) == 1 and errors[0].startswith(f"fusionrec {args[0]}: error: {message}"), result.stderr
         assert "Traceback" not in result.stderr
     assert not lake.exists() and not (tmp_path / "m.db").exists()
+
+
+def test_only_outermost_stages_and_warnings_reach_the_console(caplog):
+    """A stage inside another logs at DEBUG; inside warnings_only (a pipeline stage, which the
+    pipeline reports in one line) fusionrec's INFO logs are dropped but warnings stay."""
+    import logging
+
+    from fusionrec.runlog import stage, warnings_only
+
+    caplog.set_level(logging.INFO, logger="fusionrec")
+    with stage("outer") as record:
+        with stage("inner"):
+            pass
+        record.counts["rows"] = 3
+    with warnings_only():
+        logging.getLogger("fusionrec.model").info("detail")
+        logging.getLogger("fusionrec.model").warning("kept")
+    assert logging.getLogger("fusionrec").level == logging.INFO
+    lines = [(r.levelname, r.getMessage().strip()) for r in caplog.records]
+    assert lines[0] == ("INFO", "stage=outer event=start")
+    assert lines[1][0] == "INFO" and lines[1][1].startswith("stage=outer event=end") and "rows=3" in lines[1][1]
+    assert lines[2:] == [("WARNING", "kept")]
+
+
+def test_mlflow_imported_after_logging_setup_stays_at_warnings(tmp_path):
+    """The commands import MLflow lazily, after the CLI set up logging; MLflow then configures
+    its own logger, and must still log warnings only ("Creating initial MLflow database
+    tables..." at INFO is not for the console)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lib = str(Path(__file__).resolve().parents[1] / "lib")
+    probe = ("import logging\nfrom fusionrec.runlog import setup_logging\nsetup_logging(0)\nimport mlflow\n"
+             "print('LEVEL', logging.getLogger('mlflow.store.db.utils').getEffectiveLevel())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**env, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert f"LEVEL {logging.WARNING}" in result.stdout

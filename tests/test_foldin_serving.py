@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -85,8 +86,9 @@ def test_a_known_users_profile_moves_to_the_batch_profile_of_all_their_interacti
         return np.asarray(profile.first()["vector"], dtype=np.float64)
 
     # The stored profile is the batch profile of the training interactions.
-    bundle.user_profiles = bundle.user_profiles.copy()
-    bundle.user_profiles[u] = batch_profile(trained)
+    profiles = bundle.user_profiles.copy()
+    profiles[u] = batch_profile(trained)
+    bundle = dataclasses.replace(bundle, user_profiles=profiles)
     query = bundle.folded_query(u, np.array([bundle.item_index(i) for i in football]), np.full(len(football), 2.0))
     np.testing.assert_allclose(query.profile, batch_profile(trained + since), atol=1e-5)
     # ... and it moved towards the new topic.

@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 #: The README's placeholders: any master, the jars of ``make jars``, the zip of ``make dist``.
 PLACEHOLDERS = dict(master_url="spark://HOST:7077", jars=["$(ls .cache/jars/*.jar | paste -sd,)"],
                     py_files="dist/fusionrec.zip", job="jobs/doctor.py", job_args=["--conf", "conf/cluster.yaml"],
-                    python=".venv/bin/python", submit="spark-submit")
+                    python=".venv/bin/python", submit="spark-submit", log4j="conf/log4j2.properties")
 
 
 def standalone_block() -> str:
@@ -52,7 +52,7 @@ def test_readme_s3_command_is_the_tested_one():
 #: The README's YARN placeholders: the pipeline on inputs and a lake in HDFS.
 YARN_PLACEHOLDERS = dict(
     archive="hdfs:///apps/spark/spark-jars-3.5.8.zip", jars=PLACEHOLDERS["jars"], py_files="dist/fusionrec.zip",
-    job="jobs/pipeline.py", python=".venv/bin/python", submit="spark-submit",
+    job="jobs/pipeline.py", python=".venv/bin/python", submit="spark-submit", log4j=PLACEHOLDERS["log4j"],
     job_args=["--movielens", "hdfs:///data/ml-latest-small", "--conf", "conf/cluster.yaml",
               "--set", "lake.root=hdfs:///fusionrec/lake", "--set", "spark.checkpoint_dir=hdfs:///fusionrec/checkpoints"])
 
@@ -76,3 +76,15 @@ def test_readme_yarn_command_is_the_tested_one():
     block = yarn_block()
     assert block == format_command(expected, wrap=True)
     assert shlex.split(block.replace("\\\n", " ")) == expected
+
+
+def test_readme_lists_every_command_as_the_cli_describes_it():
+    """The README's command table is ``fusionrec --help``'s list: every command, in its order,
+    with its help text."""
+    from fusionrec.cli import COMMANDS, command_help
+
+    text = README.read_text()
+    section = text[text.index("## Commands"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = re.findall(r"^\| `([a-z-]+)` \| (.*) \|$", section, re.M)
+    assert rows == [(name, command_help(name).replace("``", "")) for name in COMMANDS]

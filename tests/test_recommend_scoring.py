@@ -81,8 +81,9 @@ def test_reasons_name_a_liked_item_and_recommend_all_covers_every_user(fitted, s
 
 
 def test_the_recommend_report_counts_every_kind_of_reason(spark):
-    from fusionrec.commands.recommend import REASON_KINDS, reason_kind
+    from fusionrec.commands.recommend import reason_kind
     from fusionrec.model import scoring
+    from fusionrec.model.scoring import REASON_KINDS
 
     reasons = [scoring.REASON_CONTENT.format(title="Alien"), scoring.REASON_CONTENT_TEXT,
                scoring.REASON_ALS.format(title="Heat"), scoring.REASON_ALS_TEXT, scoring.REASON_SENTIMENT,

@@ -18,6 +18,7 @@ import ast
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -122,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         conf = args.conf or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
-        overrides = (["spark.show_progress=false"] if args.quiet else []) + args.overrides
+        # Spark's progress bar redraws with carriage returns: only on a terminal or asked for.
+        bar = args.verbose or (sys.stderr.isatty() and not args.quiet)
+        overrides = ([] if bar else ["spark.show_progress=false"]) + args.overrides
+        if not bar:  # and MLflow's artifact download bars (tqdm), unless the environment says otherwise
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         cfg = load_config(conf, overrides)
         code = _command(args.command).run(cfg, args, report)
         report.status = "ok" if code == 0 else "failed"

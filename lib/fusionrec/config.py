@@ -62,7 +62,7 @@ class SparkConfig:
     #: Needed by ALS: without it Spark ignores ``checkpointInterval``.
     checkpoint_dir: str = "work/checkpoints"
     log_level: str = "WARN"
-    #: Spark's console progress bars for long stages (``--quiet`` turns them off).
+    #: Spark's console progress bars: the command line sets it off unless on a terminal or ``--verbose``.
     show_progress: bool = True
     #: log4j2 configuration for the driver JVM (local mode); ``None`` keeps Spark's default.
     log4j_config: str | None = "conf/log4j2.properties"

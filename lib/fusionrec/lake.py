@@ -36,11 +36,36 @@ if TYPE_CHECKING:  # Spark and Delta load only when a Lake is used, not for the 
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["LAYERS", "SCHEMAS", "Lake", "FileStamp", "LakeMissingError", "normalise_uri", "table_location", "hadoop_fs"]
+__all__ = ["ALS_MODEL", "EVALUATION_NAME", "FUSION_PARAMS", "KINDS", "LAYERS", "REPORTS", "SCHEMAS", "Lake",
+           "FileStamp", "LakeMissingError", "evaluation_report", "normalise_uri", "table_location", "hadoop_fs"]
 
 T = TypeVar("T")
 
 LAYERS = ("bronze", "silver", "quarantine", "gold", "embeddings", "features", "model")
+
+#: The raw input kinds: each has a bronze, a quarantine and a silver table.
+KINDS = ("items", "events", "reviews")
+
+# Artifacts beside the tables, relative to lake.root. Named here, with no Spark import, so
+# that the stage declarations (and so every command's --help) need neither Spark nor MLflow.
+#: The fitted fusion parameters, beside the model tables.
+FUSION_PARAMS = "model/fusion_params.json"
+#: Where the train stage saves the fitted ``ALSModel`` (a folder).
+ALS_MODEL = "model/als_model"
+#: Evaluation results (JSON + PNG chart) live under this folder.
+REPORTS = "reports"
+#: The results the registry gates on (``fusionrec evaluate --name``'s default).
+EVALUATION_NAME = "evaluation"
+
+
+def evaluation_report(name: str) -> str:
+    """The lake artifact of the evaluation results ``name`` (``.json``; its chart ``.png``).
+
+    >>> evaluation_report(EVALUATION_NAME)
+    'reports/evaluation'
+    """
+    return f"{REPORTS}/{name}"
+
 
 #: Contract schemas (Spark DDL) of the tables that cross stage boundaries.
 SCHEMAS: dict[str, str] = {
@@ -91,6 +116,19 @@ SCHEMAS: dict[str, str] = {
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def _rows_of(metrics: dict[str, str]) -> int:
+    """Rows written by one Delta commit, from its ``operationMetrics`` (values are strings).
+
+    >>> _rows_of({"numTargetRowsInserted": "5", "numTargetRowsUpdated": "2", "numOutputRows": "40"})
+    7
+    >>> _rows_of({"numOutputRows": "40", "numFiles": "2"}), _rows_of({})
+    (40, 0)
+    """
+    if "numTargetRowsInserted" in metrics:  # MERGE: numOutputRows also counts the copied rows
+        return int(metrics["numTargetRowsInserted"]) + int(metrics.get("numTargetRowsUpdated", 0))
+    return int(metrics.get("numOutputRows", metrics.get("numUpdatedRows", 0)))
 
 
 def normalise_uri(location: str) -> str:
@@ -205,6 +243,26 @@ class Lake:
         {'gold.interactions': 3, 'gold.reviews': None}
         """
         return {table: self.version(table) for table in tables}
+
+    def rows_written(self, table: str, *, since: int | None) -> int:
+        """Rows the commits of ``table`` after version ``since`` (None: all) wrote, from the
+        ``operationMetrics`` of their commit files — no Spark job. A MERGE counts its inserted
+        and updated rows, a write its output rows; commits without row metrics count 0.
+
+        >>> lake.rows_written("gold.interactions", since=2)   # doctest: +SKIP
+        1480
+        """
+        latest = self.version(table)
+        if latest is None:
+            return 0
+        layer, _, name = table.partition(".")
+        total = 0
+        for version in range((since if since is not None else -1) + 1, latest + 1):
+            text = self.read_text(f"{layer}/{name}/_delta_log/{version:020d}.json") or ""
+            for line in text.splitlines():
+                metrics = parse_json(line).get("commitInfo", {}).get("operationMetrics", {}) if line else {}
+                total += _rows_of(metrics)
+        return total
 
     def read(self, table: str, version: int | None = None) -> DataFrame:
         """``table`` as a DataFrame, at ``version`` (time travel) or the latest.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -11,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["LOG_FORMAT", "RunReport", "setup_logging", "stage", "StageRecord"]
+__all__ = ["LOG_FORMAT", "RunReport", "setup_logging", "stage", "StageRecord", "warnings_only"]
 
 log = logging.getLogger("fusionrec")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s | %(message)s"
+
+#: How many :func:`stage` blocks enclose the running code (per thread: a fresh context).
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("fusionrec_stage_depth", default=0)
 
 
 def setup_logging(verbosity: int = 0) -> None:
@@ -29,9 +34,25 @@ def setup_logging(verbosity: int = 0) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("fusionrec").setLevel(level)
-    # py4j and MLflow are chatty at INFO.
+    # py4j and MLflow are chatty at INFO. MLflow sets its own logger's level when imported,
+    # which the commands do lazily, after this: it takes the level from the environment.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for noisy in ("py4j", "mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def warnings_only() -> Iterator[None]:
+    """Inside, fusionrec logs only warnings and errors, unless debug logging is on
+    (``--verbose``): for a command run as a step of another that reports it in one line."""
+    logger = logging.getLogger("fusionrec")
+    before = logger.level
+    if logger.getEffectiveLevel() > logging.DEBUG:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 @dataclass
@@ -50,12 +71,20 @@ class StageRecord:
 
 
 @contextmanager
-def stage(name: str, report: "RunReport | None" = None) -> Iterator[StageRecord]:
-    """Time a stage and log ``stage=<name> event=start|end|failed`` with its counts."""
+def stage(name: str, report: "RunReport | None" = None, *, quiet: bool = False) -> Iterator[StageRecord]:
+    """Time a stage and log ``stage=<name> event=start|end|failed`` with its counts.
+
+    Only the outermost stage logs at INFO; a stage inside another (the steps of ``train.fit``)
+    and a ``quiet`` one (``fusionrec pipeline`` logs its own line per stage) log at DEBUG
+    (``--verbose``). A failure is logged at ERROR whatever the depth.
+    """
     record = StageRecord(name)
     if report is not None:
         report.stages.append(record)
-    log.info("stage=%s event=start", name)
+    depth = _DEPTH.get()
+    level = logging.DEBUG if depth or quiet else logging.INFO
+    token = _DEPTH.set(depth + 1)
+    log.log(level, "stage=%s event=start", name)
     start = time.perf_counter()
     try:
         yield record
@@ -65,10 +94,10 @@ def stage(name: str, report: "RunReport | None" = None) -> Iterator[StageRecord]
         record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise
     finally:
+        _DEPTH.reset(token)
         record.elapsed_s = time.perf_counter() - start
         counts = " ".join(f"{k}={v}" for k, v in record.counts.items() if not isinstance(v, (dict, list)))
-        level = logging.INFO if record.status == "ok" else logging.ERROR
-        log.log(level, "stage=%s event=%s elapsed_s=%.2f %s", name,
+        log.log(level if record.status == "ok" else logging.ERROR, "stage=%s event=%s elapsed_s=%.2f %s", name,
                 "end" if record.status == "ok" else "failed", record.elapsed_s, counts)
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.embed.stage import run_embed
-from fusionrec.features import build_features
 from fusionrec.runlog import RunReport
 from fusionrec.lake import Lake
-from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
 __all__ = ["HELP", "STAGE", "add_arguments", "run"]
@@ -33,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.embed.stage import run_embed
+    from fusionrec.features import build_features
+    from fusionrec.session import build_spark
+
     lake = Lake(build_spark(cfg), cfg.lake)
     embedded = run_embed(lake, cfg.embed, report)
     report.results["embeddings"] = embedded

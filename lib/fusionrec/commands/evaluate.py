@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fusionrec.config import Config
-from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report, render_results
-from fusionrec.evaluate.harness import ItemTexts, evaluate, spark_nlp_embedder
-from fusionrec.evaluate.results import EvaluationResults
-from fusionrec.lake import Lake
-from fusionrec.model.train import read_training_tables
+from fusionrec.lake import EVALUATION_NAME, Lake, evaluation_report
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 from fusionrec.stages import Stage
+
+if TYPE_CHECKING:
+    from fusionrec.evaluate.results import EvaluationResults
 
 __all__ = ["HELP", "add_arguments", "STAGE", "run"]
 
@@ -62,6 +61,11 @@ def format_table(results: EvaluationResults) -> str:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.evaluate.chart import render_results
+    from fusionrec.evaluate.harness import ItemTexts, evaluate, spark_nlp_embedder
+    from fusionrec.model.train import read_training_tables
+    from fusionrec.session import build_spark
+
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("evaluate.read", report) as rec:
         tables = read_training_tables(lake)

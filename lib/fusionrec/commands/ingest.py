@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from fusionrec.config import Config
-from fusionrec.ingest.schema import KINDS
+from fusionrec.lake import KINDS
 from fusionrec.runlog import RunReport, stage
 from fusionrec.stages import Stage
 
@@ -27,11 +27,19 @@ STAGE = Stage(
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def _source(value: str) -> str:
+    """``--source``, checked when given: the adapters import Spark, which --help must not."""
     from fusionrec.ingest.pipeline import SOURCES
 
+    if value not in SOURCES:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(SOURCES)})")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--source", choices=SOURCES, help="kind of input at --path")
+    what.add_argument("--source", type=_source, metavar="KIND",
+                      help="kind of input at --path: events, items, reviews (JSONL), movielens or amazon")
     what.add_argument("--dir", action="store_true",
                       help="--path is a directory of events*/items*/reviews* JSONL files: ingest all of them")
     parser.add_argument("--path", required=True, help="input file or directory")

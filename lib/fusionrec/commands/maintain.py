@@ -8,7 +8,6 @@ from fusionrec.config import Config
 from fusionrec.lake import Lake
 from fusionrec.maintain import maintain_lake
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -20,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.session import build_spark
+
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("maintain", report) as rec:
         results = maintain_lake(lake, cfg.maintain)

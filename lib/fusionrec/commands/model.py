@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.embed.model import build_model_cache, cache_path
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -19,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.embed.model import build_model_cache, cache_path
+    from fusionrec.session import build_spark
+
     spark = build_spark(cfg)
     with stage("model", report) as rec:
         path = build_model_cache(spark, cfg.embed, force=args.force)

@@ -6,8 +6,6 @@ import argparse
 
 from fusionrec.config import Config
 from fusionrec.errors import InputError
-from fusionrec.registry.promote import CHALLENGER, promote_version
-from fusionrec.registry.store import configure_mlflow
 from fusionrec.runlog import RunReport, stage
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -16,12 +14,15 @@ HELP = "promote a registered version to 'champion' if its metric is not worse th
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", default=None, help=f"model version (default: the '{CHALLENGER}' alias)")
+    parser.add_argument("--version", default=None, help="model version (default: the 'challenger' alias)")
     parser.add_argument("--force-promote", action="store_true",
                         help="promote even if worse than the current champion (recorded as forced)")
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.registry.promote import CHALLENGER, promote_version
+    from fusionrec.registry.store import configure_mlflow
+
     client = configure_mlflow(cfg.mlflow)
     name = cfg.mlflow.model_name
     with stage("promote", report) as rec:

@@ -4,33 +4,28 @@
 from __future__ import annotations
 
 import argparse
-
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from fusionrec.config import Config
 from fusionrec.errors import InputError
-from fusionrec.ingest.privacy import key_file, pseudonym, serving_key
-from fusionrec.lake import SCHEMAS, Lake
-from fusionrec.model.recommend import recommend_all
-from fusionrec.model.scoring import (REASON_ALS, REASON_ALS_TEXT, REASON_CONTENT, REASON_CONTENT_TEXT, REASON_NEW,
-                                     REASON_POPULAR, REASON_SENTIMENT)
-from fusionrec.model.train import FUSION_PARAMS, load_model, read_training_tables
+from fusionrec.lake import FUSION_PARAMS, SCHEMAS, Lake
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
-__all__ = ["HELP", "STAGE", "REASON_KINDS", "add_arguments", "reason_kind", "run", "show_user", "user_recommendations"]
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+__all__ = ["HELP", "STAGE", "add_arguments", "reason_kind", "run", "show_user", "user_recommendations"]
 
 HELP = "score every user against every item (blocked) and write top-K with reasons to gold.recommendations"
 
-#: Every kind of reason: the words of its template before the item title, if it names one.
-REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
-    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_ALS, REASON_ALS_TEXT, REASON_SENTIMENT, REASON_NEW, REASON_POPULAR))
-
-
 def reason_kind(reason: Column) -> Column:
-    """The kind of ``reason`` (one of :data:`REASON_KINDS`), empty for a reason of no known kind."""
+    """The kind of ``reason`` (one of :data:`fusionrec.model.scoring.REASON_KINDS`), empty for a reason of no
+    known kind."""
+    from pyspark.sql import functions as F
+
+    from fusionrec.model.scoring import REASON_KINDS
+
     return F.coalesce(*[F.when(reason.startswith(kind), F.lit(kind)) for kind in REASON_KINDS], F.lit(""))
 
 
@@ -55,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from pyspark.sql import functions as F
+
+    from fusionrec.model.recommend import recommend_all
+    from fusionrec.model.train import load_model, read_training_tables
+    from fusionrec.session import build_spark
+
     if getattr(args, "user", None) is not None:
         return show_user(cfg, user_id=args.user)
     lake = Lake(build_spark(cfg), cfg.lake)
@@ -98,6 +99,10 @@ def user_recommendations(lake: Lake, *, user_id: str, key: bytes) -> list[dict]:
     -------
     One dict per recommended item, by rank.
     """
+    from pyspark.sql import functions as F
+
+    from fusionrec.ingest.privacy import pseudonym
+
     recs = lake.read("gold.recommendations").where(F.col("user_id") == pseudonym(user_id, key=key))
     docs = lake.read_optional("gold.item_documents")
     if docs is not None:
@@ -109,6 +114,9 @@ def user_recommendations(lake: Lake, *, user_id: str, key: bytes) -> list[dict]:
 
 def show_user(cfg: Config, *, user_id: str) -> int:
     """Print one user's top-K (``fusionrec recommend --user``); the raw id is never written anywhere."""
+    from fusionrec.ingest.privacy import key_file, serving_key
+    from fusionrec.session import build_spark
+
     key = serving_key(env_name=cfg.ingest.pseudonym_key_env, local_key_file=str(key_file(cfg)))
     lake = Lake(build_spark(cfg), cfg.lake)
     if not lake.exists("gold.recommendations"):

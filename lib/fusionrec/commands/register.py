@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.registry.register import register_model
 from fusionrec.runlog import RunReport
-from fusionrec.evaluate.chart import EVALUATION_NAME, evaluation_report
-from fusionrec.lake import Lake
-from fusionrec.model.als import ALS_MODEL
-from fusionrec.model.train import FUSION_PARAMS
-from fusionrec.session import build_spark
+from fusionrec.lake import ALS_MODEL, EVALUATION_NAME, FUSION_PARAMS, Lake, evaluation_report
 from fusionrec.stages import Stage
 
 __all__ = ["HELP", "STAGE", "add_arguments", "run"]
@@ -40,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.registry.register import register_model
+    from fusionrec.session import build_spark
+
     lake = Lake(build_spark(cfg), cfg.lake)
     result = register_model(lake, cfg, report, promote=not args.no_promote, force_promote=args.force_promote)
     print(f"registered {result.model_name} version {result.version} (run {result.run_id}), "

@@ -7,30 +7,30 @@ import argparse
 import json
 
 from fusionrec.config import Config
-from fusionrec.lake import Lake
-from fusionrec.model.train import FUSION_PARAMS
-from fusionrec.registry.build import BUNDLE_INPUTS
+from fusionrec.lake import FUSION_PARAMS, Lake
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 from fusionrec.stages import Stage
-from fusionrec.stream.batch import INGEST_TABLES as STREAM_TABLES, STATE_TABLES
-from fusionrec.stream.run import load_stream_model, start
 
-__all__ = ["HELP", "STAGE", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "declaration", "run"]
 
 HELP = ("stream events from Kafka or a JSONL directory: ingest each micro-batch, fold in the touched users, "
         "MERGE their top-K into gold.recommendations and their state into gold.user_state")
 
-#: Not a pipeline stage (it runs until stopped); declared like one, and run with only
-#: these sections (``embed``: the text vectors' dimension in the bundle; ``evaluate``: the
-#: positive-feedback thresholds of the liked items).
-STAGE = Stage(
-    "stream",
-    reads=tuple(f"{layer}.{name}" for layer, name in BUNDLE_INPUTS),
-    writes=(*STREAM_TABLES, *STATE_TABLES),
-    params=("ingest", "model", "evaluate", "embed", "stream"),
-    artifacts_in=(FUSION_PARAMS,),
-)
+def declaration() -> Stage:
+    """Not a pipeline stage (it runs until stopped); declared like one, and run with only
+    these sections (``embed``: the text vectors' dimension in the bundle; ``evaluate``: the
+    positive-feedback thresholds of the liked items). A function, not a constant like the
+    stages' ``STAGE``: its tables are named by modules that import Spark, which ``--help`` must not."""
+    from fusionrec.registry.build import BUNDLE_INPUTS
+    from fusionrec.stream.batch import INGEST_TABLES, STATE_TABLES
+
+    return Stage(
+        "stream",
+        reads=tuple(f"{layer}.{name}" for layer, name in BUNDLE_INPUTS),
+        writes=(*INGEST_TABLES, *STATE_TABLES),
+        params=("ingest", "model", "evaluate", "embed", "stream"),
+        artifacts_in=(FUSION_PARAMS,),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     """Run the query until interrupted (``--once``: until the source is drained; ``--seconds``)."""
-    cfg = STAGE.config_view(cfg)
+    from fusionrec.session import build_spark
+    from fusionrec.stream.run import load_stream_model, start
+
+    cfg = declaration().config_view(cfg)
     spark = build_spark(cfg)
     lake = Lake(spark, cfg.lake)
     with stage("stream.model", report):

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 
 from fusionrec.config import Config
-from fusionrec.lake import Lake
-from fusionrec.model.als import ALS_MODEL
-from fusionrec.model.train import FUSION_PARAMS, fit_pipeline, read_training_tables, write_model
+from fusionrec.lake import ALS_MODEL, FUSION_PARAMS, Lake
 from fusionrec.runlog import RunReport, stage
-from fusionrec.session import build_spark
 from fusionrec.stages import Stage
 
 __all__ = ["HELP", "STAGE", "add_arguments", "run"]
@@ -33,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
+    from fusionrec.model.train import fit_pipeline, read_training_tables, write_model
+    from fusionrec.session import build_spark
+
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("train.read", report) as rec:
         tables = read_training_tables(lake)

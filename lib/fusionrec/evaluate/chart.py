@@ -10,20 +10,10 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fusionrec.evaluate.results import EvaluationResults  # noqa: E402
+from fusionrec.lake import EVALUATION_NAME, REPORTS, evaluation_report  # noqa: E402
 from fusionrec.validation.metrics import METRICS  # noqa: E402
 
 __all__ = ["EVALUATION_NAME", "REPORTS", "evaluation_report", "render_results"]
-
-#: Evaluation results (JSON + PNG chart) live in the lake under this folder.
-REPORTS = "reports"
-#: The results the registry gates on (``fusionrec evaluate --name``'s default).
-EVALUATION_NAME = "evaluation"
-
-
-def evaluation_report(name: str) -> str:
-    """The lake artifact of the evaluation results ``name`` (``.json``; its chart ``.png``)."""
-    return f"{REPORTS}/{name}"
-
 
 def render_results(results: EvaluationResults, name: str = "evaluation") -> dict[str, bytes]:
     """``{"json": ..., "png": ...}``: the results as JSON and a bar chart (metrics per model

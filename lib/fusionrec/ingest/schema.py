@@ -45,13 +45,11 @@ from pyspark.sql.types import (
 from pyspark.sql import types as T
 from pyspark.sql import DataFrame
 
-from fusionrec.lake import SCHEMAS as LAKE_SCHEMAS
+from fusionrec.lake import KINDS, SCHEMAS as LAKE_SCHEMAS
 
 __all__ = ["ARRAY_FIELDS", "CONSTRAINTS", "DUPLICATE_CODE", "EVENT_FIELDS", "EVENT_TYPES", "FIELDS",
            "ITEM_FIELDS", "KEYS", "KINDS", "REVIEW_FIELDS", "TABLES", "conform_staged", "Duplicate", "Fix",
            "Reason", "staged_schema", "table_schema"]
-
-KINDS = ("items", "events", "reviews")
 
 EVENT_FIELDS = ("event_id", "user_id", "item_id", "event_type", "rating", "ts")
 ITEM_FIELDS = ("item_id", "title", "description", "categories", "tags", "brand", "price", "year", "updated_at")

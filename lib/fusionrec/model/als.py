@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fusionrec.config import ModelConfig
-from fusionrec.lake import Lake
+from fusionrec.lake import ALS_MODEL, Lake
 
 __all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "fit_als", "load_als_model", "save_als"]
 
@@ -84,10 +84,6 @@ def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None =
         .select("item_id", F.col("features").alias("factors"))
     return AlsFactors(users=user_factors, items=item_factors, params=params, model=model, user_ids=users,
                       item_ids=items)
-
-
-#: Where :func:`save_als` puts the fitted ``ALSModel`` (a lake artifact folder).
-ALS_MODEL = "model/als_model"
 
 
 def save_als(lake: Lake, als: AlsFactors) -> None:

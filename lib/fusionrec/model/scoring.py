@@ -39,7 +39,7 @@ import numpy as np
 from fusionrec.model.ranker import RANKER_FEATURES
 
 __all__ = ["ALS_SIGNALS", "COLD_SIGNAL", "CONTENT_SIGNALS", "REASON_ALS", "REASON_ALS_TEXT",
-           "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
+           "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_KINDS", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
            "SENTIMENT_SIGNAL", "Catalogue", "popular_fallback", "popular_order", "Ranker", "reasons", "score_user",
            "Scored", "stack_rows", "top_columns", "unit_rows"]
 
@@ -57,6 +57,9 @@ REASON_ALS_TEXT = "popular with people like you"
 REASON_POPULAR = "popular now"
 REASON_SENTIMENT = "well reviewed"
 REASON_NEW = "new arrival"
+#: Every kind of reason: the words of its template before the item title, if it names one.
+REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
+    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_ALS, REASON_ALS_TEXT, REASON_SENTIMENT, REASON_NEW, REASON_POPULAR))
 
 
 @dataclass(frozen=True)

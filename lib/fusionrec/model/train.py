@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from fusionrec.config import Config
 from fusionrec.errors import InputError, MissingInputError
 from fusionrec.features.vectors import normalised
-from fusionrec.lake import Lake
+from fusionrec.lake import FUSION_PARAMS, Lake
 from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als
 from fusionrec.validation.metrics import ranking_metrics
 from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
@@ -186,10 +186,6 @@ def release(model: FusedModel) -> None:
 
 
 # ---- lake I/O -------------------------------------------------------------------------
-
-#: The fitted fusion parameters, beside the model tables.
-FUSION_PARAMS = "model/fusion_params.json"
-
 
 @dataclass(frozen=True)
 class TrainingTables:
