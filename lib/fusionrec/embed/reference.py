@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fusionrec.embed.model import ModelFiles
+from fusionrec.embed.files import ModelFiles
 
 __all__ = ["OnnxReferenceEmbedder"]
 

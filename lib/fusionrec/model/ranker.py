@@ -34,14 +34,12 @@ score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JS
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import VectorAssembler
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING, Any
 
 from fusionrec.errors import InputError
+
+if TYPE_CHECKING:  # pyspark only where Spark fits or applies the ranker: serving imports this module without it
+    from pyspark.sql import Column, DataFrame
 
 __all__ = ["NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker", "RankerParams"]
 
@@ -78,11 +76,15 @@ class RankerParams:
 
     def contributions(self) -> dict[str, Column]:
         """coef_k * (x_k - mean_k) / std_k per feature, as Spark columns."""
+        from pyspark.sql import functions as F
+
         return {name: F.lit(c) * (F.col(name) - F.lit(m)) / F.lit(s)
                 for name, m, s, c in zip(self.features, self.mean, self.std, self.coef)}
 
     def score(self) -> Column:
         """sigmoid(sum of contributions + intercept)."""
+        from pyspark.sql import functions as F
+
         logit = F.lit(self.intercept)
         for column in self.contributions().values():
             logit = logit + column
@@ -96,6 +98,10 @@ def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") 
     LogisticRegression's internal standardisation) so that the stored coefficients are the
     ones serving applies to (x - mean) / std.
     """
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
     features = list(RANKER_FEATURES)
     stats = labelled.agg(*[F.avg(f).alias(f"m_{f}") for f in features],
                          *[F.stddev_pop(f).alias(f"s_{f}") for f in features],

@@ -1,3 +1,3 @@
 """MLflow: the tracking/registry store, the fused pyfunc model, aliases and promotion."""
 
-__all__ = ["build", "bundle", "promote", "pyfunc", "register", "store", "tracking"]
+__all__ = ["build", "bundle", "model_code", "packaging", "promote", "pyfunc", "register", "store", "tracking"]

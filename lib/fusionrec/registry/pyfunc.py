@@ -50,6 +50,8 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, INVALID_STATE
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
+from fusionrec.embed.files import ModelFiles
+from fusionrec.embed.reference import OnnxReferenceEmbedder
 from fusionrec.ingest.privacy import PrivacyError, pseudonym, serving_key
 from fusionrec.registry.bundle import ModelBundle, Query, Ranked
 
@@ -182,6 +184,12 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
         self.max_text_length = max_text_length
 
     def load_context(self, context: Any) -> None:
+        """Load the bundle and the encoder; ``max_k`` and ``max_text_length`` of the model's
+        ``model_config`` (as logged by :func:`fusionrec.registry.packaging.log_serving_model`)
+        override the constructor's."""
+        config = context.model_config or {}
+        self.max_k = int(config.get("max_k", self.max_k))
+        self.max_text_length = int(config.get("max_text_length", self.max_text_length))
         self._bundle = ModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
         self._key: bytes | None = None
         _single_threaded_blas()
@@ -189,9 +197,6 @@ class FusionRecommender(mlflow.pyfunc.PythonModel):
         self._encoder = None
         if text_model:
             # The same embedding code the tests check Spark NLP against; onnxruntime only.
-            from fusionrec.embed.model import ModelFiles
-            from fusionrec.embed.reference import OnnxReferenceEmbedder
-
             self._encoder = OnnxReferenceEmbedder(ModelFiles(Path(text_model)), max_length=self.max_text_length,
                                                   threads=1)
 

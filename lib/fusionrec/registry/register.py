@@ -1,5 +1,10 @@
 """Register the fused model: one tracked run, one pyfunc model version, then the gate.
 
+The model is saved from code with its serving code and pinned requirements, among the
+run's artifacts (:func:`fusionrec.registry.packaging.log_serving_model`); the version's
+source is its ``runs:/`` URI, which MLflow loads into a new temporary folder, so loading
+writes nothing into the artifact store.
+
 Order matters for consistency. Registration only reads the lake (the Delta outputs were
 committed by the stages before it), and the MLflow store is checked before any work,
 so an unreachable store fails fast with one line and leaves nothing behind. A model
@@ -18,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 
 import pyspark
 
@@ -31,20 +38,20 @@ from fusionrec.model.als import load_als_model
 from fusionrec.registry.build import TableInput, build_bundle
 from fusionrec.registry.promote import (
     CHALLENGER, TAG_METRIC_NAME, TAG_METRIC_VALUE, TAG_SPLIT, PromotionDecision, promote_version)
-from fusionrec.registry.pyfunc import (
-    BUNDLE_ARTIFACT, SIGNATURE, TEXT_MODEL_ARTIFACT, FusionRecommender, input_example)
+from fusionrec.registry.packaging import log_serving_model
+from fusionrec.registry.pyfunc import input_example
 from fusionrec.registry.store import configure_mlflow
 from fusionrec.registry.tracking import (
     log_dataframe_parquet, log_delta_inputs, log_evaluation, log_report, metric_name, tracked_run)
 from fusionrec.runlog import RunReport, stage
 
-__all__ = ["SERVING_REQUIREMENTS", "Evaluation", "evaluation_from_results", "evaluation_rows", "promotion_metric",
+__all__ = ["MODEL_NAME_IN_RUN", "Evaluation", "evaluation_from_results", "evaluation_rows", "promotion_metric",
            "read_evaluation", "register_model", "Registration"]
 
 log = logging.getLogger(__name__)
 
-#: Requirements of the served model (it needs neither Spark nor the rest of the project's stack).
-SERVING_REQUIREMENTS = ["mlflow", "numpy", "pandas", "onnxruntime", "tokenizers"]
+#: The fused model's folder in its run: the version's source is ``runs:/<run id>/<this>``.
+MODEL_NAME_IN_RUN = "recommender"
 
 
 @dataclass(frozen=True)
@@ -180,17 +187,10 @@ def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Ev
         mlflow.set_tags({"eval.split": split, "recommendations.delta_version": str(recs_input.version)})
         log_dataframe_parquet(recommendations, "recommendations", f"recommendations_v{recs_input.version}.parquet")
         with tempfile.TemporaryDirectory() as tmp:
-            bundle_dir = built.bundle.save(Path(tmp) / "bundle")
-            info = mlflow.pyfunc.log_model(
-                name="recommender",
-                python_model=FusionRecommender(max_k=cfg.registry.max_k,
-                                               max_text_length=cfg.embed.max_sentence_length),
-                artifacts={BUNDLE_ARTIFACT: str(bundle_dir),
-                           TEXT_MODEL_ARTIFACT: str(model_files(cfg.embed).folder)},
-                signature=SIGNATURE,
-                input_example=input_example(built.bundle),
-                pip_requirements=SERVING_REQUIREMENTS,
-            )
+            model_uri = log_serving_model(name=MODEL_NAME_IN_RUN, bundle_dir=built.bundle.save(Path(tmp) / "bundle"),
+                                     text_model_dir=model_files(cfg.embed).folder, max_k=cfg.registry.max_k,
+                                     max_text_length=cfg.embed.max_sentence_length,
+                                     input_example=input_example(built.bundle))
         if als_model is not None:
             # Spark users load the ALS stage natively: mlflow.spark.load_model(<als.model_uri>) is a
             # PipelineModel whose one stage is the ALSModel (integer ids: model.als_user_ids/als_item_ids).
@@ -201,7 +201,14 @@ def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Ev
         rec.counts["run_id"] = run.info.run_id
 
     with stage("register.version", report) as rec:
-        version = mlflow.register_model(info.model_uri, name)
+        # Not mlflow.register_model: it would replace the runs:/ source by the artifact folder's path,
+        # which MLflow loads in place.
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code not in (ErrorCode.Name(RESOURCE_ALREADY_EXISTS), ErrorCode.Name(ALREADY_EXISTS)):
+                raise
+        version = client.create_model_version(name, model_uri, run_id=run.info.run_id)
         try:
             tags = {TAG_METRIC_NAME: f"{cfg.registry.promotion_model}.{cfg.registry.promotion_metric}",
                     TAG_METRIC_VALUE: repr(metric), TAG_SPLIT: split,
@@ -220,7 +227,7 @@ def register_model(lake: Lake, cfg: Config, report: RunReport, *, evaluation: Ev
         with stage("register.promote", report) as rec:
             decision = promote_version(client, cfg.registry, name, version.version, force=force_promote)
             rec.counts["promoted"] = decision.promoted
-    result = Registration(name, str(version.version), run.info.run_id, info.model_uri, metric,
+    result = Registration(name, str(version.version), run.info.run_id, model_uri, metric,
                           recs_input.version, decision)
     report.results["registry"] = result.to_dict()
     log_report(report, run.info.run_id)
