@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["fusionrec.model.fusion", "fusionrec.model.recommend", "fusionrec.validation.metrics",
            "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files",
-           "fusionrec.model.foldin", "fusionrec.stream.batch"]
+           "fusionrec.model.foldin", "fusionrec.stream.batch", "fusionrec.model.als", "fusionrec.model.ranker"]
 
 
 @pytest.mark.parametrize("name", MODULES)
