@@ -10,7 +10,8 @@ import pytest
 MODULES = ["fusionrec.model.fusion", "fusionrec.model.recommend", "fusionrec.validation.metrics",
            "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files",
            "fusionrec.model.foldin", "fusionrec.stream.batch", "fusionrec.validation.item_texts",
-           "fusionrec.validation.beyond_accuracy", "fusionrec.evaluate.peers", "fusionrec.evaluate.significance"]
+           "fusionrec.validation.beyond_accuracy", "fusionrec.evaluate.peers", "fusionrec.evaluate.significance",
+           "fusionrec.model.als", "fusionrec.model.ranker"]
 
 
 @pytest.mark.parametrize("name", MODULES)

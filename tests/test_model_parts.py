@@ -154,3 +154,80 @@ def test_label_marks_positives_and_keeps_only_users_with_one(spark):
     got = {(r.user_id, r.item_id): r.label for r in label(pairs, positives).collect()}
     # u3 had no positive among its candidates; u9's positive was no candidate.
     assert got == {("u1", "a"): 0.0, ("u1", "b"): 1.0, ("u2", "a"): 0.0, ("u2", "c"): 1.0}
+
+
+def test_search_visits_each_reg_param_and_keeps_the_best_validation_score():
+    from fusionrec.model.als import AlsParams, search_als
+
+    validation = {0.1: 0.20, 1.0: 0.25, 10.0: 0.22}  # a validation NDCG per reg_param, best at 1.0
+
+    def score(p):
+        return validation[p.reg_param] + (0.01 if p.alpha == 4.0 else 0.0) + (0.005 if p.rank == 64 else 0.0)
+
+    values = {"rank": [32, 64], "reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]}
+    base = AlsParams(rank=32, reg_param=0.1, alpha=1.0)
+    best, tried = search_als(base=base, method="coordinate", max_fits=5, values=values, score=score)
+    # One pass: the penalties at the base, then alpha at the best penalty, then rank at the best of both.
+    assert [(p.reg_param, p.alpha, p.rank) for p, _ in tried] == [
+        (0.1, 1.0, 32), (1.0, 1.0, 32), (10.0, 1.0, 32), (1.0, 4.0, 32), (1.0, 4.0, 64)]
+    assert best == AlsParams(rank=64, reg_param=1.0, alpha=4.0)
+    # Unbounded, passes repeat until one fits nothing new: each setting at most once, same winner.
+    again, all_tried = search_als(base=base, method="coordinate", max_fits=64, values=values, score=score)
+    assert again == best and len(all_tried) == len({p for p, _ in all_tried}) < 12
+    # The budget holds, and a grid is every combination.
+    assert len(search_als(base=best, method="coordinate", max_fits=2, score=score,
+                          values={"reg_param": [0.1, 1.0, 10.0]})[1]) == 2
+    best_grid, grid = search_als(base=best, method="grid", max_fits=12, score=score,
+                                 values={"rank": [32, 64], "reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]})
+    assert len(grid) == 12 and best_grid == best
+
+
+def test_fit_pipeline_searches_reg_param_on_validation_and_records_it(cfg, spark):
+    from fusionrec.model.params import FusionParams
+    from fusionrec.model.train import fit_pipeline, fusion_params
+
+    d = synthetic(spark, n_users=40, n_items=24, per_user=10, dim=8, seed=5)
+    mc = dataclasses.replace(cfg.model, rank=4, max_iter=3, checkpoint_interval=2, candidates_n=8, k=5,
+                             user_blocks=2, search_rank=[], search_alpha=[], search_reg_param=[0.01, 1.0, 100.0],
+                             ranker_cold_item_fraction=0.25, cold_slot=True)
+    small = cfg.replace(model=mc)
+    fitted = fit_pipeline(d["interactions"], d["item_vectors"].withColumnRenamed("vector", "embedding"), None, None,
+                          small)
+    assert sorted(t["reg_param"] for t in fitted.trials) == [0.01, 1.0, 100.0]
+    best = max(fitted.trials, key=lambda t: t["validation_ndcg@10"])
+    assert fitted.params.reg_param == best["reg_param"] and fitted.model.als_params == fitted.params
+    assert len({t["validation_ndcg@10"] for t in fitted.trials}) > 1  # the penalty changes the validation score
+    doc = FusionParams.from_json(fusion_params(fitted, small).to_json())
+    assert doc.als.reg_param == fitted.params.reg_param and doc.search == fitted.trials
+    assert doc.cold_slot["curve"][0]["floor"] is None and doc.ranker.cold_floor == fitted.ranker.cold_floor
+    # The items made cold in the fit period are among the ranker's rows as cold items, some of them
+    # taken, scored through their text-mapped factors (an item without factors scores 0).
+    cold_rows = fitted.ranker_rows.join(fitted.made_cold, "item_id").collect()
+    assert cold_rows and {r.cold_item for r in cold_rows} == {1.0} and any(r.label == 1.0 for r in cold_rows)
+    assert all(r.als_score != 0.0 for r in cold_rows) and {r.log_popularity for r in cold_rows} == {0.0}
+
+
+def test_cold_slot_curve_scores_each_floor_and_calibration_keeps_the_cheapest_gain(spark):
+    from fusionrec.model.ranker import calibrate_cold_floor, cold_slot_curve
+
+    ranker = RankerParams(list(RANKER_FEATURES), [0.0] * 10, [1.0] * 10,
+                          [float(f == "als_score") for f in RANKER_FEATURES], 0.0)  # score = sigmoid(als_score)
+    rows = spark.createDataFrame(
+        [(u, i, float(als), float(cold), float(lab)) for u, i, als, cold, lab in [
+            ("u1", "a", 3, 0, 1), ("u1", "b", 2, 0, 0), ("u1", "c", 1, 1, 1),  # the slot finds u1's cold positive
+            ("u2", "a", 3, 0, 1), ("u2", "b", 2, 0, 1), ("u2", "d", 0.5, 1, 0)]],  # ... and costs u2 a hit
+        "user_id STRING, item_id STRING, als_score DOUBLE, cold_item DOUBLE, label DOUBLE")
+    for name in RANKER_FEATURES:
+        if name not in rows.columns:
+            rows = rows.withColumn(name, F.lit(0.0))
+    counts = spark.createDataFrame([("u1", 2, 1), ("u2", 2, 0), ("u3", 1, 1)],  # u3: no candidate, scores 0
+                                   "user_id STRING, n_relevant INT, n_cold_relevant INT")
+    curve = cold_slot_curve(rows, ranker, 2, counts)
+    ndcg_hit_miss = 1.0 / (1.0 + 1.0 / np.log2(3))
+    assert curve[0] == {"floor": None, "ndcg": pytest.approx((ndcg_hit_miss + 1.0) / 3, abs=1e-5),
+                        "cold_recall": 0.0, "slot_users": 0.0}
+    high, low = curve[1], curve[-1]
+    assert high["floor"] == pytest.approx(1 / (1 + np.exp(-1.0))) and low["floor"] == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert high["ndcg"] == pytest.approx(2.0 / 3, abs=1e-5) and high["cold_recall"] == 0.5
+    assert low["ndcg"] == pytest.approx((1.0 + ndcg_hit_miss) / 3, abs=1e-5) and low["slot_users"] == pytest.approx(2 / 3, abs=1e-5)
+    assert calibrate_cold_floor(curve, 0.02) == high["floor"]  # equal recall: the higher floor, fewer slots

@@ -92,3 +92,28 @@ def test_the_recommend_report_counts_every_kind_of_reason(spark):
            .select(reason_kind(F.col("reason"))).collect()]
     assert got == [*REASON_KINDS, ""]
     assert len(set(REASON_KINDS)) == 7 and "new arrival" in REASON_KINDS and "matches your description" in REASON_KINDS
+
+
+def test_the_cold_slot_brings_the_text_matched_cold_item_into_every_top_k_in_both_paths(fitted):
+    model, _, interactions, docs, mc, ec = fitted
+    users = interactions.select("user_id").distinct()
+    seen = interactions.select("user_id", "item_id")
+    # A ranker that likes text matches and popularity and holds cold items against themselves.
+    coef = {"content_cosine": 2.0, "log_popularity": 1.0, "cold_item": -4.0, "als_score": 0.5}
+    base = RankerParams(list(RANKER_FEATURES), [0.0] * 10, [1.0] * 10, [coef.get(f, 0.0) for f in RANKER_FEATURES], 0.0)
+    featured = with_features(candidates(model, seen, mc, users), model).cache()
+
+    def both(ranker):
+        spark_path = rank_candidates(featured, ranker, mc.k).collect()
+        batch = score_all(model, ranker, users, interactions, docs.select("item_id", "title"), mc, ec=ec).collect()
+        key = lambda rows: sorted((r.user_id, r.rank, r.item_id) for r in rows)  # noqa: E731
+        assert key(batch) == key(spark_path)
+        return {(r.user_id, r.rank): r.item_id for r in batch}
+
+    assert not set(both(base).values()) & set(COLD)  # without the slot no cold item makes a top k
+    assert both(dataclasses.replace(base, cold_floor=1.0)) == both(base)  # no cold item reaches this floor
+    slotted = both(dataclasses.replace(base, cold_floor=0.0))
+    # Every user's last place is the cold item of the user's topic (item i % 4 of topic u % 4).
+    topic = {u: int(u[1:]) % 4 for u, _ in slotted}
+    assert {u: slotted[(u, mc.k)] for u in topic} == {u: f"i{t}" for u, t in topic.items()}
+    assert all(slotted[(u, r)] == item for (u, r), item in both(base).items() if r < mc.k)

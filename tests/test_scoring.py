@@ -133,3 +133,27 @@ def test_fusion_params_round_trip_and_refuse_a_bad_document():
         FusionParams.from_json(params.to_json().replace('"now_week"', '"week"'))
     with pytest.raises(InputError, match="malformed fusion parameters"):
         FusionParams.from_json(params.to_json().replace('"max_iter": 5', '"max_iter": "many"'))
+
+
+def test_the_cold_slot_gives_the_last_place_to_the_best_cold_item_above_the_floor():
+    n = 12
+    # Items 0-2 are cold (no interaction); the ranker reads popularity only, so they come last.
+    popularity = np.log1p(np.array([0, 0, 0, 5, 6, 7, 8, 9, 10, 11, 12, 13], dtype=float))
+    catalogue = _catalogue(n, log_popularity=popularity)
+    cosine = np.array([0.1, 0.9, 0.5, *[0.0] * 9])
+    coef = np.array([1.0 if f == "log_popularity" else 0.1 if f == "content_cosine" else 0.0
+                     for f in RANKER_FEATURES])
+    ranker = Ranker(RANKER_FEATURES, np.zeros(len(RANKER_FEATURES)), np.ones(len(RANKER_FEATURES)), coef, 0.0)
+    allowed = np.ones(n, dtype=bool)
+
+    def top(floor, k=4):
+        r = Ranker(ranker.features, ranker.mean, ranker.std, ranker.coef, ranker.intercept, floor)
+        return score_user(catalogue, None, None, cosine, allowed, catalogue.popular_pools(n), n, k, r).items.tolist()
+
+    assert top(None) == [11, 10, 9, 8]
+    best_cold = 1 / (1 + np.exp(-0.09))  # item 1: the best cold text match
+    assert top(0.0) == top(best_cold) == [11, 10, 9, 1]
+    assert top(best_cold + 1e-9) == [11, 10, 9, 8]  # no cold item reaches the floor
+    assert top(0.0, k=1) == [11]  # a list of one is never given away
+    assert Ranker.from_json(Ranker(*[getattr(ranker, f) for f in ("features", "mean", "std", "coef", "intercept")],
+                                   0.3).to_json()).cold_floor == 0.3

@@ -163,11 +163,26 @@ class ModelConfig:
     #: The "you liked X" reasons search the user's this many latest positive interactions
     #: (rating >= evaluate.positive_rating, or weight >= evaluate.positive_weight without one).
     reason_max_liked: int = 20
-    #: Search on the validation period: every combination is fitted (seeded) and scored by
-    #: validation NDCG@K; an empty list means the single value above.
+    #: ALS search on the validation period (carved from the training data): each fit is
+    #: seeded and scored by validation NDCG@K; an empty list means the single value above.
+    #: ``reg_param`` is on Spark's scale: Spark multiplies it by each user's / item's number of
+    #: interactions (ALS-WR), so it is not the lambda of libraries that do not.
     search_rank: list[int] = field(default_factory=list)
     search_reg_param: list[float] = field(default_factory=list)
     search_alpha: list[float] = field(default_factory=list)
+    #: ``coordinate``: one setting at a time (reg_param, then alpha, then rank), the others at
+    #: the best so far, repeated until a pass changes nothing; ``grid``: every combination.
+    search_method: str = "coordinate"
+    #: At most this many ALS fits in the search (a grid larger than this is refused).
+    search_max_fits: int = 8
+    #: Reserve one place of each top k (k >= 2) for the best cold item (no training
+    #: interactions) whose ranker score reaches a floor, when no cold item is in the top k.
+    cold_slot: bool = False
+    #: The floor (a ranker probability); None: calibrated on the validation period as the
+    #: lowest floor whose validation NDCG@K loss stays within ``cold_slot_max_ndcg_loss``.
+    cold_slot_floor: float | None = None
+    #: Relative validation NDCG@K the calibrated slot may cost (0.02: 2%).
+    cold_slot_max_ndcg_loss: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -370,6 +385,10 @@ def _above(low: float) -> Rule:
     return Rule(lambda v: v > low, f"> {low}")
 
 
+def _between(low: float, high: float) -> Rule:
+    return Rule(lambda v: low <= v <= high, f"in [{low}, {high}]")
+
+
 def _open_unit() -> Rule:
     return Rule(lambda v: 0 < v < 1, "in (0, 1)")
 
@@ -450,8 +469,12 @@ RULES: dict[str, Rule] = {
     "model.session_items": _POSITIVE_INT,
     "model.reason_max_liked": _POSITIVE_INT,
     "model.search_rank": _each(_POSITIVE_INT),
-    "model.search_reg_param": _each(_NON_NEGATIVE),
-    "model.search_alpha": _each(_NON_NEGATIVE),
+    "model.search_reg_param": _each(_between(0, 1000)),
+    "model.search_alpha": _each(_between(0, 1000)),
+    "model.search_method": _one_of("coordinate", "grid"),
+    "model.search_max_fits": _between(1, 64),
+    "model.cold_slot_floor": _between(0, 1),
+    "model.cold_slot_max_ndcg_loss": _share(),
     "evaluate.k_list": Rule(lambda v: len(v) > 0 and all(k >= 1 for k in v), "a non-empty list of values >= 1"),
     "evaluate.test_fraction": _open_unit(),
     "evaluate.cold_item_fraction": _share(),
@@ -505,11 +528,19 @@ _RELATIONS: list[tuple[str, Callable[["Config"], bool], str]] = [
      "below features.sentiment_positive_min_rating"),
     ("features.item_doc_weight", lambda c: c.features.item_doc_weight + c.features.item_review_weight > 0,
      "positive where features.item_review_weight is 0"),
+    ("model.search_max_fits",
+     lambda c: c.model.search_method != "grid" or _grid_size(c.model) <= c.model.search_max_fits,
+     "at least the number of combinations of the search lists when model.search_method is grid"),
     ("embed.onnx_dir", lambda c: c.embed.source != "onnx_dir" or bool(c.embed.onnx_dir),
      "set when embed.source is onnx_dir"),
     ("embed.pretrained_name", lambda c: c.embed.source != "pretrained" or bool(c.embed.pretrained_name),
      "set when embed.source is pretrained"),
 ]
+
+
+def _grid_size(mc: ModelConfig) -> int:
+    """Combinations of the ALS search lists (an empty list counts as its single base value)."""
+    return max(len(mc.search_rank), 1) * max(len(mc.search_reg_param), 1) * max(len(mc.search_alpha), 1)
 
 
 def load_config(

@@ -43,14 +43,20 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         fitted = fit_pipeline(tables.interactions, tables.item_embeddings, tables.reviews,
                               tables.review_embeddings, cfg, events=tables.events)
         rec.counts.update(fitted.model.counts)
+        # The search's choice as run metrics (the full search is in the report and fusion_params.json).
+        rec.counts.update(als_rank=fitted.params.rank, als_reg_param=fitted.params.reg_param,
+                          als_alpha=fitted.params.alpha, search_fits=len(fitted.trials))
+        if fitted.ranker.cold_floor is not None:
+            rec.counts["cold_slot_floor"] = fitted.ranker.cold_floor
     with stage("train.write", report) as rec:
         params = write_model(lake, fitted, cfg)
         rec.counts["params"] = lake.uri(FUSION_PARAMS)
     doc = params.to_dict()
     report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
                                "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts,
-                               "degraded": doc["degraded"]}
-    print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {params.rank}, "
+                               "degraded": doc["degraded"], "cold_slot": doc["cold_slot"]}
+    print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {params.rank}, reg_param {params.als.reg_param:g}, "
+          f"alpha {params.als.alpha:g} of {len(fitted.trials)} search fits, "
           f"{fitted.model.counts['als_users']} ALS users, {fitted.model.counts['text_map_items']} text-mapped items)")
     for sentence in params.degraded:
         print(f"degraded: {sentence}")

@@ -17,7 +17,8 @@ registry logs it with ``mlflow.spark``) and map its integer ids back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -26,7 +27,8 @@ from pyspark.sql import functions as F
 from fusionrec.config import ModelConfig
 from fusionrec.lake import ALS_MODEL, Lake
 
-__all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "fit_als", "load_als_model", "save_als"]
+__all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "fit_als", "load_als_model", "save_als", "search_als",
+           "SEARCH_AXES"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,79 @@ class AlsParams:
     @classmethod
     def from_config(cls, mc: ModelConfig) -> "AlsParams":
         return cls(rank=mc.rank, reg_param=mc.reg_param, alpha=mc.alpha)
+
+
+#: The order in which the coordinate search varies the settings: the penalty first (on
+#: Spark's per-row scale it moves validation NDCG most), the costly rank last.
+SEARCH_AXES = ("reg_param", "alpha", "rank")
+
+
+def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fits: int,
+               score: Callable[[AlsParams], float]) -> tuple[AlsParams, list[tuple[AlsParams, float]]]:
+    """The best ALS parameters by ``score`` (higher is better) and every fit tried, in order.
+
+    Parameters
+    ----------
+    base : AlsParams
+        The starting point; a setting without values keeps its base value.
+    values : dict
+        ``{"rank": [...], "reg_param": [...], "alpha": [...]}``: the values to try.
+    method : str
+        ``grid``: every combination; ``coordinate``: each setting of :data:`SEARCH_AXES` in
+        turn over its values with the others at the best so far, passes repeated until one
+        fits nothing new.
+    max_fits : int
+        No more than this many calls of ``score`` (the search stops there).
+    score : callable
+        Fits and scores one setting (validation NDCG@K); called once per distinct setting.
+
+    Returns
+    -------
+    tuple
+        The best setting (the first tried among equals) and ``[(params, score), ...]``.
+
+    Examples
+    --------
+    >>> best, tried = search_als(base=AlsParams(rank=8, reg_param=0.1, alpha=1.0),
+    ...                          values={"reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]},
+    ...                          method="coordinate", max_fits=8, score=lambda p: -abs(p.reg_param - 1.0))
+    >>> best.reg_param, len(tried)
+    (1.0, 4)
+    """
+    axes = {name: list(values.get(name) or [getattr(base, name)]) for name in SEARCH_AXES}
+    tried: dict[AlsParams, float] = {}
+
+    def fit(params: AlsParams) -> bool:
+        if params in tried:
+            return True
+        if len(tried) >= max_fits:
+            return False
+        tried[params] = score(params)
+        return True
+
+    if method == "grid":
+        for reg in axes["reg_param"]:
+            for alpha in axes["alpha"]:
+                for rank in axes["rank"]:
+                    fit(AlsParams(rank=int(rank), reg_param=float(reg), alpha=float(alpha)))
+    elif method == "coordinate":
+        best: AlsParams | None = None
+        while True:
+            before = len(tried)
+            for name in SEARCH_AXES:
+                start = best or base
+                here = [p for p in (replace(start, **{name: v}) for v in axes[name]) if fit(p)]
+                if here:
+                    best = max(here if best is None else [best, *here], key=lambda p: tried[p])
+            if len(tried) == before or len(tried) >= max_fits:
+                break
+    else:
+        raise ValueError(f"unknown search method {method!r} (coordinate, grid)")
+    if not tried:
+        raise ValueError("the ALS search fitted nothing (max_fits must be >= 1)")
+    order = list(tried.items())
+    winner = max(order, key=lambda kv: kv[1])[0]  # max keeps the first of equals
+    return winner, order
 
 
 @dataclass(frozen=True)

@@ -373,12 +373,31 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
 
 
 def rank_candidates(featured: DataFrame, ranker: RankerParams, k: int) -> DataFrame:
-    """Top-``k`` ``[user_id, item_id, score, rank, <features>, <contrib_*>]`` by ranker score."""
+    """Top-``k`` ``[user_id, item_id, score, rank, <features>, <contrib_*>]`` by ranker score,
+    with the ranker's cold slot when it has one (:mod:`fusionrec.model.ranker`)."""
     contrib = ranker.contributions()
     scored = featured.withColumn("score", ranker.score())
     for name, column in contrib.items():
         scored = scored.withColumn(f"contrib_{name}", column)
-    return top_n(scored, k)
+    if ranker.cold_floor is None or k < 2:
+        return top_n(scored, k)
+    return _with_cold_slot(scored, k, ranker.cold_floor)
+
+
+def _with_cold_slot(scored: DataFrame, k: int, floor: float) -> DataFrame:
+    """The top ``k`` by ``score``; where it holds no cold item, its last place goes to the
+    best cold item scoring at least ``floor`` (ties by item_id, as :func:`top_n`)."""
+    by_score = Window.partitionBy("user_id").orderBy(F.col("score").desc(), F.col("item_id"))
+    user = Window.partitionBy("user_id")
+    cold = F.col("cold_item") > 0
+    ranked = (scored.withColumn("_r", F.row_number().over(by_score))
+              .withColumn("_first_cold", F.min(F.when(cold, F.col("_r"))).over(user))
+              .withColumn("_pick", F.min(F.when(cold & (F.col("score") >= F.lit(floor)), F.col("_r"))).over(user)))
+    slot = (F.col("_first_cold") > k) & F.col("_pick").isNotNull()
+    keep = F.when(slot, (F.col("_r") < k) | (F.col("_r") == F.col("_pick"))).otherwise(F.col("_r") <= k)
+    rank = F.when(slot & (F.col("_r") == F.col("_pick")), F.lit(k)).otherwise(F.col("_r"))
+    return (ranked.where(keep).withColumn("rank", rank.cast("int"))
+            .drop("_r", "_first_cold", "_pick"))
 
 
 def label(pairs: DataFrame, positives: DataFrame) -> DataFrame:

@@ -45,10 +45,13 @@ class FusionParams:
     recent_weeks: int
     #: the week recommendations are made in (the last week of training)
     now_week: int
-    #: the ALS grid on the validation period, one entry per combination
+    #: the ALS search on the validation period, one entry per fit in the order tried
     search: list[dict[str, Any]] = field(default_factory=list)
     #: parts of the fit that fell back to something weaker, one sentence each
     degraded: tuple[str, ...] = ()
+    #: the cold slot: its floor (also in ``ranker``) and validation NDCG@k / cold recall@k per
+    #: floor; empty when ``model.cold_slot`` is off
+    cold_slot: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
@@ -72,6 +75,7 @@ class FusionParams:
             "recent_weeks": self.recent_weeks,
             "now_week": self.now_week,
             "degraded": list(self.degraded),
+            "cold_slot": self.cold_slot,
         }
 
     def to_json(self) -> str:
@@ -100,7 +104,8 @@ class FusionParams:
                 candidates_n=int(doc["candidates_n"]), k=int(doc["k"]),
                 min_user_interactions=int(doc["min_user_interactions"]),
                 recent_weeks=int(doc["recent_weeks"]), now_week=int(doc["now_week"]),
-                search=list(doc.get("search") or []), degraded=tuple(doc.get("degraded") or ()))
+                search=list(doc.get("search") or []), degraded=tuple(doc.get("degraded") or ()),
+                cold_slot=dict(doc.get("cold_slot") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             # Every conversion above reads the document; a wrong shape or type is its fault.
             raise InputError(f"malformed fusion parameters ({type(exc).__name__}: {exc})") from None

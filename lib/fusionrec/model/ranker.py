@@ -28,7 +28,15 @@ A candidate (user u, item i) is described by, in this order:
 
 The ranker is a logistic regression over standardised features,
 score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON:
-``{"features": [...], "mean": [...], "std": [...], "coef": [...], "intercept": b}``.
+``{"features": [...], "mean": [...], "std": [...], "coef": [...], "intercept": b, "cold_floor": f}``.
+
+The cold slot (``cold_floor`` not null): a pointwise ranker puts an item with no
+interactions below the popular items it is less likely to be taken than, so a cold item
+rarely makes a top k. When a user's top k (k >= 2) holds no cold item, its last place goes
+to the best-scored cold candidate whose score is at least ``cold_floor``
+(:func:`fusionrec.model.fusion.rank_candidates`, :func:`fusionrec.model.scoring.score_user`).
+:func:`cold_slot_curve` measures what each floor costs and gains on the validation period,
+and :func:`calibrate_cold_floor` picks the floor from it.
 """
 
 from __future__ import annotations
@@ -36,12 +44,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from fusionrec.errors import InputError
 
 if TYPE_CHECKING:  # pyspark only where Spark fits or applies the ranker: serving imports this module without it
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker", "RankerParams"]
+__all__ = ["calibrate_cold_floor", "cold_slot_curve", "NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker",
+           "RankerParams"]
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
                                   "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
@@ -60,6 +72,8 @@ class RankerParams:
     std: list[float]
     coef: list[float]
     intercept: float
+    #: the cold slot's floor (module docstring); None: no slot
+    cold_floor: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +85,10 @@ class RankerParams:
             raise ValueError(f"ranker JSON: missing field(s) {', '.join(sorted(missing))}")
         if list(data["features"]) != list(RANKER_FEATURES):
             raise ValueError(f"ranker JSON: features {data['features']} differ from the contract {list(RANKER_FEATURES)}")
+        floor = data.get("cold_floor")
         return cls(list(data["features"]), [float(v) for v in data["mean"]], [float(v) for v in data["std"]],
-                   [float(v) for v in data["coef"]], float(data["intercept"]))
+                   [float(v) for v in data["coef"]], float(data["intercept"]),
+                   float(floor) if floor is not None else None)
 
     def contributions(self) -> dict[str, Column]:
         """coef_k * (x_k - mean_k) / std_k per feature, as Spark columns."""
@@ -119,3 +135,95 @@ def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") 
                             standardization=False, maxIter=100)
     model = lr.fit(assembled)
     return RankerParams(features, mean, std, [float(c) for c in model.coefficients], float(model.intercept))
+
+
+def cold_slot_curve(rows: DataFrame, ranker: RankerParams, k: int, relevant: DataFrame,
+                    floors: tuple[float, ...] = ()) -> list[dict[str, Any]]:
+    """What the cold slot gains and costs at each floor, on labelled candidates.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Labelled candidates ``[user_id, item_id, <RANKER_FEATURES>, label]`` (the ranker's fit rows).
+    ranker : RankerParams
+        The fitted ranker (its own ``cold_floor`` is ignored).
+    k : int
+        List length (NDCG@k, recall@k).
+    relevant : DataFrame
+        ``[user_id, n_relevant, n_cold_relevant]`` for every user of the period with a positive:
+        the users averaged over (a user without positive candidates scores 0 either way).
+    floors : tuple of float
+        Floors to score besides the quantiles (e.g. a configured one).
+
+    Returns
+    -------
+    list of dict
+        One entry without the slot (``floor`` None), then one per floor (21 quantiles of the
+        users' best cold candidate score and ``floors``, highest first): ``floor``, ``ndcg``,
+        ``cold_recall`` (positives on cold items found in the top k / the user's positives on
+        cold items, averaged over users with one), ``slot_users`` (share of users given a slot).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_score = Window.partitionBy("user_id").orderBy(F.col("score").desc(), F.col("item_id"))
+    scored = (rows.select("user_id", "item_id", (F.col("cold_item") > 0).alias("cold"), "label",
+                          ranker.score().alias("score"))
+              .withColumn("_r", F.row_number().over(by_score))
+              .withColumn("_first_cold", F.min(F.when(F.col("cold"), F.col("_r"))).over(Window.partitionBy("user_id"))))
+    kept = (scored.where((F.col("_r") <= k) | (F.col("_r") == F.col("_first_cold")))
+            .select("user_id", "_r", "_first_cold", F.col("cold").cast("int").alias("cold"), "label", "score")
+            .toPandas())
+    users = relevant.select("user_id", "n_relevant", "n_cold_relevant").toPandas().set_index("user_id")
+    return _curve(kept, users, k, floors)
+
+
+def _curve(kept: pd.DataFrame, users: pd.DataFrame, k: int, extra: tuple[float, ...]) -> list[dict[str, Any]]:
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    top = kept[kept["_r"] <= k]
+    gain = top["label"] * discount[top["_r"].to_numpy() - 1]
+    per_user = pd.DataFrame({
+        "dcg": gain.groupby(top["user_id"]).sum(),
+        "cold_hits": (top["label"] * top["cold"]).groupby(top["user_id"]).sum(),
+        "last_label": top["label"].where(top["_r"] == k, 0.0).groupby(top["user_id"]).sum()})
+    best = kept[(kept["_r"] == kept["_first_cold"]) & (kept["_first_cold"] > k)].set_index("user_id")
+    frame = users.join(per_user, how="left").join(best[["score", "label"]], how="left").fillna(
+        {"dcg": 0.0, "cold_hits": 0.0, "last_label": 0.0, "label": 0.0})
+    ideal = np.cumsum(discount)
+    idcg = ideal[np.clip(frame["n_relevant"].to_numpy(), 1, k) - 1]
+    has_cold = frame["n_cold_relevant"].to_numpy() > 0
+    n_cold = np.maximum(frame["n_cold_relevant"].to_numpy(), 1)
+    candidate = frame["score"].to_numpy()  # NaN: no cold candidate outside the top k
+
+    def point(floor: float | None) -> dict[str, Any]:
+        slot = np.zeros(len(frame), dtype=bool) if floor is None else np.nan_to_num(candidate, nan=-1.0) >= floor
+        dcg = frame["dcg"].to_numpy() + slot * (frame["label"].to_numpy() - frame["last_label"].to_numpy()) * discount[-1]
+        hits = frame["cold_hits"].to_numpy() + slot * frame["label"].to_numpy()
+        return {"floor": floor, "ndcg": round(float(np.mean(dcg / idcg)) if len(frame) else 0.0, 5),
+                "cold_recall": round(float(np.mean((hits / n_cold)[has_cold])) if has_cold.any() else 0.0, 5),
+                "slot_users": round(float(slot.mean()) if len(frame) else 0.0, 5)}
+
+    scores = candidate[~np.isnan(candidate)]
+    quantiles = np.quantile(scores, np.linspace(0.0, 1.0, 21)) if scores.size else []
+    floors = sorted({*(float(q) for q in quantiles), *(float(f) for f in extra)}, reverse=True)
+    return [point(None), *[point(f) for f in floors]]
+
+
+def calibrate_cold_floor(curve: list[dict[str, Any]], max_loss: float) -> float | None:
+    """The floor of :func:`cold_slot_curve` with the highest cold recall among those that
+    cost at most ``max_loss`` (relative) of the slot-free NDCG; ties: the higher floor.
+    None when no floor gains cold recall within that cost.
+
+    >>> curve = [{"floor": None, "ndcg": 0.20, "cold_recall": 0.0},
+    ...          {"floor": 0.3, "ndcg": 0.199, "cold_recall": 0.05},
+    ...          {"floor": 0.1, "ndcg": 0.195, "cold_recall": 0.09},
+    ...          {"floor": 0.0, "ndcg": 0.15, "cold_recall": 0.2}]
+    >>> calibrate_cold_floor(curve, 0.05), calibrate_cold_floor(curve, 0.001)
+    (0.1, None)
+    """
+    base = curve[0]
+    allowed = [p for p in curve[1:] if p["ndcg"] >= (1.0 - max_loss) * base["ndcg"] - 1e-12
+               and p["cold_recall"] > base["cold_recall"]]
+    if not allowed:
+        return None
+    return max(allowed, key=lambda p: (p["cold_recall"], p["floor"]))["floor"]

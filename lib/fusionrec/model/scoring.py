@@ -15,6 +15,8 @@ week:
 2. the features of :data:`fusionrec.model.ranker.RANKER_FEATURES` for every i in C;
 3. score = sigmoid(sum_k w_k (f_k - mean_k) / std_k + b), the logistic-regression ranker;
 4. the top k by score (ties: lower catalogue index first; catalogues are sorted by item id);
+   with the ranker's cold slot (``cold_floor``, k >= 2) and no cold item in it, the best cold
+   candidate scoring at least the floor takes the last place (:mod:`fusionrec.model.ranker`);
 5. a reason per item, from the feature with the largest contribution: content signals ->
    "similar to <the liked item nearest in text space> you liked", ALS signals -> "popular
    with people who liked <the liked item nearest in factor space>", sentiment -> "well
@@ -71,6 +73,8 @@ class Ranker:
     std: np.ndarray
     coef: np.ndarray
     intercept: float
+    #: the cold slot's floor; None: no slot
+    cold_floor: float | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Ranker":
@@ -83,11 +87,13 @@ class Ranker:
                 raise ValueError(f"ranker.{key}: expected {len(features)} numbers, got shape {value.shape}")
         # A constant feature has std 0; it then contributes nothing instead of dividing by zero.
         std = np.where(arrays["std"] > 0, arrays["std"], 1.0)
-        return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]))
+        floor = data.get("cold_floor")
+        return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]),
+                   float(floor) if floor is not None else None)
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept}
+                "coef": self.coef.tolist(), "intercept": self.intercept, "cold_floor": self.cold_floor}
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
         """w_k (f_k - mean_k) / std_k per candidate and feature, shape (n, len(features))."""
@@ -183,8 +189,14 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
         contributions = np.zeros_like(features)
         contributions[:, column] = 1.0
         scores = features[:, column]
-    order = np.lexsort((candidates, -scores))[:k]
-    return Scored(candidates[order], scores[order], contributions[order])
+    order = np.lexsort((candidates, -scores))
+    top = order[:k]
+    if ranker is not None and ranker.cold_floor is not None and k >= 2 and not features[top, COLD_SIGNAL].any():
+        rest = order[k:]
+        eligible = rest[(features[rest, COLD_SIGNAL] > 0) & (scores[rest] >= ranker.cold_floor)]
+        if eligible.size:
+            top = np.concatenate([order[:k - 1], eligible[:1]])
+    return Scored(candidates[top], scores[top], contributions[top])
 
 
 def reasons(catalogue: Catalogue, titles: np.ndarray, scored: Scored, liked: np.ndarray) -> list[str]:

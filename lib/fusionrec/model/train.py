@@ -5,9 +5,12 @@
 split: the interactions it receives are split chronologically per user into a fit period
 and a later validation period (a seeded ``model.ranker_cold_item_fraction`` of the items
 loses its fit-period interactions and reviews, so that the ranker's training candidates
-hold cold items as serving will); the ALS grid is scored on validation NDCG@K and the ranker
-is trained on validation labels (candidates from models fitted on the fit period); then
-the chosen ALS parameters are refitted on everything it received. Every intermediate
+hold cold items as serving will: their factors come from the text map, :func:`withhold_items`);
+the ALS search (:func:`fusionrec.model.als.search_als`: rank, regParam on Spark's scale and
+alpha) is scored on validation NDCG@K, the ranker is trained on validation labels
+(candidates from models fitted on the fit period, :func:`ranker_rows`) and, with
+``model.cold_slot``, the cold slot's floor is calibrated on the same rows; then the chosen
+ALS parameters are refitted on everything it received. Every intermediate
 table that several later steps read (splits, side features, labelled candidates) is
 computed once and kept (:func:`materialised`): on small data the cost of a step is its
 number of Spark jobs, and an uncached lineage is replayed by every one of them.
@@ -15,31 +18,30 @@ number of Spark jobs, and an uncached lineage is replayed by every one of them.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fusionrec.config import Config
+from fusionrec.config import Config, ModelConfig
 from fusionrec.errors import InputError, MissingInputError
 from fusionrec.features.vectors import normalised
 from fusionrec.lake import FUSION_PARAMS, Lake
-from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als
+from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als, search_als
 from fusionrec.validation.metrics import ranking_metrics
 from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
                                     popularity, session_vectors, with_features)
 from fusionrec.model.params import FusionParams
-from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, calibrate_cold_floor, cold_slot_curve, fit_ranker
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
 
-__all__ = ["FUSION_PARAMS", "fit_pipeline", "Fitted", "load_model", "materialised", "read_training_tables",
-           "TrainingTables", "write_model"]
+__all__ = ["FUSION_PARAMS", "fit_pipeline", "Fitted", "load_model", "materialised", "ranker_rows",
+           "read_training_tables", "TrainingTables", "withhold_items", "write_model"]
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +61,31 @@ class Fitted:
     cutoff: datetime | None
     #: the ALS of ``model`` with its fitted ``ALSModel`` (saved by :func:`write_model`)
     als: AlsFactors | None = None
+    #: the ranker's labelled fit rows (:func:`ranker_rows`) and the items made cold in them
+    ranker_rows: DataFrame | None = None
+    made_cold: DataFrame | None = None
+    #: the cold slot's validation curve and chosen floor (empty without ``model.cold_slot``)
+    cold_slot: dict[str, Any] | None = None
 
 
-def search_grid(cfg: Config) -> list[AlsParams]:
-    """Every combination of the configured ALS search values (in a fixed order); an empty
-    search list means the single base value (``model.rank`` etc.)."""
-    mc = cfg.model
-    ranks = mc.search_rank or [mc.rank]
-    regs = mc.search_reg_param or [mc.reg_param]
-    alphas = mc.search_alpha or [mc.alpha]
-    return [AlsParams(rank=r, reg_param=reg, alpha=a) for r, reg, a in itertools.product(ranks, regs, alphas)]
+def withhold_items(fit: DataFrame, reviews: DataFrame | None, item_embeddings: DataFrame, fraction: float,
+                   seed: int) -> tuple[DataFrame, DataFrame | None, DataFrame]:
+    """``(fit, reviews, made_cold)``: a seeded ``fraction`` of the items with a text vector
+    loses its interactions and reviews, so that models fitted on what is left score those
+    items as cold ones (through the text map) and the ranker sees cold items among its
+    positives. Items new at serving time have no interactions, and the ranker only learns
+    what they are worth if some items of its training candidates are cold too."""
+    made_cold = choose_cold_items(fit, fraction, seed, item_embeddings)
+    return (fit.join(made_cold, "item_id", "left_anti"),
+            reviews.join(made_cold, "item_id", "left_anti") if reviews is not None else None, made_cold)
+
+
+def ranker_rows(model: FusedModel, seen: DataFrame, positives: DataFrame, users: DataFrame,
+                mc: ModelConfig) -> DataFrame:
+    """The ranker's training rows: ``model``'s candidates for ``users`` with their features
+    (:func:`~fusionrec.model.fusion.with_features`) and ``label`` from ``positives``
+    ``[user_id, item_id]`` (:func:`~fusionrec.model.fusion.label`), kept."""
+    return materialised(label(with_features(candidates(model, seen, mc, users), model), positives))
 
 
 def materialised(df: DataFrame) -> DataFrame:
@@ -123,13 +140,10 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     with stage("fit.validation_split"):
         bounds = materialised(user_boundaries(interactions, ec.validation_fraction))
         fit, validation, _ = cut_interactions(interactions, bounds, events)
-        # Items new at serving time have no interactions; the ranker only learns what they
-        # are worth if some items of its training candidates are cold too.
-        made_cold = choose_cold_items(fit, mc.ranker_cold_item_fraction, mc.seed, item_embeddings)
-        fit = fit.join(made_cold, "item_id", "left_anti")
-        fit, validation = materialised(fit), materialised(validation)
-        fit_reviews = (filter_before(reviews, bounds, "ts").join(made_cold, "item_id", "left_anti")
-                       if reviews is not None else None)
+        fit_reviews = filter_before(reviews, bounds, "ts") if reviews is not None else None
+        fit, fit_reviews, made_cold = withhold_items(fit, fit_reviews, item_embeddings, mc.ranker_cold_item_fraction,
+                                                     mc.seed)
+        fit, validation, made_cold = materialised(fit), materialised(validation), materialised(made_cold)
     with stage("fit.side_features"):
         fit_features = materialised_features(
             side_features(fit, item_embeddings, fit_reviews, review_embeddings,
@@ -139,34 +153,43 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     val_users = val_relevant.select("user_id").distinct()
     seen = fit.select("user_id", "item_id")
     n_items = item_embeddings.select("item_id").union(fit.select("item_id")).distinct().count()
-    trials: list[dict[str, Any]] = []
-    best: tuple[float, AlsParams, FusedModel] | None = None  # the grid is never empty
-    for params in search_grid(cfg):
+    kept: dict[str, Any] = {}  # the best model so far and its score; the others are released
+
+    def score(params: AlsParams) -> float:
         with stage("fit.search_trial"):
             model = fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
                               fit_features.item_sentiment, mc, params)
             top = als_top_n(model, k, seen, mc, val_users, only_als=True)
             ndcg = ranking_metrics(top, val_relevant, k, n_items)["ndcg"]
-        trials.append({"rank": params.rank, "reg_param": params.reg_param, "alpha": params.alpha,
-                       f"validation_ndcg@{k}": round(ndcg, 5)})
         log.info("search rank=%d reg_param=%g alpha=%g validation ndcg@%d=%.4f",
                  params.rank, params.reg_param, params.alpha, k, ndcg)
-        if best is None or ndcg > best[0]:
-            if best is not None:
-                release(best[2])
-            best = (ndcg, params, model)
+        if "model" not in kept or ndcg > kept["ndcg"]:
+            if "model" in kept:
+                release(kept["model"])
+            kept.update(model=model, ndcg=ndcg)
         else:
             release(model)
-    assert best is not None
-    _, params, fit_model = best
+        return ndcg
+
+    params, tried = search_als(
+        base=AlsParams.from_config(mc), method=mc.search_method, max_fits=mc.search_max_fits, score=score,
+        values={"rank": mc.search_rank, "reg_param": mc.search_reg_param, "alpha": mc.search_alpha})
+    trials: list[dict[str, Any]] = [
+        {"fit": n, "method": mc.search_method, "rank": p.rank, "reg_param": p.reg_param, "alpha": p.alpha,
+         f"validation_ndcg@{k}": round(v, 5)} for n, (p, v) in enumerate(tried, start=1)]
     # Validation users are recommended to at their validation start, as test users at theirs.
-    fit_model = at_weeks(fit_model, bounds, "test_start")
+    fit_model = at_weeks(kept["model"], bounds, "test_start")
     with stage("fit.ranker"):
-        pairs = with_features(candidates(fit_model, seen, mc, val_users), fit_model)
-        labelled = materialised(label(pairs, val_relevant))
-        ranker = fit_ranker(labelled, mc.ranker_reg)
+        rows = ranker_rows(fit_model, seen, val_relevant, val_users, mc)
+        ranker = fit_ranker(rows, mc.ranker_reg)
         release(fit_model)
     log.info("ranker coef %s", dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
+    cold_slot: dict[str, Any] = {}
+    if mc.cold_slot and mc.k >= 2:
+        with stage("fit.cold_slot"):
+            cold_slot = _cold_slot(rows, ranker, mc.k, val_relevant, fit, cfg)
+        ranker = replace(ranker, cold_floor=cold_slot["floor"])
+        log.info("cold slot floor %s (validation %s)", cold_slot["floor"], cold_slot["chosen"])
 
     with stage("fit.refit"):
         cutoff = interactions.agg(F.max("last_ts")).first()[0]
@@ -175,7 +198,27 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         als = fit_als(interactions, mc, params)
         model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
                           mc, params, als=als)
-    return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff, als)
+    return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff, als,
+                  ranker_rows=rows, made_cold=made_cold, cold_slot=cold_slot)
+
+
+def _cold_slot(rows: DataFrame, ranker: RankerParams, k: int, val_relevant: DataFrame, fit: DataFrame,
+               cfg: Config) -> dict[str, Any]:
+    """The cold slot's validation curve and floor: ``model.cold_slot_floor`` when set, else
+    calibrated (:func:`fusionrec.model.ranker.calibrate_cold_floor`). Cold: no fit-period interaction."""
+    mc = cfg.model
+    cold_positive = val_relevant.join(fit.select("item_id").distinct(), "item_id", "left_anti")
+    counts = (val_relevant.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_relevant"))
+              .join(cold_positive.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_cold_relevant")),
+                    "user_id", "left")
+              .fillna({"n_cold_relevant": 0}))
+    fixed = (mc.cold_slot_floor,) if mc.cold_slot_floor is not None else ()
+    curve = cold_slot_curve(rows, ranker, k, counts, floors=fixed)
+    floor = mc.cold_slot_floor if mc.cold_slot_floor is not None else calibrate_cold_floor(
+        curve, mc.cold_slot_max_ndcg_loss)
+    chosen = next((p for p in curve if p["floor"] == floor), None) if floor is not None else curve[0]
+    return {"floor": floor, "calibrated": mc.cold_slot_floor is None, "max_ndcg_loss": mc.cold_slot_max_ndcg_loss,
+            "k": k, "chosen": chosen, "curve": curve}
 
 
 def release(model: FusedModel) -> None:
@@ -225,7 +268,8 @@ def fusion_params(fitted: Fitted, cfg: Config) -> FusionParams:
         text_to_item_factor=fitted.model.item_map, text_to_user_factor=fitted.model.user_map,
         ranker=fitted.ranker, train_cutoff=fitted.cutoff, candidates_n=mc.candidates_n, k=mc.k,
         min_user_interactions=mc.min_user_interactions, recent_weeks=fitted.model.recent_weeks,
-        now_week=fitted.model.now_week, search=fitted.trials, degraded=fitted.model.degraded)
+        now_week=fitted.model.now_week, search=fitted.trials, degraded=fitted.model.degraded,
+        cold_slot=fitted.cold_slot or {})
 
 
 def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> FusionParams:
