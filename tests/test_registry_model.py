@@ -156,6 +156,13 @@ def test_key_from_a_key_file_named_by_the_environment(registered, registry_lake,
     assert not fresh.predict(pd.DataFrame({"user_id": ["u5"], "k": [3]})).fallback.any()
 
 
+def test_a_text_that_matches_nothing_is_not_said_to_match(model):
+    rows = model.predict(pd.DataFrame({"text": ["rockets and astronauts", "qxz vlorp zzkt wubba frell"], "k": [5, 5]}))
+    space, gibberish = rows[rows.request_id == 0], rows[rows.request_id == 1]
+    assert "matches your description" in set(space.reason)
+    assert len(gibberish) == 5 and "matches your description" not in set(gibberish.reason)
+
+
 BAD_K = {2.5: "2.5", True: "True", "5": "'5'", 1e30: "1e+30", 0: "0", -2: "-2", 101: "101", float("inf"): "inf"}
 
 

@@ -13,7 +13,8 @@ from fusionrec.model.als import AlsParams
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.scoring import (
-    Catalogue, Ranker, nearest_liked, popular_fallback, popular_order, score_user, stack_rows, top_columns)
+    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_SENTIMENT, TEXT_MATCH_FLOOR, Catalogue, Ranker, Scored, nearest_liked,
+    popular_fallback, popular_order, reasons, score_user, stack_rows, top_columns)
 
 
 def _catalogue(n: int = 12, seed: int = 0, **overrides) -> Catalogue:
@@ -157,3 +158,19 @@ def test_the_cold_slot_gives_the_last_place_to_the_best_cold_item_above_the_floo
     assert top(0.0, k=1) == [11]  # a list of one is never given away
     assert Ranker.from_json(Ranker(*[getattr(ranker, f) for f in ("features", "mean", "std", "coef", "intercept")],
                                    0.3).to_json()).cold_floor == 0.3
+
+
+def test_a_text_match_is_claimed_only_above_the_similarity_floor():
+    catalogue = _catalogue(4)
+    titles = np.array(["A", "B", "C", "D"])
+    contributions = np.zeros((2, len(RANKER_FEATURES)))
+    contributions[:, RANKER_FEATURES.index("content_cosine")] = 2.0  # content drives both items
+    contributions[:, RANKER_FEATURES.index("item_sentiment")] = 1.0  # then sentiment
+    scored = Scored(items=np.array([0, 1]), scores=np.array([0.9, 0.8]), contributions=contributions)
+    cosine = np.array([TEXT_MATCH_FLOOR + 0.3, TEXT_MATCH_FLOOR - 0.1, 0.0, 0.0])
+    none_liked = np.array([], dtype=np.int64)
+    assert reasons(catalogue, titles, scored, none_liked, cosine) == [REASON_CONTENT_TEXT, REASON_SENTIMENT]
+    # A liked item names the reason whatever the profile's cosine.
+    assert reasons(catalogue, titles, scored, np.array([2]), cosine) == [REASON_CONTENT.format(title="C")] * 2
+    # No profile: nothing can match a description.
+    assert reasons(catalogue, titles, scored, none_liked, None) == [REASON_SENTIMENT] * 2

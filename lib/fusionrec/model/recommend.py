@@ -128,7 +128,7 @@ def _score_blocks(ranker: Ranker | None, n: int, k: int, chunk_users: int = 1024
                             scored = score_user(catalogue, als[u] if has_uf[u] else None,
                                                 session[u] if has_session[u] else None,
                                                 cosine[u] if has_profile[u] else None, allowed, pools, n, k, ranker)
-                            why = reasons(catalogue, titles, scored, liked)
+                            why = reasons(catalogue, titles, scored, liked, cosine[u] if has_profile[u] else None)
                         else:
                             scored = popular_fallback(catalogue, allowed, k)
                             why = [REASON_POPULAR] * scored.items.size

@@ -18,7 +18,8 @@ week:
    with the ranker's cold slot (``cold_floor``, k >= 2) and no cold item in it, the best cold
    candidate scoring at least the floor takes the last place (:mod:`fusionrec.model.ranker`);
 5. a reason per item, from the feature with the largest contribution: content signals ->
-   "similar to <the liked item nearest in text space> you liked", ALS signals -> "popular
+   "similar to <the liked item nearest in text space> you liked" (without liked items:
+   "matches your description", if p_u . v_i reaches a floor), ALS signals -> "popular
    with people who liked <the liked item nearest in factor space>", sentiment -> "well
    reviewed", cold item -> "new arrival", popularity -> "popular now"
    (liked items: :mod:`fusionrec.validation.feedback`).
@@ -41,7 +42,7 @@ import numpy as np
 from fusionrec.model.ranker import RANKER_FEATURES
 
 __all__ = ["ALS_SIGNALS", "COLD_SIGNAL", "CONTENT_SIGNALS", "REASON_ALS", "REASON_ALS_TEXT",
-           "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_KINDS", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
+           "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_KINDS", "TEXT_MATCH_FLOOR", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
            "SENTIMENT_SIGNAL", "Catalogue", "popular_fallback", "popular_order", "Ranker", "reasons", "score_user",
            "Scored", "stack_rows", "top_columns", "unit_rows"]
 
@@ -59,6 +60,9 @@ REASON_ALS_TEXT = "popular with people like you"
 REASON_POPULAR = "popular now"
 REASON_SENTIMENT = "well reviewed"
 REASON_NEW = "new arrival"
+#: The cosine (MiniLM text space) an item needs with a user's profile to be said to match
+#: their description: unrelated sentences score about 0 to 0.15 with all-MiniLM-L6-v2.
+TEXT_MATCH_FLOOR = 0.2
 #: Every kind of reason: the words of its template before the item title, if it names one.
 REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
     REASON_CONTENT, REASON_CONTENT_TEXT, REASON_ALS, REASON_ALS_TEXT, REASON_SENTIMENT, REASON_NEW, REASON_POPULAR))
@@ -199,24 +203,43 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
     return Scored(candidates[top], scores[top], contributions[top])
 
 
-def reasons(catalogue: Catalogue, titles: np.ndarray, scored: Scored, liked: np.ndarray) -> list[str]:
+def reasons(catalogue: Catalogue, titles: np.ndarray, scored: Scored, liked: np.ndarray,
+            cosine: np.ndarray | None = None) -> list[str]:
     """Step 5 of the module docstring for the items of ``scored``; ``liked``: catalogue
-    indices of the user's liked items (none: the text forms of the reasons)."""
+    indices of the user's liked items (none: the text forms of the reasons); ``cosine``:
+    p_u . v_i for every catalogue item (None: no profile).
+
+    "matches your description" needs the item's cosine to the profile to reach
+    :data:`TEXT_MATCH_FLOOR`: below it (a text that matches nothing, say) the next largest
+    contribution gives the reason.
+    """
     out = []
-    for item, signal in zip(scored.items.tolist(), np.argmax(scored.contributions, axis=1).tolist()):
-        if signal in CONTENT_SIGNALS:
-            nearest = nearest_liked(catalogue.vectors, item, liked)
-            out.append(REASON_CONTENT_TEXT if nearest is None else REASON_CONTENT.format(title=titles[nearest]))
-        elif signal in ALS_SIGNALS:
-            nearest = nearest_liked(catalogue.factors, item, liked)
-            out.append(REASON_ALS_TEXT if nearest is None else REASON_ALS.format(title=titles[nearest]))
-        elif signal == SENTIMENT_SIGNAL:
-            out.append(REASON_SENTIMENT)
-        elif signal == COLD_SIGNAL:
-            out.append(REASON_NEW)
+    for item, row in zip(scored.items.tolist(), scored.contributions):
+        for signal in np.argsort(-row, kind="stable").tolist():  # largest first; ties: feature order
+            reason = _reason(catalogue, titles, item, signal, liked, cosine)
+            if reason is not None:
+                out.append(reason)
+                break
         else:
             out.append(REASON_POPULAR)
     return out
+
+
+def _reason(catalogue: Catalogue, titles: np.ndarray, item: int, signal: int, liked: np.ndarray,
+            cosine: np.ndarray | None) -> str | None:
+    if signal in CONTENT_SIGNALS:
+        nearest = nearest_liked(catalogue.vectors, item, liked)
+        if nearest is not None:
+            return REASON_CONTENT.format(title=titles[nearest])
+        return REASON_CONTENT_TEXT if cosine is not None and cosine[item] >= TEXT_MATCH_FLOOR else None
+    if signal in ALS_SIGNALS:
+        nearest = nearest_liked(catalogue.factors, item, liked)
+        return REASON_ALS_TEXT if nearest is None else REASON_ALS.format(title=titles[nearest])
+    if signal == SENTIMENT_SIGNAL:
+        return REASON_SENTIMENT
+    if signal == COLD_SIGNAL:
+        return REASON_NEW
+    return REASON_POPULAR
 
 
 def nearest_liked(space: np.ndarray, item: int, liked: np.ndarray) -> int | None:

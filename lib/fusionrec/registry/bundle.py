@@ -325,7 +325,7 @@ class ModelBundle:
         cosine = self.item_vectors @ query.profile if query.profile is not None else None
         catalogue = self._catalogue  # type: ignore[attr-defined]
         scored = score_user(catalogue, als, session, cosine, allowed, catalogue.popular_pools(n), n, k, self.ranker)
-        return Ranked(scored.items, scored.scores, reasons(catalogue, self.titles, scored, query.liked), False)
+        return Ranked(scored.items, scored.scores, reasons(catalogue, self.titles, scored, query.liked, cosine), False)
 
     def popular(self, k: int, exclude: np.ndarray) -> Ranked:
         """The popularity fallback's first ``k`` items not in ``exclude`` (flagged)."""
