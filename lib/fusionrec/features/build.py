@@ -55,8 +55,12 @@ def _read(lake: Lake, table: str, required: bool) -> DataFrame:
 
 
 def _write(lake: Lake, df: DataFrame, name: str) -> int:
-    lake.overwrite(f"features.{name}", df)
-    return lake.read(f"features.{name}").count()
+    """Overwrite ``features.<name>`` with ``df``; the rows written, from the commit's metrics
+    (no read-back)."""
+    table = f"features.{name}"
+    before = lake.version(table)
+    lake.overwrite(table, df)
+    return lake.rows_written(table, since=before)
 
 
 def build_features(lake: Lake, fc: FeaturesConfig, report: RunReport | None = None) -> dict[str, Any]:
