@@ -143,7 +143,7 @@ def pseudonym(user_id: str, *, key: bytes) -> str:
 
     Example
     -------
-    >>> pseudonym("u1", key=b"k") == hmac.new(b"k", b"u1", "sha256").hexdigest()[:PSEUDONYM_HEX]
+    >>> pseudonym("alice", key=b"k") == hmac.new(b"k", b"alice", "sha256").hexdigest()[:PSEUDONYM_HEX]
     True
     """
     return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]

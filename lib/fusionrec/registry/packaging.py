@@ -16,10 +16,11 @@ downloads their wheels).
 from __future__ import annotations
 
 import ast
-import shutil
+import importlib.util
 import sys
 import tempfile
 from contextlib import contextmanager
+from importlib.machinery import ModuleSpec
 from importlib.metadata import version
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -32,12 +33,12 @@ from fusionrec.registry.pyfunc import BUNDLE_ARTIFACT, SIGNATURE, TEXT_MODEL_ART
 __all__ = ["MODEL_CODE", "SERVING_PACKAGES", "log_serving_model", "serving_modules", "serving_requirements",
            "stage_serving_code"]
 
-#: The file MLflow runs to build the model (it calls ``mlflow.models.set_model``).
+#: The file MLflow runs to build the model (it calls ``mlflow.models.set_model``); logged
+#: from its source, wherever fusionrec is imported from.
 MODEL_CODE = Path(__file__).resolve().with_name("model_code.py")
 #: Distributions the serving modules import (threadpoolctl: one BLAS thread per server worker).
 SERVING_PACKAGES = ("mlflow", "numpy", "pandas", "PyYAML", "onnxruntime", "tokenizers", "threadpoolctl")
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding fusionrec/
 _MODEL_CODE_MODULE = "fusionrec.registry.model_code"
 
 
@@ -52,9 +53,31 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in SERVING_PACKAGES]
 
 
-def _source(module: str) -> Path:
-    folder = _PACKAGE_ROOT.joinpath(*module.split("."))
-    return folder / "__init__.py" if folder.is_dir() else folder.with_suffix(".py")
+def _spec(module: str) -> ModuleSpec | None:
+    """``module``'s spec, None when it is not a module (a name imported *from* a module)."""
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _module_text(module: str) -> str:
+    """The source of ``module``, read through its loader: from a folder, or from the zip
+    ``spark-submit --py-files`` ships fusionrec in."""
+    spec = _spec(module)
+    source = spec.loader.get_source(module) if spec is not None and spec.loader is not None else None  # type: ignore[attr-defined]
+    if source is None:
+        raise FileNotFoundError(f"{module}: no Python source to ship with the model")
+    return source
+
+
+def _relative_file(module: str) -> Path:
+    """``fusionrec/a/__init__.py`` for a package ``fusionrec.a``, else ``fusionrec/a/b.py``."""
+    spec = _spec(module)
+    parts = module.split(".")
+    if spec is not None and spec.submodule_search_locations is not None:
+        return Path(*parts, "__init__.py")
+    return Path(*parts[:-1], parts[-1] + ".py")
 
 
 def _module_level_imports(module: str) -> set[str]:
@@ -76,7 +99,7 @@ def _module_level_imports(module: str) -> set[str]:
                 found.update(f"{node.module}.{alias.name}" for alias in node.names)
             visit(ast.iter_child_nodes(node))
 
-    visit(ast.parse(_source(module).read_text(encoding="utf-8")).body)
+    visit(ast.parse(_module_text(module)).body)
     return found
 
 
@@ -96,7 +119,7 @@ def serving_modules() -> list[str]:
         parts = module.split(".")
         todo.extend(".".join(parts[:n]) for n in range(1, len(parts)))
         todo.extend(name for name in _module_level_imports(module)
-                    if name.split(".")[0] == "fusionrec" and _source(name).is_file())
+                    if name.split(".")[0] == "fusionrec" and _spec(name) is not None)
     seen.discard(_MODEL_CODE_MODULE)  # logged as the model's code file, not among code_paths
     return sorted(seen)
 
@@ -113,10 +136,9 @@ def stage_serving_code(folder: str | Path) -> Path:
     """
     folder = Path(folder)
     for module in serving_modules():
-        source = _source(module)
-        target = folder / source.relative_to(_PACKAGE_ROOT)
+        target = folder / _relative_file(module)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        target.write_text(_module_text(module), encoding="utf-8")
     return folder / "fusionrec"
 
 
@@ -164,9 +186,12 @@ def log_serving_model(*, name: str, bundle_dir: str | Path, text_model_dir: str 
         artifacts[TEXT_MODEL_ARTIFACT] = str(text_model_dir)
     with tempfile.TemporaryDirectory() as tmp, _no_bytecode():
         model_dir = Path(tmp) / name
+        # A file of its own: fusionrec may be imported from a zip (spark-submit --py-files).
+        model_code = Path(tmp) / MODEL_CODE.name
+        model_code.write_text(_module_text(_MODEL_CODE_MODULE), encoding="utf-8")
         mlflow.pyfunc.save_model(
             path=str(model_dir),
-            python_model=str(MODEL_CODE),
+            python_model=str(model_code),
             model_config={"max_k": int(max_k), "max_text_length": int(max_text_length)},
             code_paths=[str(stage_serving_code(Path(tmp) / "code"))],
             artifacts=artifacts,
