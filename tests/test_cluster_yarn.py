@@ -1,7 +1,8 @@
 """spark-submit to a real YARN cluster with the data on a real HDFS (one JVM on 127.0.0.1:
 NameNode, DataNode, ResourceManager, NodeManager; see ``_hadoop.py``).
 
-A tiny Delta job proves the plumbing in client and cluster deploy modes. Then the whole
+A tiny Delta job proves the plumbing in cluster deploy mode (the driver in a YARN
+container; the pipeline below runs in client mode, which proves that one). Then the whole
 pipeline runs on seeded generated data with ``lake.root`` on HDFS (the raw inputs are
 copied into the lake there and read back by ingest), through ``spark-submit --master
 yarn``, and is compared with the shared ``local[2]`` run as the standalone test does: the
@@ -66,8 +67,8 @@ TINY_JOB = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("deploy_mode", ["client", "cluster"])
-def test_delta_table_on_hdfs_from_yarn(yarn, cfg, spark, tmp_path, deploy_mode):
+def test_delta_table_on_hdfs_from_yarn_in_cluster_mode(yarn, cfg, spark, tmp_path):
+    deploy_mode = "cluster"
     job = tmp_path / "tiny_delta_job.py"
     job.write_text(TINY_JOB)
     target = f"{yarn.default_fs}/tiny/{deploy_mode}"
@@ -78,8 +79,6 @@ def test_delta_table_on_hdfs_from_yarn(yarn, cfg, spark, tmp_path, deploy_mode):
     assert result.returncode == 0, format_command(cmd) + "\n" + result.stdout + result.stderr[-6000:]
     print(f"\ntiny Delta job on YARN ({deploy_mode} mode): {wall_s:.0f}s; "
           f"Hadoop cluster started in {yarn.start_s:.1f}s")
-    if deploy_mode == "client":  # in cluster mode the driver prints into its container's log
-        assert "master=yarn app=application_" in result.stdout and "rows=1000 sum=499500" in result.stdout
 
     # The table is in HDFS: this process (local[2]) reads it back from there.
     back = spark.read.format("delta").load(target)
