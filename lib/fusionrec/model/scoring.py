@@ -61,8 +61,9 @@ REASON_POPULAR = "popular now"
 REASON_SENTIMENT = "well reviewed"
 REASON_NEW = "new arrival"
 #: The cosine (MiniLM text space) an item needs with a user's profile to be said to match
-#: their description: unrelated sentences score about 0 to 0.15 with all-MiniLM-L6-v2.
-TEXT_MATCH_FLOOR = 0.2
+#: their description: with all-MiniLM-L6-v2 a string of made-up words scores up to about 0.26
+#: with short titles, a related sentence 0.4 and more.
+TEXT_MATCH_FLOOR = 0.35
 #: Every kind of reason: the words of its template before the item title, if it names one.
 REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
     REASON_CONTENT, REASON_CONTENT_TEXT, REASON_ALS, REASON_ALS_TEXT, REASON_SENTIMENT, REASON_NEW, REASON_POPULAR))
