@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from fusionrec.errors import InputError
 from fusionrec.model.als import fit_als
 from fusionrec.model.fusion import fit_fused
-from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, fit_ranker
+from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, choose_ranker, fit_pairwise_ranker, fit_ranker
 from fusionrec.model.text_maps import apply_text_map, fit_text_map, solve_ridge, sufficient_statistics
 from fusionrec.model.side_features import side_features
 from fusionrec.model.topk import blocked_top_n
@@ -126,6 +126,37 @@ def test_ranker_learns_the_informative_feature_and_round_trips_json(spark):
     assert scored > 0.5
     with pytest.raises(ValueError, match="contract"):
         RankerParams.from_json({**ranker.to_json(), "features": list("abcdefghij")})
+
+
+def test_pairwise_ranker_learns_the_order_within_users_where_pointwise_is_misled(spark):
+    """Each user's ALS scores carry a user-level offset, and users with high offsets have
+    fewer positives: across users a high score means "negative", within a user it means
+    "positive". The pairwise ranker sees only within-user differences; auto must keep it."""
+    rng = np.random.default_rng(5)
+    rows, counts = [], []
+    for u in range(80):
+        offset = rng.uniform(0, 10)
+        signal = rng.normal(size=20)
+        n_pos = 1 if offset > 5 else 5
+        positive = set(np.argsort(-signal)[:n_pos].tolist())
+        for i in range(20):
+            rows.append((f"user{u}", f"item{i}", float(offset + signal[i]), float(rng.normal()), 1.0, 0.5, 0.0,
+                         0.0, 0.0, 0.0, 0.0, 0.0, float(i in positive)))
+        counts.append((f"user{u}", n_pos, 0))
+    df = spark.createDataFrame(rows, ["user_id", "item_id", *RANKER_FEATURES, "label"])
+    relevant = spark.createDataFrame(counts, "user_id STRING, n_relevant INT, n_cold_relevant INT")
+
+    pairwise = fit_pairwise_ranker(df, 0.01, negatives=10, seed=1)
+    assert pairwise.intercept == 0.0 and dict(zip(pairwise.features, pairwise.coef))["als_score"] > 0.5
+    assert dict(zip(RANKER_FEATURES, fit_ranker(df, 0.01).coef))["als_score"] < 0
+
+    chosen, choice = choose_ranker(df, relevant, kind="auto", k=5, reg_param=0.01, negatives=10, seed=1)
+    ndcg = choice["holdout_ndcg@5"]
+    assert choice["kind"] == "pairwise" and ndcg["pairwise"] > ndcg["pointwise"] + 0.2, choice
+    assert 20 <= choice["holdout_users"] <= 60
+    assert dict(zip(chosen.features, chosen.coef))["als_score"] > 0.5
+    only, fixed = choose_ranker(df, relevant, kind="pointwise", k=5, reg_param=0.01, negatives=10, seed=1)
+    assert fixed == {"kind": "pointwise"} and only.intercept != 0.0
 
 
 def test_ranker_refuses_single_class_labels(spark):

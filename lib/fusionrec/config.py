@@ -151,6 +151,14 @@ class ModelConfig:
     item_blocks: int = 1
     #: L2 penalty of the logistic-regression ranker.
     ranker_reg: float = 0.01
+    #: ``pointwise``: logistic regression of each candidate's label; ``pairwise``: logistic
+    #: regression of which of two candidates of one user is the positive (Joachims 2002);
+    #: ``auto``: both fitted on half the validation users, the one with the higher NDCG@K on
+    #: the other half kept and refitted on all of them.
+    ranker: str = "auto"
+    #: Pairwise ranker: each user's positives are paired with up to this many of the user's
+    #: negative candidates (a seeded choice).
+    ranker_pair_negatives: int = 20
     #: Seeded share of items whose fit-period interactions and reviews are withheld while the
     #: ranker's training candidates are built, so that it learns to score cold items.
     ranker_cold_item_fraction: float = 0.1
@@ -464,6 +472,8 @@ RULES: dict[str, Rule] = {
     "model.user_blocks": _POSITIVE_INT,
     "model.item_blocks": _POSITIVE_INT,
     "model.ranker_reg": _NON_NEGATIVE,
+    "model.ranker": _one_of("auto", "pointwise", "pairwise"),
+    "model.ranker_pair_negatives": _POSITIVE_INT,
     "model.ranker_cold_item_fraction": _share(),
     "model.recent_weeks": _POSITIVE_INT,
     "model.session_items": _POSITIVE_INT,

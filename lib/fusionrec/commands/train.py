@@ -45,7 +45,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         rec.counts.update(fitted.model.counts)
         # The search's choice as run metrics (the full search is in the report and fusion_params.json).
         rec.counts.update(als_rank=fitted.params.rank, als_reg_param=fitted.params.reg_param,
-                          als_alpha=fitted.params.alpha, search_fits=len(fitted.trials))
+                          als_alpha=fitted.params.alpha, search_fits=len(fitted.trials),
+                          ranker=(fitted.ranker_choice or {}).get("kind"))
         if fitted.ranker.cold_floor is not None:
             rec.counts["cold_slot_floor"] = fitted.ranker.cold_floor
     with stage("train.write", report) as rec:
@@ -54,7 +55,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     doc = params.to_dict()
     report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
                                "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts,
-                               "degraded": doc["degraded"], "cold_slot": doc["cold_slot"]}
+                               "degraded": doc["degraded"], "cold_slot": doc["cold_slot"],
+                               "ranker_choice": doc["ranker_choice"]}
     print(f"model written: {lake.uri(FUSION_PARAMS)} (rank {params.rank}, reg_param {params.als.reg_param:g}, "
           f"alpha {params.als.alpha:g} of {len(fitted.trials)} search fits, "
           f"{fitted.model.counts['als_users']} ALS users, {fitted.model.counts['text_map_items']} text-mapped items)")

@@ -52,6 +52,8 @@ class FusionParams:
     #: the cold slot: its floor (also in ``ranker``) and validation NDCG@k / cold recall@k per
     #: floor; empty when ``model.cold_slot`` is off
     cold_slot: dict[str, Any] = field(default_factory=dict)
+    #: the ranker's kind and, when chosen on validation, each kind's held-out NDCG@k
+    ranker_choice: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
@@ -76,6 +78,7 @@ class FusionParams:
             "now_week": self.now_week,
             "degraded": list(self.degraded),
             "cold_slot": self.cold_slot,
+            "ranker_choice": self.ranker_choice,
         }
 
     def to_json(self) -> str:
@@ -105,7 +108,7 @@ class FusionParams:
                 min_user_interactions=int(doc["min_user_interactions"]),
                 recent_weeks=int(doc["recent_weeks"]), now_week=int(doc["now_week"]),
                 search=list(doc.get("search") or []), degraded=tuple(doc.get("degraded") or ()),
-                cold_slot=dict(doc.get("cold_slot") or {}))
+                cold_slot=dict(doc.get("cold_slot") or {}), ranker_choice=dict(doc.get("ranker_choice") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             # Every conversion above reads the document; a wrong shape or type is its fault.
             raise InputError(f"malformed fusion parameters ({type(exc).__name__}: {exc})") from None

@@ -27,7 +27,9 @@ A candidate (user u, item i) is described by, in this order:
   outside the session top-N.
 
 The ranker is a logistic regression over standardised features,
-score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON:
+score = sigmoid(sum_k coef_k * (x_k - mean_k) / std_k + intercept), stored as JSON. It is fitted
+pointwise (each candidate's label) or pairwise (which of two candidates of one user is the
+positive; intercept 0), whichever ranks held-out validation users better (:func:`choose_ranker`):
 ``{"features": [...], "mean": [...], "std": [...], "coef": [...], "intercept": b, "cold_floor": f}``.
 
 The cold slot (``cold_floor`` not null): a pointwise ranker puts an item with no
@@ -52,8 +54,8 @@ from fusionrec.errors import InputError
 if TYPE_CHECKING:  # pyspark only where Spark fits or applies the ranker: serving imports this module without it
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["calibrate_cold_floor", "cold_slot_curve", "NEUTRAL_SENTIMENT", "RANKER_FEATURES", "fit_ranker",
-           "RankerParams"]
+__all__ = ["calibrate_cold_floor", "choose_ranker", "cold_slot_curve", "NEUTRAL_SENTIMENT", "RANKER_FEATURES",
+           "fit_pairwise_ranker", "fit_ranker", "RankerParams"]
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
                                   "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
@@ -108,14 +110,104 @@ class RankerParams:
 
 
 def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") -> RankerParams:
-    """Logistic regression of ``label`` (0/1) on the standardised ``RANKER_FEATURES``.
+    """Logistic regression of ``label`` (0/1) on the standardised ``RANKER_FEATURES`` (pointwise).
 
     Means and standard deviations are computed by Spark and applied explicitly (rather than
     LogisticRegression's internal standardisation) so that the stored coefficients are the
     ones serving applies to (x - mean) / std.
     """
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.feature import VectorAssembler
+    mean, std = _standardisation(labelled, label_col)
+    standardised = _standardised(labelled, mean, std).select(
+        *RANKER_FEATURES, _label(label_col).alias("label"))
+    coef, intercept = _logistic(standardised, reg_param, fit_intercept=True)
+    return RankerParams(list(RANKER_FEATURES), mean, std, coef, intercept)
+
+
+def fit_pairwise_ranker(labelled: DataFrame, reg_param: float, *, negatives: int, seed: int,
+                        label_col: str = "label") -> RankerParams:
+    """A pairwise ranker (Joachims 2002, "Optimizing search engines using clickthrough data";
+    RankNet's loss, Burges et al. 2005, with a linear scorer): logistic regression, without an
+    intercept, of which candidate of a pair of one user's candidates is the positive, on the
+    difference of their standardised features.
+
+    Each user's positives are paired with up to ``negatives`` of the user's negative
+    candidates (a seeded choice); half the pairs, by a seeded hash, are written negative
+    minus positive with label 0, so that both classes are present. Only the order within a
+    user is learned: the score is the same linear form as :func:`fit_ranker`'s, with
+    intercept 0, so serving, reasons and the cold slot apply it unchanged.
+
+    Parameters
+    ----------
+    labelled : DataFrame
+        ``[user_id, item_id, <RANKER_FEATURES>, label]``.
+    reg_param : float
+        L2 penalty.
+    negatives : int
+        Negative candidates paired with each positive, per user.
+    seed : int
+        Seeds the choice of negatives and the sign of each pair.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    mean, std = _standardisation(labelled, label_col)
+    z = _standardised(labelled, mean, std).select(
+        "user_id", "item_id", F.array(*RANKER_FEATURES).alias("x"), _label(label_col).alias("label"))
+    pick = Window.partitionBy("user_id").orderBy(F.xxhash64("item_id", F.lit(seed)), "item_id")
+    positives = z.where("label = 1").select("user_id", F.col("item_id").alias("pos_item"), F.col("x").alias("p"))
+    chosen = (z.where("label = 0").withColumn("_n", F.row_number().over(pick)).where(F.col("_n") <= negatives)
+              .select("user_id", F.col("item_id").alias("neg_item"), F.col("x").alias("n")))
+    flip = (F.xxhash64("user_id", "pos_item", "neg_item", F.lit(seed)) % 2) == 0
+    sign = F.when(flip, F.lit(-1.0)).otherwise(F.lit(1.0))
+    pairs = positives.join(chosen, "user_id").select(
+        *[(sign * (F.col("p")[i] - F.col("n")[i])).alias(f) for i, f in enumerate(RANKER_FEATURES)],
+        F.when(flip, F.lit(0.0)).otherwise(F.lit(1.0)).alias("label"))
+    coef, _ = _logistic(pairs, reg_param, fit_intercept=False)
+    return RankerParams(list(RANKER_FEATURES), mean, std, coef, 0.0)
+
+
+def choose_ranker(rows: DataFrame, relevant: DataFrame, *, kind: str, k: int, reg_param: float, negatives: int,
+                  seed: int) -> tuple[RankerParams, dict[str, Any]]:
+    """The ranker of ``kind`` (``pointwise``, ``pairwise`` or ``auto``) fitted on ``rows``.
+
+    ``auto``: each kind is fitted on the candidates of half the users (a seeded hash of the
+    user id) and scored by NDCG@k on the other half; the kind with the higher NDCG (the
+    pointwise one on a tie) is refitted on every user.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Labelled candidates ``[user_id, item_id, <RANKER_FEATURES>, label]``.
+    relevant : DataFrame
+        ``[user_id, n_relevant, n_cold_relevant]`` of the period's users with a positive
+        (:func:`cold_slot_curve`).
+
+    Returns
+    -------
+    (RankerParams, dict)
+        The ranker, and the choice: ``kind`` and, for ``auto``, ``holdout_ndcg@k`` per kind
+        and the number of held-out users.
+    """
+    from pyspark.sql import functions as F
+
+    def fit(which: str, labelled: DataFrame) -> RankerParams:
+        if which == "pairwise":
+            return fit_pairwise_ranker(labelled, reg_param, negatives=negatives, seed=seed)
+        return fit_ranker(labelled, reg_param)
+
+    if kind != "auto":
+        return fit(kind, rows), {"kind": kind}
+    held_out = (F.xxhash64("user_id", F.lit(seed)) % 2) == 0
+    fit_rows, holdout_rows = rows.where(~held_out), rows.where(held_out)
+    holdout_users = relevant.where(held_out)
+    scores = {which: cold_slot_curve(holdout_rows, fit(which, fit_rows), k, holdout_users)[0]["ndcg"]
+              for which in ("pointwise", "pairwise")}
+    best = max(scores, key=lambda which: (scores[which], which == "pointwise"))
+    return fit(best, rows), {"kind": best, f"holdout_ndcg@{k}": scores, "holdout_users": holdout_users.count()}
+
+
+def _standardisation(labelled: DataFrame, label_col: str) -> tuple[list[float], list[float]]:
+    """Means and standard deviations of the features; refuses rows of a single class."""
     from pyspark.sql import functions as F
 
     features = list(RANKER_FEATURES)
@@ -127,14 +219,32 @@ def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") 
                          f"{stats['positives']} positives of {stats['rows']} rows")
     mean = [float(stats[f"m_{f}"]) for f in features]
     std = [float(stats[f"s_{f}"]) if stats[f"s_{f}"] and stats[f"s_{f}"] > 1e-12 else 1.0 for f in features]
-    standardised = labelled.select(
-        *[((F.col(f) - m) / s).alias(f) for f, m, s in zip(features, mean, std)],
-        F.col(label_col).cast("double").alias("label"))
-    assembled = VectorAssembler(inputCols=features, outputCol="x").transform(standardised)
+    return mean, std
+
+
+def _standardised(labelled: DataFrame, mean: list[float], std: list[float]) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    others = [c for c in labelled.columns if c not in RANKER_FEATURES]
+    return labelled.select(*others, *[((F.col(f) - m) / s).alias(f) for f, m, s in zip(RANKER_FEATURES, mean, std)])
+
+
+def _label(label_col: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(label_col).cast("double")
+
+
+def _logistic(rows: DataFrame, reg_param: float, *, fit_intercept: bool) -> tuple[list[float], float]:
+    """Coefficients and intercept of an L2 logistic regression of ``label`` on ``RANKER_FEATURES``."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+
+    assembled = VectorAssembler(inputCols=list(RANKER_FEATURES), outputCol="x").transform(rows)
     lr = LogisticRegression(featuresCol="x", labelCol="label", regParam=reg_param, elasticNetParam=0.0,
-                            standardization=False, maxIter=100)
+                            standardization=False, fitIntercept=fit_intercept, maxIter=100)
     model = lr.fit(assembled)
-    return RankerParams(features, mean, std, [float(c) for c in model.coefficients], float(model.intercept))
+    return [float(c) for c in model.coefficients], float(model.intercept)
 
 
 def cold_slot_curve(rows: DataFrame, ranker: RankerParams, k: int, relevant: DataFrame,

@@ -8,7 +8,8 @@ loses its fit-period interactions and reviews, so that the ranker's training can
 hold cold items as serving will: their factors come from the text map, :func:`withhold_items`);
 the ALS search (:func:`fusionrec.model.als.search_als`: rank, regParam on Spark's scale and
 alpha) is scored on validation NDCG@K, the ranker is trained on validation labels
-(candidates from models fitted on the fit period, :func:`ranker_rows`) and, with
+(candidates from models fitted on the fit period, :func:`ranker_rows`; pointwise or pairwise,
+chosen on held-out validation users by ``model.ranker``) and, with
 ``model.cold_slot``, the cold slot's floor is calibrated on the same rows; then the chosen
 ALS parameters are refitted on everything it received. Every intermediate
 table that several later steps read (splits, side features, labelled candidates) is
@@ -36,7 +37,8 @@ from fusionrec.validation.split import choose_cold_items, cut_interactions, filt
 from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
                                     popularity, session_vectors, with_features)
 from fusionrec.model.params import FusionParams
-from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, calibrate_cold_floor, cold_slot_curve, fit_ranker
+from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, calibrate_cold_floor, choose_ranker,
+                                    cold_slot_curve)
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
 
@@ -66,6 +68,8 @@ class Fitted:
     made_cold: DataFrame | None = None
     #: the cold slot's validation curve and chosen floor (empty without ``model.cold_slot``)
     cold_slot: dict[str, Any] | None = None
+    #: which ranker was fitted and, for ``model.ranker: auto``, each kind's held-out NDCG
+    ranker_choice: dict[str, Any] | None = None
 
 
 def withhold_items(fit: DataFrame, reviews: DataFrame | None, item_embeddings: DataFrame, fraction: float,
@@ -181,13 +185,15 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     fit_model = at_weeks(kept["model"], bounds, "test_start")
     with stage("fit.ranker"):
         rows = ranker_rows(fit_model, seen, val_relevant, val_users, mc)
-        ranker = fit_ranker(rows, mc.ranker_reg)
         release(fit_model)
-    log.info("ranker coef %s", dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
+        counts = materialised(relevant_counts(val_relevant, fit))
+        ranker, ranker_choice = choose_ranker(rows, counts, kind=mc.ranker, k=mc.k, reg_param=mc.ranker_reg,
+                                              negatives=mc.ranker_pair_negatives, seed=mc.seed)
+    log.info("ranker %s coef %s", ranker_choice, dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
     cold_slot: dict[str, Any] = {}
     if mc.cold_slot and mc.k >= 2:
         with stage("fit.cold_slot"):
-            cold_slot = _cold_slot(rows, ranker, mc.k, val_relevant, fit, cfg)
+            cold_slot = _cold_slot(rows, ranker, mc.k, counts, cfg)
         ranker = replace(ranker, cold_floor=cold_slot["floor"])
         log.info("cold slot floor %s (validation %s)", cold_slot["floor"], cold_slot["chosen"])
 
@@ -199,19 +205,22 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         model = fit_fused(interactions, features.item_vectors, features.user_profiles, features.item_sentiment,
                           mc, params, als=als)
     return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff, als,
-                  ranker_rows=rows, made_cold=made_cold, cold_slot=cold_slot)
+                  ranker_rows=rows, made_cold=made_cold, cold_slot=cold_slot, ranker_choice=ranker_choice)
 
 
-def _cold_slot(rows: DataFrame, ranker: RankerParams, k: int, val_relevant: DataFrame, fit: DataFrame,
-               cfg: Config) -> dict[str, Any]:
+def relevant_counts(relevant_rows: DataFrame, fit: DataFrame) -> DataFrame:
+    """``[user_id, n_relevant, n_cold_relevant]``: each user's relevant items of a period, and
+    those of them without an interaction in ``fit`` (cold)."""
+    cold_positive = relevant_rows.join(fit.select("item_id").distinct(), "item_id", "left_anti")
+    return (relevant_rows.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_relevant"))
+            .join(cold_positive.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_cold_relevant")), "user_id", "left")
+            .fillna({"n_cold_relevant": 0}))
+
+
+def _cold_slot(rows: DataFrame, ranker: RankerParams, k: int, counts: DataFrame, cfg: Config) -> dict[str, Any]:
     """The cold slot's validation curve and floor: ``model.cold_slot_floor`` when set, else
     calibrated (:func:`fusionrec.model.ranker.calibrate_cold_floor`). Cold: no fit-period interaction."""
     mc = cfg.model
-    cold_positive = val_relevant.join(fit.select("item_id").distinct(), "item_id", "left_anti")
-    counts = (val_relevant.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_relevant"))
-              .join(cold_positive.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_cold_relevant")),
-                    "user_id", "left")
-              .fillna({"n_cold_relevant": 0}))
     fixed = (mc.cold_slot_floor,) if mc.cold_slot_floor is not None else ()
     curve = cold_slot_curve(rows, ranker, k, counts, floors=fixed)
     floor = mc.cold_slot_floor if mc.cold_slot_floor is not None else calibrate_cold_floor(
@@ -269,7 +278,7 @@ def fusion_params(fitted: Fitted, cfg: Config) -> FusionParams:
         ranker=fitted.ranker, train_cutoff=fitted.cutoff, candidates_n=mc.candidates_n, k=mc.k,
         min_user_interactions=mc.min_user_interactions, recent_weeks=fitted.model.recent_weeks,
         now_week=fitted.model.now_week, search=fitted.trials, degraded=fitted.model.degraded,
-        cold_slot=fitted.cold_slot or {})
+        cold_slot=fitted.cold_slot or {}, ranker_choice=fitted.ranker_choice or {})
 
 
 def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> FusionParams:
