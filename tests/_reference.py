@@ -25,6 +25,9 @@ from fusionrec.lake import Lake
 
 #: ``fusionrec pipeline`` arguments of every shared run: seeded generated inputs.
 GENERATED = ["--generate", "6000", "--seed", "7"]
+#: Settings of every shared run besides the lake's place: the tests check where and how the
+#: pipeline runs, not which ALS setting wins, so the search stops after two fits.
+SHARED_SETTINGS = ["model.search_max_fits=2"]
 #: Cluster mode refuses to pseudonymise user ids without a real key, so every shared run -
 #: local and on a cluster - uses this one through the environment, and the lakes compare.
 KEY_ENV, TEST_KEY = "FUSIONREC_PSEUDONYM_KEY", "fusionrec-shared-test-key"
@@ -58,6 +61,7 @@ def cluster_overrides(cfg, work: Path) -> list[str]:
         "--set", f"spark.shuffle_partitions={cfg.spark.shuffle_partitions}",
         "--set", f"embed.partitions={cfg.embed.partitions}",
         "--set", f"embed.batch_size={cfg.embed.batch_size}",
+        *[arg for item in SHARED_SETTINGS for arg in ("--set", item)],
     ]
 
 
@@ -84,6 +88,7 @@ def run_local_pipeline(cfg, work: Path) -> LocalPipeline:
         f"lake.root={work / 'lake'}",
         f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
         f"mlflow.artifact_location={work / 'mlartifacts'}",
+        *SHARED_SETTINGS,
     ]
     args = ["pipeline", *GENERATED, "--report", str(work / "report.json"), "--quiet"]
     for item in overrides:
