@@ -159,6 +159,16 @@ def test_pairwise_ranker_learns_the_order_within_users_where_pointwise_is_misled
     assert fixed == {"kind": "pointwise"} and only.intercept != 0.0
 
 
+def test_tuning_users_is_a_seeded_sample_of_the_asked_size(spark):
+    from fusionrec.model.train import tuning_users
+
+    users = spark.createDataFrame([(f"user{u}",) for u in range(30)], "user_id STRING")
+    some = sorted(r.user_id for r in tuning_users(users, 10, seed=3).collect())
+    assert len(some) == 10 and some == sorted(r.user_id for r in tuning_users(users, 10, seed=3).collect())
+    assert some != sorted(r.user_id for r in tuning_users(users, 10, seed=4).collect())
+    assert tuning_users(users, 30, seed=3).count() == 30
+
+
 def test_ranker_refuses_single_class_labels(spark):
     df = spark.createDataFrame([(1.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)] * 3,
                                [*RANKER_FEATURES, "label"])

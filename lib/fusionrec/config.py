@@ -156,6 +156,9 @@ class ModelConfig:
     #: ``auto``: both fitted on half the validation users, the one with the higher NDCG@K on
     #: the other half kept and refitted on all of them.
     ranker: str = "auto"
+    #: The ALS search and the ranker use at most this many validation users (a seeded
+    #: sample): their cost grows with users, what they estimate does not.
+    tuning_max_users: int = 20000
     #: Pairwise ranker: each user's positives are paired with up to this many of the user's
     #: negative candidates (a seeded choice).
     ranker_pair_negatives: int = 20
@@ -474,6 +477,7 @@ RULES: dict[str, Rule] = {
     "model.ranker_reg": _NON_NEGATIVE,
     "model.ranker": _one_of("auto", "pointwise", "pairwise"),
     "model.ranker_pair_negatives": _POSITIVE_INT,
+    "model.tuning_max_users": _POSITIVE_INT,
     "model.ranker_cold_item_fraction": _share(),
     "model.recent_weeks": _POSITIVE_INT,
     "model.session_items": _POSITIVE_INT,

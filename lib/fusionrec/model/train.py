@@ -153,8 +153,9 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
             side_features(fit, item_embeddings, fit_reviews, review_embeddings,
                           fit.agg(F.max("last_ts")).first()[0], cfg.features))
 
-    val_relevant = materialised(relevant(validation, ec.positive_rating, ec.positive_weight))
-    val_users = val_relevant.select("user_id").distinct()
+    val_relevant = relevant(validation, ec.positive_rating, ec.positive_weight)
+    val_users = materialised(tuning_users(val_relevant.select("user_id").distinct(), mc.tuning_max_users, mc.seed))
+    val_relevant = materialised(val_relevant.join(val_users, "user_id"))
     seen = fit.select("user_id", "item_id")
     n_items = item_embeddings.select("item_id").union(fit.select("item_id")).distinct().count()
     kept: dict[str, Any] = {}  # the best model so far and its score; the others are released
@@ -206,6 +207,18 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
                           mc, params, als=als)
     return Fitted(model, ranker, params, trials, features, fit, validation, fit_features, cutoff, als,
                   ranker_rows=rows, made_cold=made_cold, cold_slot=cold_slot, ranker_choice=ranker_choice)
+
+
+def tuning_users(users: DataFrame, max_users: int, seed: int) -> DataFrame:
+    """At most ``max_users`` of ``users`` ``[user_id]``: those with the smallest seeded hash.
+
+    The search scores every validation user against every item and the ranker's rows are
+    about 200 candidates per user: both grow with users, while a 10-feature ranker and a
+    search's NDCG are as well determined by a few ten thousand users.
+    """
+    if users.count() <= max_users:
+        return users
+    return users.orderBy(F.xxhash64("user_id", F.lit(seed)), "user_id").limit(max_users)
 
 
 def relevant_counts(relevant_rows: DataFrame, fit: DataFrame) -> DataFrame:
