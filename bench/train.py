@@ -44,7 +44,8 @@ The table per size, then the growth per phase from the smallest size to the larg
 on 16 and 64 executors, and the first phase that breaks - fit.ranker at ~100M, where each
 of the 8 user blocks of the content candidates is one ~1.3 GB row (:data:`COST_MODEL`).
 On the 2-core bench machine 1M interactions take 17 min of train (64% of it fit.ranker);
-5M at the same 100k users is projected at over 30 min.
+5M at the same 100k users is projected at ~28 min of train (the model's drivers at 4.5x the
+interactions), ~30 min with generation and lake writes.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'phase':<22}{'n':>3}{'wall s':>9}{'JVM RSS MB':>12}{'old gen MB':>12}{'py RSS MB':>11}"
           f"{'shuffle rd MB':>15}{'shuffle wr MB':>15}")
     for r in result["phases"]:
-        print(f"{r['phase']:<22}{r['n']:>3}{r['wall_s']:>9.1f}{r['jvm_peak_mb']:>12.0f}{r['old_gen_peak_mb']:>12.0f}"
+        print(f"{r['phase']:<22}{r['n']:>3}{r['wall_s']:>9.1f}{r['jvm_peak_mb']:>12.0f}{r.get('old_gen_peak_mb', float('nan')):>12.0f}"
               f"{r['py_peak_mb']:>11.0f}"
               f"{r['shuffle_read_mb']:>15.1f}{r['shuffle_write_mb']:>15.1f}")
     if result.get("unattributed"):
@@ -265,7 +266,8 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def growth(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per phase, ``b / a`` of wall time, shuffle (read + write) and JVM peak."""
+    """Per phase, ``b / a`` of wall time and shuffle (read + write) per occurrence (the search
+    may make a different number of fits at each size) and of the memory peaks."""
     by_a = {r["phase"]: r for r in a["phases"]}
     out = []
     for rb in b["phases"]:
@@ -276,11 +278,11 @@ def growth(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
         def ratio(x: float, y: float) -> float | None:
             return round(y / x, 2) if x > 0 else None
 
-        out.append({"phase": rb["phase"], "time": ratio(ra["wall_s"], rb["wall_s"]),
-                    "shuffle": ratio(ra["shuffle_read_mb"] + ra["shuffle_write_mb"],
-                                     rb["shuffle_read_mb"] + rb["shuffle_write_mb"]),
+        out.append({"phase": rb["phase"], "time": ratio(ra["wall_s"] / ra["n"], rb["wall_s"] / rb["n"]),
+                    "shuffle": ratio((ra["shuffle_read_mb"] + ra["shuffle_write_mb"]) / ra["n"],
+                                     (rb["shuffle_read_mb"] + rb["shuffle_write_mb"]) / rb["n"]),
                     "jvm_peak": ratio(ra["jvm_peak_mb"], rb["jvm_peak_mb"]),
-                    "old_gen_peak": ratio(ra["old_gen_peak_mb"], rb["old_gen_peak_mb"]),
+                    "old_gen_peak": ratio(ra.get("old_gen_peak_mb", 0.0), rb.get("old_gen_peak_mb", 0.0)),
                     "py_peak": ratio(ra["py_peak_mb"], rb["py_peak_mb"])})
     return out
 
@@ -289,7 +291,7 @@ def print_growth(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]
     scale = b["interactions"] / a["interactions"]
     print(f"\ngrowth {b['interactions']:,} / {a['interactions']:,} interactions = {scale:.2f}x "
           f"(users {b['users'] / a['users']:.2f}x, items {b['items'] / a['items']:.2f}x)")
-    print(f"{'phase':<22}{'time':>8}{'shuffle':>9}{'JVM RSS':>9}{'old gen':>9}{'py RSS':>8}")
+    print(f"{'phase (per occurrence)':<22}{'time':>8}{'shuffle':>9}{'JVM RSS':>9}{'old gen':>9}{'py RSS':>8}")
     for r in rows:
         cells = [f"{r[k]:.2f}x" if r[k] is not None else "-"
                  for k in ("time", "shuffle", "jvm_peak", "old_gen_peak", "py_peak")]
