@@ -384,9 +384,9 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
             pairs = events.select("user_id", "item_id")
             touched_pairs = pairs if touched_pairs is None else touched_pairs.unionByName(pairs)
     if touched_pairs is not None:
-        def interactions(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def interactions(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             events = read("silver.events")
-            if not _only_batch(events, bid):  # else every pair of silver is touched: no filter needed
+            if not _only_batch(events, bid, versions["silver.events"]):  # else every pair is touched: no filter
                 events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
             return gold.interactions(events)
 
@@ -395,9 +395,9 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
 
     items_touched = accepted["items"].select("item_id") if "items" in accepted else None
     if items_touched is not None:
-        def documents(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def documents(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             items = read("silver.items")
-            if not _only_batch(items, bid):
+            if not _only_batch(items, bid, versions["silver.items"]):
                 items = items.join(items_touched, "item_id", "left_semi")
             return gold.item_documents(items)
 
@@ -406,7 +406,7 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
             compare=["title", "text", "categories", "brand", "price", "updated_ts"])
 
     if "reviews" in accepted or (items_touched is not None and lake.exists("silver.reviews")):
-        def reviews(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def reviews(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             silver_reviews = read("silver.reviews")
             selector = None
             if "reviews" in accepted:
@@ -433,9 +433,10 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
 
 
 def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
-                 build: Callable[[Callable[[str], DataFrame | None]], DataFrame], compare: list[str]) -> dict[str, int]:
-    """Upsert ``build(read)`` into gold ``target``, ``read`` giving the silver ``sources`` at
-    one version each; returns the inserted/updated counts.
+                 build: Callable[[Callable[[str], DataFrame | None], dict[str, int]], DataFrame],
+                 compare: list[str]) -> dict[str, int]:
+    """Upsert ``build(read, versions)`` into gold ``target``, ``read`` giving the silver
+    ``sources`` at one version each (``versions``); returns the inserted/updated counts.
 
     Gold rows are aggregates over silver, and Delta checks conflicts per table: a batch
     committed to silver concurrently with ours may have computed its gold rows without our
@@ -451,13 +452,7 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
         def read(name: str) -> DataFrame | None:
             return lake.read(name, versions[name]) if name in versions else None
 
-        # An upsert MERGE reads its source twice (to find the files it touches, then to write):
-        # computed once, kept for the second read.
-        rows = build(read).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            metrics = writer.merge_upsert(lake.spark, path, rows, KEYS[target], compare, cfg.lake)
-        finally:
-            rows.unpersist()
+        metrics = writer.merge_upsert(lake.spark, path, build(read, versions), KEYS[target], compare, cfg.lake)
         for key, value in writer.merge_metrics_summary(metrics).items():
             totals[key] += value
         moved = [name for name, v in versions.items() if lake.version(name) != v]
@@ -468,9 +463,12 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
                               f"(lake.commit_retries={cfg.lake.commit_retries})")
 
 
-def _only_batch(table: DataFrame, bid: str) -> bool:
-    """Every row of ``table`` belongs to batch ``bid`` (cheap: data skipping on batch_id)."""
-    return table.where(F.col("batch_id") != bid).limit(1).count() == 0
+def _only_batch(table: DataFrame, bid: str, version: int) -> bool:
+    """Every row of silver ``table`` (read at ``version``) may be taken as touched by batch
+    ``bid``: at version 1 the table holds one write after its empty creation, all of it
+    touched (known from the log, no job); else no row belongs to another batch (cheap: data
+    skipping on batch_id)."""
+    return version <= 1 or table.where(F.col("batch_id") != bid).limit(1).count() == 0
 
 
 # --------------------------------------------------------------------------- batches
