@@ -465,9 +465,10 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
 
 def _only_batch(table: DataFrame, bid: str, version: int) -> bool:
     """Every row of silver ``table`` (read at ``version``) may be taken as touched by batch
-    ``bid``: at version 1 the table holds one write after its empty creation, all of it
-    touched (known from the log, no job); else no row belongs to another batch (cheap: data
-    skipping on batch_id)."""
+    ``bid``: at version 1 the table holds a single write after its empty creation (known
+    from the log, no job; should that write be a concurrent batch's, gold rows computed from
+    all of it are still right, only more of them); else no row belongs to another batch
+    (cheap: data skipping on batch_id)."""
     return version <= 1 or table.where(F.col("batch_id") != bid).limit(1).count() == 0
 
 
