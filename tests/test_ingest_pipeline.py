@@ -3,6 +3,7 @@ for row by row, the gold tables hold, re-running a batch changes nothing, privac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from fusionrec.generate import generate
+from fusionrec.ingest.accounting import AccountingError, KindAccount
 from fusionrec.ingest.pipeline import ingest, ingest_directory
 from fusionrec.ingest.privacy import pseudonym_key
 from fusionrec.lake import SCHEMAS
@@ -43,6 +45,7 @@ def test_generated_logs_accounted_exactly_and_rerun_changes_nothing(spark, lake_
         assert {k: got[k] for k in expected} == expected, kind
         assert got["rows_in"] == got["accepted"] + got["quarantined"] + got["duplicates"]
         assert got["silver_rows"] == got["accepted"]
+        assert got["bronze_rows"] == got["rows_in"] and got["quarantine_rows"] == got["quarantined"]  # commit metrics
         assert load(spark, lake_cfg, f"quarantine.{kind}").count() == got["quarantined"]
         assert load(spark, lake_cfg, f"bronze.{kind}").count() == got["rows_in"]  # raw rows as received
 
@@ -118,3 +121,18 @@ def test_generated_logs_accounted_exactly_and_rerun_changes_nothing(spark, lake_
     assert replay["tables"]["events"]["held_by_other_batches"] == replay["tables"]["events"]["accepted"]
     assert {n: load(spark, lake_cfg, n).count() for n in counts} == counts
     assert sorted(map(tuple, load(spark, lake_cfg, "gold.interactions").collect())) == gold_before
+
+
+def test_written_counts_that_do_not_add_up_fail_the_batch():
+    """Equations (2)-(4): silver, quarantine and bronze rows of the batch must match its split."""
+    account = KindAccount("events", rows_in=10, accepted=7, quarantined=2, duplicates=1)
+    account.check_split()
+    with pytest.raises(AccountingError, match="not taken"):
+        account.check_written()
+    good = dict(silver_rows=5, held_by_other_batches=2, quarantine_rows=2, bronze_rows=10)
+    dataclasses.replace(account, **good).check_written()
+    for field, value, message in [("silver_rows", 6, "accepted 7 != silver rows"),
+                                  ("quarantine_rows", 1, "quarantined 2 != quarantine rows"),
+                                  ("bronze_rows", 9, "rows in 10 != bronze rows")]:
+        with pytest.raises(AccountingError, match=message):
+            dataclasses.replace(account, **{**good, field: value}).check_written()

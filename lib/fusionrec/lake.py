@@ -244,10 +244,12 @@ class Lake:
         """
         return {table: self.version(table) for table in tables}
 
-    def rows_written(self, table: str, *, since: int | None) -> int:
+    def rows_written(self, table: str, *, since: int | None, tag: str | None = None) -> int:
         """Rows the commits of ``table`` after version ``since`` (None: all) wrote, from the
         ``operationMetrics`` of their commit files — no Spark job. A MERGE counts its inserted
         and updated rows, a write its output rows; commits without row metrics count 0.
+        ``tag``: only the commits whose ``userMetadata`` is ``tag`` (one writer's own commit
+        among concurrent writers' ones).
 
         >>> lake.rows_written("gold.interactions", since=2)   # doctest: +SKIP
         1480
@@ -260,8 +262,9 @@ class Lake:
         for version in range((since if since is not None else -1) + 1, latest + 1):
             text = self.read_text(f"{layer}/{name}/_delta_log/{version:020d}.json") or ""
             for line in text.splitlines():
-                metrics = parse_json(line).get("commitInfo", {}).get("operationMetrics", {}) if line else {}
-                total += _rows_of(metrics)
+                info = parse_json(line).get("commitInfo", {}) if line else {}
+                if tag is None or info.get("userMetadata") == tag:
+                    total += _rows_of(info.get("operationMetrics", {}))
         return total
 
     def read(self, table: str, version: int | None = None) -> DataFrame:

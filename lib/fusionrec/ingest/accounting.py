@@ -5,14 +5,17 @@ per reason code, the row counts, the duplicates and the repairs; from it:
 
     rows_in == accepted + quarantined + duplicates                               (1)
 
-and, after the writes, read back from the Delta tables:
+and, after the writes, from the Delta commits (their ``operationMetrics``) and, where
+these do not settle it, from the tables:
 
     accepted == silver rows of this batch + accepted keys held by other batches  (2)
     quarantined == quarantine rows of this batch                                 (3)
+    rows_in == bronze rows of this batch                                         (4)
 
 (2) covers a re-run after a kill (rows already written by the killed run carry the same
 batch id) and records held by an earlier batch (an event id seen before, an item whose
-stored record is newer). :class:`AccountingError` is raised when any equation fails.
+stored record is newer). (3) and (4) are the rows of the batch's replacing commit.
+:class:`AccountingError` is raised when any equation fails.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class KindAccount:
     held_by_other_batches: int | None = None
     silver_inserted: int | None = None
     quarantine_rows: int | None = None
+    bronze_rows: int | None = None
 
     def check_split(self) -> None:
         """Equation (1)."""
@@ -60,9 +64,9 @@ class KindAccount:
                 f"{self.quarantined} + duplicates {self.duplicates}")
 
     def check_written(self) -> None:
-        """Equations (2) and (3), after the writes."""
-        if self.silver_rows is None or self.held_by_other_batches is None or self.quarantine_rows is None:
-            raise AccountingError(f"{self.kind}: written counts were not read back")
+        """Equations (2), (3) and (4), after the writes."""
+        if None in (self.silver_rows, self.held_by_other_batches, self.quarantine_rows, self.bronze_rows):
+            raise AccountingError(f"{self.kind}: written counts were not taken")
         if self.accepted != self.silver_rows + self.held_by_other_batches:
             raise AccountingError(
                 f"{self.kind}: accepted {self.accepted} != silver rows of the batch {self.silver_rows} "
@@ -70,6 +74,8 @@ class KindAccount:
         if self.quarantined != self.quarantine_rows:
             raise AccountingError(
                 f"{self.kind}: quarantined {self.quarantined} != quarantine rows of the batch {self.quarantine_rows}")
+        if self.rows_in != self.bronze_rows:
+            raise AccountingError(f"{self.kind}: rows in {self.rows_in} != bronze rows of the batch {self.bronze_rows}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,15 +5,17 @@ the file contents; a batch recorded as complete in ``bronze._batches`` is skippe
 every write is idempotent (see :mod:`.writer`), so re-running a batch - finished or killed
 midway - ends with the same tables.
 
-Order inside a batch: check files (driver) -> read and classify every kind (one pass over
-the input, cached) -> one aggregation per kind (counts; files of the wrong format fail
-here, before any write) -> bronze, quarantine, silver -> gold for the keys the batch
-touched -> read-back accounting -> batch recorded as complete.
+Order inside a batch: check files (one Spark job for all the files of a directory) ->
+read and classify every kind (one pass over the input, cached) -> one aggregation per kind
+(counts; files of the wrong format fail here, before any write) -> bronze, quarantine,
+silver -> written counts (from the commits' metrics; silver read back only when its MERGE
+did not write every accepted row) -> gold for the keys the batch touched -> batch recorded
+as complete.
 
 Ingests of different batches may run at the same time against one lake: bronze and
-quarantine are partitioned by batch, silver and gold MERGEs are re-run on a conflict, the
-read-back counts read one silver version, and gold rows are recomputed when silver moved
-while they were computed (see :func:`_upsert_gold`).
+quarantine are partitioned by batch (each write's own commit found by its tag), silver
+and gold MERGEs are re-run on a conflict, a silver read-back reads one version, and gold
+rows are recomputed when silver moved while they were computed (see :func:`_upsert_gold`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import logging
 import posixpath
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -126,14 +129,25 @@ def ingest(lake: Lake, cfg: Config, source: str, path: str, batch_id: str | None
     adapter = ADAPTERS[source]
     files = inspect(lake.spark, resolve(lake.spark, path, adapter.patterns))
     adapter.check(files)
+    return _ingest_files(lake, cfg, source, files, batch_id)
+
+
+def _ingest_files(lake: Lake, cfg: Config, source: str, files: list[InputFile], batch_id: str | None,
+                  completed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """:func:`ingest` of ``files``, already inspected and checked; ``completed``: the reports
+    of completed batches when already looked up (see :func:`_completed_reports`)."""
+    adapter = ADAPTERS[source]
     bid = batch_id or files_batch_id(source, files)
-    previous = _completed_report(lake, cfg, bid)
+    timings: dict[str, float] = {}
+    with _timed(timings, "skip_check"):
+        previous = completed.get(bid) if completed is not None else _completed_report(lake, cfg, bid)
     if previous is not None:
         log.info("batch %s (%s) already ingested: nothing to do", bid, source)
         return {**previous, "skipped": True}
     staged = adapter.read(lake.spark, files, cfg)
     return _ingest_staged(lake, cfg, source, bid, staged, check_parseable=True,
-                          inputs=[{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files])
+                          inputs=[{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in files],
+                          timings=timings)
 
 
 def ingest_lines(lake: Lake, cfg: Config, *, kind: str, lines: DataFrame, source: str, batch_id: str) -> dict[str, Any]:
@@ -176,9 +190,10 @@ def ingest_lines(lake: Lake, cfg: Config, *, kind: str, lines: DataFrame, source
 
 
 def _ingest_staged(lake: Lake, cfg: Config, source: str, bid: str, staged: dict[str, DataFrame], *,
-                   check_parseable: bool, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+                   check_parseable: bool, inputs: list[dict[str, Any]],
+                   timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Classify, write and account for the staged frames of one batch; record it as complete."""
-    timings: dict[str, float] = {}
+    timings = {} if timings is None else timings
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     rules = CleaningRules(cfg.ingest, now, pseudonym_key(cfg, master=lake.spark.sparkContext.master))
     staged = {kind: conform_staged(df, kind) for kind, df in staged.items()}
@@ -200,7 +215,8 @@ def _ingest_staged(lake: Lake, cfg: Config, source: str, bid: str, staged: dict[
             "gold": gold_report,
             "timings_s": timings,
         }
-        _record_batch(lake, cfg, bid, source, [i["path"] for i in inputs], list(accounts), report)
+        with _timed(timings, "record"):  # after the report is stored: only the returned one has it
+            _record_batch(lake, cfg, bid, source, [i["path"] for i in inputs], list(accounts), report)
         return report
     finally:
         for df in classified.values():
@@ -220,14 +236,25 @@ def ingest_directory(lake: Lake, cfg: Config, path: str) -> dict[str, Any]:
     found = {kind: [u for u in uris if matches(posixpath.basename(u), jsonl.PATTERNS[kind])] for kind in KINDS}
     if not any(found.values()):
         raise InputError(f"{path}: directory has no events*/items*/reviews* JSON Lines files")
-    # Check every file of every kind (one Spark job) before the first write.
-    checked = inspect(lake.spark, [uri for uris in found.values() for uri in uris])
+    # Check every file of every kind (one Spark job) before the first write; each batch
+    # takes its files from this one inspection.
+    timings: dict[str, float] = {}
+    with _timed(timings, "inspect"):
+        checked = inspect(lake.spark, [uri for kind in KINDS for uri in found[kind]])
     jsonl.check(checked)
+    files: dict[str, list[InputFile]] = {}
+    start = 0
+    for kind in KINDS:
+        files[kind], start = checked[start:start + len(found[kind])], start + len(found[kind])
+    # The batches already complete, looked up once for all kinds (a batch completed by a
+    # concurrent ingest meanwhile is re-run: every write is idempotent).
+    with _timed(timings, "skip_check"):
+        completed = _completed_reports(lake, [files_batch_id(kind, fs) for kind, fs in files.items() if fs])
     batches = {}
     for kind in KINDS:
-        if found[kind]:
-            batches[kind] = ingest(lake, cfg, kind, found[kind][0] if len(found[kind]) == 1 else path)
-    return {"path": path, "batches": batches}
+        if files[kind]:
+            batches[kind] = _ingest_files(lake, cfg, kind, files[kind], None, completed)
+    return {"path": path, "batches": batches, "timings_s": timings}
 
 
 def check_inputs(path: str, source: str | None, *, bare_is_local: bool = True) -> None:
@@ -264,20 +291,22 @@ def _write(lake: Lake, cfg: Config, source: str, bid: str, classified: dict[str,
     for kind in KINDS:
         if kind not in classified:
             continue
-        df = classified[kind]
+        df, account = classified[kind], accounts[kind]
         with _timed(timings, "bronze"):
-            writer.replace_batch(df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance),
-                                 writer.ensure_table(lake, f"bronze.{kind}"), bid, cfg.lake)
+            account.bronze_rows = _replace_batch(
+                lake, cfg, f"bronze.{kind}", bid,
+                df.select(F.col("_raw").alias("raw"), F.col("_file").alias("file"), *provenance))
         with _timed(timings, "quarantine"):
-            writer.replace_batch(quarantined(df, personal_fields=personal, key=key).select("*", *provenance),
-                                 writer.ensure_table(lake, f"quarantine.{kind}"), bid, cfg.lake)
+            account.quarantine_rows = _replace_batch(
+                lake, cfg, f"quarantine.{kind}", bid,
+                quarantined(df, personal_fields=personal, key=key).select("*", *provenance))
         accepted[kind] = accepted_rows(df, kind).select("*", *provenance)
 
     with _timed(timings, "silver"):
         silver_metrics, derived = _write_silver(lake, cfg, accepted, provenance)
-    with _timed(timings, "read_back"):
+    with _timed(timings, "silver_count"):
         for kind, account in accounts.items():
-            _read_back(lake, cfg, kind, bid, accepted[kind], account, silver_metrics.get(kind, {}))
+            _count_silver(lake, kind, bid, accepted[kind], account, silver_metrics.get(kind, {}))
             account.check_written()
     with _timed(timings, "gold"):
         return _update_gold(lake, cfg, bid, accepted, derived, accounts)
@@ -309,12 +338,30 @@ def _write_silver(lake: Lake, cfg: Config, accepted: dict[str, DataFrame],
     return silver_metrics, derived
 
 
-def _read_back(lake: Lake, cfg: Config, kind: str, bid: str, accepted: DataFrame,
-               account: KindAccount, metrics: dict[str, int]) -> None:
-    """Fill the written counts of ``account`` from the Delta tables (equations (2), (3)).
+def _replace_batch(lake: Lake, cfg: Config, table: str, bid: str, df: DataFrame) -> int:
+    """Replace batch ``bid`` of ``table`` by ``df``; returns the rows its commit wrote (the
+    commit's own metrics, found by a tag among concurrent writers' commits: no read-back)."""
+    path = writer.ensure_table(lake, table)
+    before = lake.version(table)
+    tag = f"{bid}/{uuid.uuid4().hex}"
+    writer.replace_batch(df, path, bid, cfg.lake, tag=tag)
+    return lake.rows_written(table, since=before, tag=tag)
 
-    Silver is read at one version: a concurrent batch may commit between the two counts.
+
+def _count_silver(lake: Lake, kind: str, bid: str, accepted: DataFrame, account: KindAccount,
+                  metrics: dict[str, int]) -> None:
+    """Fill the silver counts of ``account`` (equation (2)).
+
+    When this batch's MERGE inserted or updated every accepted row, the version it committed
+    holds each of them under this batch id and none under another: the counts are the
+    MERGE's own. Otherwise (a re-run after a kill, keys held by earlier batches) silver is
+    read at one version, as a concurrent batch may commit between the two counts.
     """
+    inserted = metrics.get("numTargetRowsInserted", 0)
+    account.silver_inserted = inserted
+    if inserted + metrics.get("numTargetRowsUpdated", 0) == account.accepted:
+        account.silver_rows, account.held_by_other_batches = account.accepted, 0
+        return
     name = f"silver.{kind}"
     silver = lake.read(name, lake.version(name))
     key = KEYS[f"silver.{kind}"][0]
@@ -325,8 +372,6 @@ def _read_back(lake: Lake, cfg: Config, kind: str, bid: str, accepted: DataFrame
     # Data skipping on batch_id makes the emptiness test cheap; the join only runs when needed.
     account.held_by_other_batches = (accepted.select(key).join(others, key, "left_semi").count()
                                      if others.limit(1).count() else 0)
-    account.silver_inserted = metrics.get("numTargetRowsInserted", 0)
-    account.quarantine_rows = lake.read(f"quarantine.{kind}").where(F.col("batch_id") == bid).count()
 
 
 def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFrame],
@@ -339,9 +384,9 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
             pairs = events.select("user_id", "item_id")
             touched_pairs = pairs if touched_pairs is None else touched_pairs.unionByName(pairs)
     if touched_pairs is not None:
-        def interactions(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def interactions(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             events = read("silver.events")
-            if not _only_batch(events, bid):  # else every pair of silver is touched: no filter needed
+            if not _only_batch(events, bid, versions["silver.events"]):  # else every pair is touched: no filter
                 events = events.join(touched_pairs.distinct(), ["user_id", "item_id"], "left_semi")
             return gold.interactions(events)
 
@@ -350,9 +395,9 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
 
     items_touched = accepted["items"].select("item_id") if "items" in accepted else None
     if items_touched is not None:
-        def documents(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def documents(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             items = read("silver.items")
-            if not _only_batch(items, bid):
+            if not _only_batch(items, bid, versions["silver.items"]):
                 items = items.join(items_touched, "item_id", "left_semi")
             return gold.item_documents(items)
 
@@ -361,7 +406,7 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
             compare=["title", "text", "categories", "brand", "price", "updated_ts"])
 
     if "reviews" in accepted or (items_touched is not None and lake.exists("silver.reviews")):
-        def reviews(read: Callable[[str], DataFrame | None]) -> DataFrame:
+        def reviews(read: Callable[[str], DataFrame | None], versions: dict[str, int]) -> DataFrame:
             silver_reviews = read("silver.reviews")
             selector = None
             if "reviews" in accepted:
@@ -388,9 +433,10 @@ def _update_gold(lake: Lake, cfg: Config, bid: str, accepted: dict[str, DataFram
 
 
 def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
-                 build: Callable[[Callable[[str], DataFrame | None]], DataFrame], compare: list[str]) -> dict[str, int]:
-    """Upsert ``build(read)`` into gold ``target``, ``read`` giving the silver ``sources`` at
-    one version each; returns the inserted/updated counts.
+                 build: Callable[[Callable[[str], DataFrame | None], dict[str, int]], DataFrame],
+                 compare: list[str]) -> dict[str, int]:
+    """Upsert ``build(read, versions)`` into gold ``target``, ``read`` giving the silver
+    ``sources`` at one version each (``versions``); returns the inserted/updated counts.
 
     Gold rows are aggregates over silver, and Delta checks conflicts per table: a batch
     committed to silver concurrently with ours may have computed its gold rows without our
@@ -406,7 +452,7 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
         def read(name: str) -> DataFrame | None:
             return lake.read(name, versions[name]) if name in versions else None
 
-        metrics = writer.merge_upsert(lake.spark, path, build(read), KEYS[target], compare, cfg.lake)
+        metrics = writer.merge_upsert(lake.spark, path, build(read, versions), KEYS[target], compare, cfg.lake)
         for key, value in writer.merge_metrics_summary(metrics).items():
             totals[key] += value
         moved = [name for name, v in versions.items() if lake.version(name) != v]
@@ -417,20 +463,29 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
                               f"(lake.commit_retries={cfg.lake.commit_retries})")
 
 
-def _only_batch(table: DataFrame, bid: str) -> bool:
-    """Every row of ``table`` belongs to batch ``bid`` (cheap: data skipping on batch_id)."""
-    return table.where(F.col("batch_id") != bid).limit(1).count() == 0
+def _only_batch(table: DataFrame, bid: str, version: int) -> bool:
+    """Every row of silver ``table`` (read at ``version``) may be taken as touched by batch
+    ``bid``: at version 1 the table holds a single write after its empty creation (known
+    from the log, no job; should that write be a concurrent batch's, gold rows computed from
+    all of it are still right, only more of them); else no row belongs to another batch
+    (cheap: data skipping on batch_id)."""
+    return version <= 1 or table.where(F.col("batch_id") != bid).limit(1).count() == 0
 
 
 # --------------------------------------------------------------------------- batches
 
 def _completed_report(lake: Lake, cfg: Config, bid: str) -> dict[str, Any] | None:
+    return _completed_reports(lake, [bid]).get(bid)
+
+
+def _completed_reports(lake: Lake, bids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{batch id: its stored report}`` of the batches of ``bids`` recorded as complete (one read)."""
     if not lake.exists("bronze._batches"):
-        return None
-    row = (lake.read("bronze._batches")
-           .where((F.col("batch_id") == bid) & (F.col("status") == "complete"))
-           .select("report").first())
-    return json.loads(row["report"]) if row is not None else None
+        return {}
+    rows = (lake.read("bronze._batches")
+            .where(F.col("batch_id").isin(*bids) & (F.col("status") == "complete"))
+            .select("batch_id", "report").collect())
+    return {row["batch_id"]: json.loads(row["report"]) for row in rows}
 
 
 def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, paths: list[str],

@@ -53,15 +53,19 @@ def _check_batch_id(batch_id: str) -> str:
     return batch_id
 
 
-def replace_batch(df: DataFrame, path: str, batch_id: str, lake: LakeConfig) -> None:
+def replace_batch(df: DataFrame, path: str, batch_id: str, lake: LakeConfig, *, tag: str | None = None) -> None:
     """Replace the rows of ``batch_id`` in the table at ``path`` by ``df`` (one atomic commit).
 
     The table is partitioned by ``batch_id``, so writers of other batches touch other
     partitions and do not conflict; a conflict (the same batch written twice at once) is retried.
+    ``tag``: the commit's ``userMetadata``, so that its metrics can be found among other
+    writers' commits (:meth:`fusionrec.lake.Lake.rows_written`).
     """
     where = f"batch_id = '{_check_batch_id(batch_id)}'"
-    retry_on_conflict(lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", where).save(path),
-                      f"replace batch {batch_id} in {path}", lake)
+    write = df.write.format("delta").mode("overwrite").option("replaceWhere", where)
+    if tag is not None:
+        write = write.option("userMetadata", tag)
+    retry_on_conflict(lambda: write.save(path), f"replace batch {batch_id} in {path}", lake)
 
 
 def _on(keys: tuple[str, ...]) -> str:

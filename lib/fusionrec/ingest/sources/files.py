@@ -3,11 +3,12 @@
 Inputs may live on any Hadoop filesystem (``hdfs://``, ``s3a://``, ``file://``; a bare path
 is resolved by the session's default filesystem, as Spark does). They are listed through
 the Hadoop ``FileSystem`` API, and checked by one Spark job that reads each file once on
-an executor: its SHA-256 (the batch id is a hash of the source name and the files'
-contents, so an already ingested file is recognised even under another name), for ``.gz``
-files a full decompression (a truncated or corrupt stream is reported here, naming the
-file, instead of failing a Spark job midway), and its first non-blank line (to recognise
-a file of the wrong format). Nothing is read on the driver.
+an executor: its SHA-256, computed in the JVM (the batch id is a hash of the source name
+and the files' contents, so an already ingested file is recognised even under another
+name), for ``.gz`` files a full decompression on the executors (a truncated or corrupt
+stream is reported here, naming the file, instead of failing a Spark job midway), and its
+first non-blank line (to recognise a file of the wrong format). Of a plain file only its
+first :data:`HEAD_BYTES` leave the JVM, to the driver; no file is read whole on the driver.
 
 A local input (a ``file:`` URI or a plain path on the local filesystem) is first checked in
 plain Python (:func:`check_local`), which needs no Spark session, so the command line runs
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 __all__ = ["CHUNK", "HEAD_BYTES", "batch_id", "check_content", "check_local", "exists", "InputError", "InputFile",
            "inspect", "list_inputs", "LocalListing", "local_path", "matches", "resolve"]
@@ -274,9 +276,15 @@ def _java_message(exc: Exception) -> str:
     return (text or type(exc).__name__).splitlines()[0]
 
 
-def check_content(path: str, data: bytes) -> tuple[str, str, str | None]:
-    """``(sha256, first non-blank line, problem or None)`` of one file's bytes."""
-    digest = hashlib.sha256(data).hexdigest()
+def check_content(path: str, data: bytes, digest: str | None = None) -> tuple[str, str, str | None]:
+    """``(sha256, first non-blank line, problem or None)`` of one file's bytes.
+
+    ``digest``: the file's SHA-256 when already computed; ``data`` may then be only the
+    first :data:`HEAD_BYTES` of a file not named ``.gz`` (a ``.gz`` file is always whole:
+    its stream is checked to the end).
+    """
+    if digest is None:
+        digest = hashlib.sha256(data).hexdigest()
     name = posixpath.basename(path)
     if not data:
         return digest, "", "file is empty"
@@ -318,9 +326,19 @@ def inspect(spark: SparkSession, paths: list[str]) -> list[InputFile]:
     if not paths:
         return []
     paths = [_fs(spark, p)[1].toString() for p in paths]  # Hadoop's qualified form, as binaryFile reports it
-    rows = (spark.read.format("binaryFile").load(paths)
-            .rdd.map(lambda r: (r.path, r.length, r.modificationTime, *check_content(r.path, bytes(r.content))))
-            .collect())
+    content = F.col("content")
+    # The hash is taken in the JVM; of a plain file only its head is checked, a .gz file whole.
+    data = F.when(F.col("path").endswith(".gz"), content).otherwise(F.substring(content, 1, HEAD_BYTES))
+    selected = (spark.read.format("binaryFile").load(paths)
+                .select("path", "length", "modificationTime", F.sha2(content, 256).alias("sha256"), data.alias("data")))
+
+    def check(r):
+        return (r.path, r.length, r.modificationTime, *check_content(r.path, bytes(r.data), r.sha256))
+
+    if any(posixpath.basename(p).endswith(".gz") for p in paths):
+        rows = selected.rdd.map(check).collect()  # streams are decompressed on the executors
+    else:  # heads only: checked here, no Python worker needed
+        rows = [check(r) for r in selected.collect()]
     by_path = {row[0]: row for row in rows}
     files = []
     for path in paths:
