@@ -10,6 +10,9 @@ much as 32 400-word reviews. The texts are therefore
 3. sorted by length inside each partition, so the consecutive rows that Spark NLP
    groups into a batch of ``embed.batch_size`` have nearly equal lengths
    (length bucketing without a separate bucket column).
+
+A small increment (at most one batch of texts) skips 2 and 3: it is one batch in one
+partition, where neither spreading nor ordering changes the padding.
 """
 
 from __future__ import annotations
@@ -37,8 +40,13 @@ def _length_ordered(texts: DataFrame, partitions: int) -> DataFrame:
     return texts.repartition(partitions).sortWithinPartitions(F.length("text"))
 
 
-def embed_texts(cfg: EmbedConfig, texts: DataFrame, pipeline: PipelineModel) -> DataFrame:
+def embed_texts(
+    cfg: EmbedConfig, texts: DataFrame, pipeline: PipelineModel, *, n_texts: int | None = None
+) -> DataFrame:
     """Embed ``[content_hash, text]`` rows with ``pipeline`` (see :func:`embedding_pipeline`).
+
+    :param n_texts: the number of distinct texts, when known: at most ``embed.batch_size``
+        go through the model as one batch in one partition, without a shuffle.
 
     :returns: ``[content_hash, n_annotations, embedding ARRAY<FLOAT>]``, one row per distinct
         hash; ``n_annotations`` is 0 where Spark NLP produced no annotation, and
@@ -46,7 +54,8 @@ def embed_texts(cfg: EmbedConfig, texts: DataFrame, pipeline: PipelineModel) -> 
         :func:`fusionrec.embed.validate.classify_vectors`.
     """
     distinct = texts.select("content_hash", "text").dropDuplicates(["content_hash"])
-    annotated = pipeline.transform(_length_ordered(distinct, cfg.partitions))
+    one_batch = n_texts is not None and n_texts <= cfg.batch_size
+    annotated = pipeline.transform(distinct.coalesce(1) if one_batch else _length_ordered(distinct, cfg.partitions))
     return annotated.select(
         "content_hash",
         F.size("annotations").alias("n_annotations"),

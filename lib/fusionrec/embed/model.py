@@ -163,17 +163,35 @@ def build_model_cache(spark: SparkSession, cfg: EmbedConfig, force: bool = False
     return path
 
 
+#: ``load_embedder``'s annotators, one per model cache folder: {folder: (key, annotator)}.
+_LOADED: dict[str, tuple[tuple, Any]] = {}
+
+
 def load_embedder(spark: SparkSession, cfg: EmbedConfig, input_col: str = "document", output_col: str = "embedding") -> Any:
-    """The cached Spark NLP embedding annotator, rebuilt first if the cache is missing or corrupt."""
+    """The cached Spark NLP embedding annotator, rebuilt first if the cache is missing or corrupt.
+
+    Within one Spark application the same settings and the same saved model give the same
+    annotator instance (treat it as read-only): loading it again would re-read the model and
+    broadcast a new copy, whose ONNX session every executor then builds again.
+    """
     if not cache_is_valid(cfg):
         log.warning("embedding model cache %s missing or corrupt: rebuilding", cache_path(cfg))
         build_model_cache(spark, cfg, force=True)
+    folder = str(cache_path(cfg).resolve())
+    manifest = Path(folder) / MANIFEST
+    key = (spark.sparkContext.applicationId, manifest.stat().st_mtime_ns, manifest.read_text(), cfg.annotator,
+           input_col, output_col, cfg.batch_size, cfg.max_sentence_length)
+    loaded = _LOADED.get(folder)
+    if loaded is not None and loaded[0] == key:
+        return loaded[1]
     cls = _annotator_class(cfg)
-    return (
+    annotator = (
         # A file: URI: where the cluster's default filesystem is HDFS, a bare path would be read there.
-        cls.load(cache_path(cfg).resolve().as_uri())
+        cls.load(Path(folder).as_uri())
         .setInputCols([input_col])
         .setOutputCol(output_col)
         .setBatchSize(cfg.batch_size)
         .setMaxSentenceLength(cfg.max_sentence_length)
     )
+    _LOADED[folder] = (key, annotator)
+    return annotator

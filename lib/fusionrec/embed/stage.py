@@ -4,11 +4,13 @@ For each source (``gold.item_documents`` -> ``embeddings.item_embeddings`` and
 ``gold.reviews`` -> ``embeddings.review_embeddings``):
 
 1. prepare: normalise, hash and triage the texts (:mod:`fusionrec.embed.texts`);
-2. plan against the stored ``[id, content_hash]`` (:mod:`fusionrec.embed.plan`) and count
-   every group in one Spark job, which also tells whether the quarantine would change;
+2. plan against the stored ``[id, content_hash]`` (:mod:`fusionrec.embed.plan`: one
+   grouping by content hash, kept in memory for the steps below) and count every group
+   in one Spark job, which also tells whether the quarantine would change;
 3. only if some distinct text has no stored vector: load the Spark NLP model (once per
-   run), embed those texts (:mod:`fusionrec.embed.infer`) and check every vector
-   (:mod:`fusionrec.embed.validate`);
+   Spark application, :func:`fusionrec.embed.model.load_embedder`), embed those texts
+   (:mod:`fusionrec.embed.infer`), check every vector (:mod:`fusionrec.embed.validate`)
+   and that every text got one row back;
 4. only if a vector is new or a stored one is stale: one atomic Delta MERGE makes the
    table equal to the current good vectors: new and changed records are upserted,
    records whose text is now unusable, failed or gone from gold are deleted (a stale
@@ -31,7 +33,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from pyspark import StorageLevel
@@ -123,44 +125,51 @@ def _quarantined_keys(lake: Lake, source: str) -> DataFrame:
 
 
 def _differences(wanted: DataFrame, current: DataFrame) -> DataFrame:
-    """The quarantine keys in one of ``wanted`` and ``current`` but not the other (as multisets)."""
-    wanted, current = wanted.select(_QUARANTINE_KEYS), current.select(_QUARANTINE_KEYS)
-    return wanted.exceptAll(current).unionByName(current.exceptAll(wanted))
+    """The quarantine keys whose number of rows differs between ``wanted`` and ``current``
+    (one grouping of both, signed)."""
+    signed = wanted.select(*_QUARANTINE_KEYS, F.lit(1).alias("_sign")).unionByName(
+        current.select(*_QUARANTINE_KEYS, F.lit(-1).alias("_sign")))
+    return signed.groupBy(_QUARANTINE_KEYS).agg(F.sum("_sign").alias("_sign")).where(F.col("_sign") != 0)
 
 
-def _plan_counts(prepared: DataFrame, plan: EmbeddingPlan, stored: DataFrame,
-                 quarantine_changes: DataFrame) -> Counter:
+def _plan_counts(prepared: DataFrame, plan: EmbeddingPlan, quarantine_changes: DataFrame) -> Counter:
     """Every group of the plan counted in a single Spark job that reads no vector: ``{key: rows}``
     with keys ``input``, ``rejected:<reason>``, ``present``, ``pending``, ``reused``,
     ``to_embed`` (distinct texts), ``stored`` and ``quarantine_changes``."""
-    parts = [
-        prepared.select(F.lit("input").alias("key")),
-        plan.rejected.select(F.concat(F.lit("rejected:"), "reason").alias("key")),
-        plan.present.select(F.lit("present").alias("key")),
-        plan.pending.select(F.lit("pending").alias("key")),
-        plan.reused.select(F.lit("reused").alias("key")),
-        plan.to_embed.select(F.lit("to_embed").alias("key")),
-        stored.select(F.lit("stored").alias("key")),
-        quarantine_changes.select(F.lit("quarantine_changes").alias("key")),
-    ]
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.unionByName(part)
-    return Counter({row["key"]: int(row["count"]) for row in union.groupBy("key").count().collect()})
+    def size(ids: str):
+        return F.sum(F.size(ids)).cast("long")
+
+    new_hash = (F.size("pending_ids") > 0) & (F.size("stored_ids") == 0)
+    by_hash = plan.by_hash.agg(
+        size("present_ids").alias("present"),
+        size("pending_ids").alias("pending"),
+        F.sum(F.when(F.size("stored_ids") > 0, F.size("pending_ids")).otherwise(0)).cast("long").alias("reused"),
+        F.sum(F.when(new_hash, 1).otherwise(0)).cast("long").alias("to_embed"),
+        size("stored_ids").alias("stored"),
+    ).selectExpr("stack(5, 'present', present, 'pending', pending, 'reused', reused, 'to_embed', to_embed, "
+                 "'stored', stored) AS (key, n)")
+    by_reason = prepared.groupBy(F.coalesce(F.concat(F.lit("rejected:"), "reason"), F.lit("usable")).alias("key")).agg(
+        F.count(F.lit(1)).alias("n"))
+    changes = quarantine_changes.agg(F.count(F.lit(1)).alias("n")).select(F.lit("quarantine_changes").alias("key"), "n")
+    counts = Counter({row["key"]: int(row["n"] or 0)
+                      for row in by_reason.unionByName(by_hash).unionByName(changes).collect()})
+    # Checked by the caller: the rejected ones plus present plus pending must make the input.
+    counts["input"] = sum(n for key, n in counts.items() if key == "usable" or key.startswith("rejected:"))
+    del counts["usable"]
+    return counts
 
 
-def _merge_vectors(lake: Lake, table: str, id_col: str, stored: DataFrame, present: DataFrame,
-                   vectors: DataFrame, model_id: str) -> dict[str, int]:
-    """Make ``table`` hold exactly ``present`` (unchanged) plus ``vectors`` (new), in one commit.
+def _merge_vectors(lake: Lake, table: str, id_col: str, *, stale: DataFrame, vectors: DataFrame,
+                   model_id: str) -> dict[str, int]:
+    """Make ``table`` hold its present rows (untouched) plus ``vectors`` (new), in one commit.
 
     The MERGE's source is only what changes: the new vectors (inserted, or replacing the
-    stored row of their id) and a delete marker (no vector) for every stored id in neither
-    input (text gone, emptied, changed and failed), so only the files holding those rows
-    are rewritten.
+    stored row of their id) and a delete marker (no vector) for every ``stale`` stored row
+    whose id gets no new vector (text gone, emptied, changed and failed), so only the files
+    holding those rows are rewritten.
     :returns: the commit's own row counts (inserted, updated, deleted).
     """
-    kept = present.select("record_id").unionByName(vectors.select("record_id"))
-    gone = stored.select("record_id").join(kept, "record_id", "left_anti")
+    gone = stale.select("record_id").join(vectors.select("record_id"), "record_id", "left_anti")
     source = (
         vectors.select("record_id", "content_hash", "embedding")
         .unionByName(gone.select("record_id", F.lit(None).cast("string").alias("content_hash"),
@@ -230,11 +239,16 @@ def _embed_table(
     try:
         prepared = keep(prepare_texts(records, target.id_col, target.text_col, cfg))
         plan = plan_embedding(prepared, stored)
+        # The groups below all derive from it: one pass over the stored keys per run.
+        keep(plan.by_hash)
         current_quarantine = _quarantined_keys(lake, target.source)
-        planned = _plan_counts(prepared, plan, stored, _differences(plan.rejected, current_quarantine))
+        planned = _plan_counts(prepared, plan, _differences(plan.rejected, current_quarantine))
         rejected = {k.split(":", 1)[1]: v for k, v in planned.items() if k.startswith("rejected:")}
         if sum(rejected.values()) + planned["present"] + planned["pending"] != planned["input"]:
             raise RuntimeError(f"{name}: the plan lost records: {dict(planned)}")
+        if not planned["reused"]:
+            # No pending text has a stored twin: the MERGE's source reads no stored vector.
+            plan = replace(plan, reusable=plan.reusable.limit(0))
         lap("plan")
 
         computed = lake.spark.createDataFrame([], _NO_MODEL_OUTPUT)
@@ -242,20 +256,26 @@ def _embed_table(
             start = time.perf_counter()
             pipeline = model()
             model_load_s = time.perf_counter() - start
-            computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline), cfg.dimension))
+            lap("model_load")
+            computed = keep(classify_vectors(embed_texts(cfg, plan.to_embed, pipeline, n_texts=planned["to_embed"]),
+                                             cfg.dimension))
             # Runs the model (kept for the MERGE below) and counts its outcomes.
             model_counts = Counter({row[0]: int(row[1]) for row in
                                     computed.groupBy(F.coalesce("reason", F.lit("ok"))).count().collect()})
+            if sum(model_counts.values()) != planned["to_embed"]:
+                raise RuntimeError(f"{name}: the model returned {sum(model_counts.values())} rows "
+                                   f"for {planned['to_embed']} texts")
         vectors, failed = new_vectors(plan, computed)
         if sum(v for k, v in model_counts.items() if k != "ok"):
             failed_records = Counter({row["reason"]: int(row["count"])
                                       for row in failed.groupBy("reason").count().collect()})
         n_vectors = planned["pending"] - sum(failed_records.values())
-        lap("model")
+        lap("inference")
 
         # Nothing new and nothing stale (every stored row is a present one): no commit.
         if n_vectors or planned["stored"] != planned["present"]:
-            merged = _merge_vectors(lake, name, target.id_col, stored, plan.present, vectors, cfg.model_id)
+            merged = _merge_vectors(lake, name, target.id_col, stale=plan.stale, vectors=vectors,
+                                    model_id=cfg.model_id)
             if (merged["inserted"] + merged["updated"] != n_vectors
                     or planned["stored"] + merged["inserted"] - merged["deleted"] != planned["present"] + n_vectors):
                 raise RuntimeError(f"{name}: the MERGE wrote {merged} for {n_vectors} new vectors, "
@@ -287,7 +307,8 @@ def _embed_table(
         "merge": merged,
         "quarantine_written": changed,
         "model_load_s": round(model_load_s, 3),
-        # Wall seconds of plan (with its counting job), model (load and inference), merge, quarantine.
+        # Wall seconds of plan (with its counting job), model_load, inference (with the vector
+        # checks), merge and quarantine; a phase without work is 0 or absent.
         "phase_s": phase_s,
     }
     accounted = result["skipped_present"] + n_vectors + result["quarantined"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from fusionrec.config import EmbedConfig
 
@@ -54,13 +55,14 @@ def prepare_texts(records: DataFrame, id_col: str, text_col: str, cfg: EmbedConf
         texts is meant cannot be decided here).
     """
     normalised = normalise_text(F.coalesce(F.col(text_col), F.lit("")))
+    # A window, not a join with per-id counts: the table is read once.
     prepared = records.select(
         F.col(id_col).cast("string").alias("record_id"),
         normalised.alias("text"),
-    ).withColumn("n_chars", F.length("text"))
-    counts = prepared.groupBy("record_id").agg(F.count(F.lit(1)).alias("_rows"))
+    ).withColumn("n_chars", F.length("text")).withColumn(
+        "_rows", F.count(F.lit(1)).over(Window.partitionBy("record_id")))
     return (
-        prepared.join(counts, "record_id")
+        prepared
         .withColumn(
             "reason",
             F.when(F.col("_rows") > 1, F.lit(DUPLICATE_ID))
