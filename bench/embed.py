@@ -9,8 +9,11 @@ and maximum length:
     texts, into a fresh Delta table -- dedup, length-sorted partitions, MERGE, quarantine;
 
 then, in the same session, the cost of an incremental re-run after editing 1% of the
-texts and of a re-run with no changes (which must neither embed nor load the model nor
-commit), each as a share of the full run.
+texts (20 texts through the model) and of a re-run with no changes (which must neither
+embed nor load the model nor commit), each as a share of the full run, with each run's
+phases (plan, model_load, inference with the vector checks, merge, quarantine). The
+warm-up loads the model and the session keeps it, as within one pipeline run, so no
+timed run loads it again.
 
     .venv/bin/python bench/embed.py [--n 2000] [--data DIR] [--work DIR] [--skip-raw]
 """
