@@ -41,11 +41,11 @@ search, ``fit.ranker``, ``fit.cold_slot`` when ``model.cold_slot`` is on, ``fit.
 The table per size, then the growth per phase from the smallest size to the largest
 (time, shuffle, memory), then the cost model (:func:`print_cost_model`, also alone with
 ``--cost-model`` from :data:`MEASURED`): the figures projected to 100M and 1B interactions
-on 16 and 64 executors, and the first phase that breaks - fit.ranker at ~100M, where each
-of the 8 user blocks of the content candidates is one ~1.3 GB row (:data:`COST_MODEL`).
-On the 2-core bench machine 1M interactions take 17 min of train (64% of it fit.ranker);
-5M at the same 100k users is projected at ~28 min of train (the model's drivers at 4.5x the
-interactions), ~30 min with generation and lake writes.
+on 16 and 64 executors, and the first phase that breaks - fit.ranker at ~1M items, where
+the catalogue's vectors are one 1.45 GB row and a 1.57 GB driver-built broadcast
+(:data:`COST_MODEL`). On the 2-core bench machine, train takes 550 s at 1M interactions
+and 823 s at 4.5M (100k users, 20k items); 997 s at 1M before the search and the ranker
+were limited to ``model.tuning_max_users`` validation users (fit.ranker 638 -> 242 s).
 """
 
 from __future__ import annotations
@@ -301,8 +301,9 @@ def print_growth(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]
 # ---- cost model ------------------------------------------------------------------------
 
 #: The runs the projection starts from (local[2], 6 GB driver heap; README, "Scaling"): the
-#: smallest gives the fixed cost of each phase, the largest the reference, the others check
-#: the model (451k interactions on 10k users: 318 s modelled, 295 s measured). Per phase
+#: smallest gives the fixed cost of each phase, the largest (4.5M interactions, with
+#: ``model.tuning_max_users``) the reference, the others check the model (1M on 100k users:
+#: 546 s modelled, 550 s measured; 451k on 10k users: 299 s, 295 s). Per phase
 #: ``[wall s, shuffle read + write MB, old generation peak MB]``, from the runs' ``--json``.
 MEASURED: list[dict[str, Any]] = [
     {"interactions": 45065, "users": 5000, "items": 2000, "phases": {
@@ -318,16 +319,28 @@ MEASURED: list[dict[str, Any]] = [
         "train": [167.1, 1435.2, 0.0],
     }},
     {"interactions": 1002067, "users": 100000, "items": 20000, "phases": {
-        "train.read": [0.8, 0.0, 571.3],
-        "fit.validation_split": [9.1, 140.8, 982.2],
-        "fit.side_features": [33.0, 2444.8, 1634.3],
-        "fit.search_trial": [235.2, 10004.4, 3464.5],
-        "fit.ranker": [637.9, 11582.4, 5143.2],
-        "fit.refit": [74.7, 4789.0, 4206.0],
-        "train.fit (own)": [2.0, 4.4, 3597.4],
-        "train.fit": [992.0, 28966.0, 5143.2],
-        "train.write": [4.1, 0.0, 3765.4],
-        "train": [996.9, 28966.0, 5143.2],
+        "train.read": [0.9, 0.0, 553.4],
+        "fit.validation_split": [9.3, 140.8, 1058.6],
+        "fit.side_features": [33.8, 2444.8, 1486.1],
+        "fit.search_trial": [186.3, 9369.8, 3538.4],
+        "fit.ranker": [242.2, 5338.6, 4750.0],
+        "fit.refit": [70.0, 4789.0, 4050.3],
+        "train.fit (own)": [2.9, 5.8, 3504.9],
+        "train.fit": [544.4, 22089.0, 4750.0],
+        "train.write": [4.6, 0.0, 3672.9],
+        "train": [549.9, 22089.0, 4750.0],
+    }},
+    {"interactions": 4519509, "users": 100000, "items": 20000, "phases": {
+        "train.read": [0.6, 0.0, 703.2],
+        "fit.validation_split": [15.9, 820.0, 2209.8],
+        "fit.side_features": [68.1, 4417.6, 3435.2],
+        "fit.search_trial": [282.2, 13677.9, 4009.2],
+        "fit.ranker": [284.7, 6099.4, 5686.8],
+        "fit.refit": [163.3, 7933.8, 4843.9],
+        "train.fit (own)": [4.2, 23.4, 4009.2],
+        "train.fit": [818.4, 32972.2, 5686.8],
+        "train.write": [3.8, 0.0, 3715.6],
+        "train": [822.8, 32972.2, 5686.8],
     }},
     {"interactions": 451537, "users": 10000, "items": 20000, "phases": {
         "train.read": [0.9, 0.0, 439.2],
@@ -345,15 +358,26 @@ MEASURED: list[dict[str, Any]] = [
 
 #: What a phase's variable cost grows with, as shares of it at the reference size: "I"
 #: interactions (shuffles and sorts of interactions/events, ALS rating blocks), "U" users
-#: (per-user rows: candidates with features, factor tables), "UxI" users x items (a top-N of
-#: every user against the whole catalogue, blocked_top_n). From the code; the split of a
+#: (per-user rows: factor tables), "V" the validation users the search and the ranker use
+#: (at most ``model.tuning_max_users``: candidates with features), "VxI" those users x items
+#: (a top-N against the whole catalogue, blocked_top_n). From the code; the split of a
 #: search trial (ALS + fused fit ~ the refit minus side features, 42 of 59 s at 1M) and of
 #: the ranker (~60% of its executor time in the stage that unfolds the candidates with
-#: their features, ~40% in the three top-N scorings) from the 1M run's Spark stages.
+#: their features, ~40% in the three top-N scorings) from a 1M run's Spark stages.
 DRIVERS: dict[str, dict[str, float]] = {
     "train.read": {"I": 1.0}, "fit.validation_split": {"I": 1.0}, "fit.side_features": {"I": 1.0},
-    "fit.search_trial": {"I": 0.7, "UxI": 0.3}, "fit.ranker": {"U": 0.6, "UxI": 0.4},
-    "fit.cold_slot": {"U": 1.0}, "fit.refit": {"I": 1.0}, "train.fit (own)": {"I": 1.0}, "train.write": {"U": 1.0}}
+    "fit.search_trial": {"I": 0.7, "VxI": 0.3}, "fit.ranker": {"V": 0.6, "VxI": 0.4},
+    "fit.cold_slot": {"V": 1.0}, "fit.refit": {"I": 1.0}, "train.fit (own)": {"I": 1.0}, "train.write": {"U": 1.0}}
+#: Validation users: those with >= 5 interactions (64% of the bench's users), of whom the
+#: search and the ranker take at most ``model.tuning_max_users`` (conf/local.yaml).
+VALIDATION_SHARE = 0.64
+TUNING_MAX_USERS = 20_000
+
+
+def tuning_users(users: float) -> float:
+    return min(users * VALIDATION_SHARE, TUNING_MAX_USERS)
+
+
 #: Projection targets: (interactions, users, items) and executors of 4 cores each.
 TARGETS = ((100_000_000, 10_000_000, 200_000), (1_000_000_000, 100_000_000, 1_000_000))
 EXECUTORS = (16, 64)
@@ -377,25 +401,20 @@ time) stays, the variable part (the reference run's time minus the fixed part) g
 DRIVERS and divides by the cores (2 in the bench), plus the projected shuffle bytes at
 200 MB/s per executor. Perfect partitioning is assumed, so the times are lower bounds.
 
-Where it breaks first: not a shuffle but a row. blocked_top_n (the ALS top-N of every
-search trial; the ALS, session and content top-N of fit.ranker's candidates) collects
-each of the model.user_blocks = 8 blocks of validation users (>= 5 interactions, 64% of the
-users) into ONE row - ids, vectors and seen item lists - and the catalogue
-(item_blocks = 1) into another; a Spark row, array or collect_list buffer cannot exceed
-2 GB ("exceeds size limitation"), and each row is one task, one pandas batch. Content
-candidates carry 384-d float profiles, ~1.7 KB per user. At 100M interactions (10M users)
-that row is ~1.3 GB: under the hard limit, but collect_list builds it from ~0.8M array
-objects (several GB of task heap) before copying it, so two such tasks on one 12 GB
-executor exhaust it - fit.ranker (content_top_n inside candidates) is the FIRST phase to
-break, after the search trials pass (their ALS rows: 0.25 GB); past ~15M users (~150M
-interactions) it hits the 2 GB limit whatever the heap. At 1B (100M users) the ALS row
-is ~2.5 GB and fit.search_trial breaks first, in the first trial. More executors do not
-help: the block count is configuration. model.user_blocks = validation users / 250k
-removes it; the next limits are the catalogue row (384-d vectors: 2 GB at ~1.3M items) and
-the broadcast of item factors + vectors in with_features, built on the driver (1M items:
-1.6 GB). No phase collects users to the driver (its Python process stays ~0.3 GB); the ALS
-factor shuffle and the localCheckpointed candidate rows (~300 per validation user) grow
-with users but are partitioned and spill.
+Where it breaks first. The search and the ranker use at most model.tuning_max_users
+(20,000) validation users, so their per-user rows - blocked_top_n packs each of the
+model.user_blocks = 8 blocks of those users into ONE row (ids, vectors, seen item lists) -
+stop growing at ~2,500 users a block, and the ranker's cost stops growing with users: it
+grows with the catalogue only. What still grows is the catalogue: blocked_top_n's content
+scoring packs every item's 384-d vector into one row (item_blocks = 1), and with_features
+broadcasts item factors + vectors, built on the driver. At 1B interactions (1M items) these
+are 1.45 GB and 1.57 GB: under the 2 GB row limit, but the broadcast is serialised on a
+6 GB driver heap in several copies, so fit.ranker (its candidates' features) is the FIRST
+phase to break, at about 1M items, whatever the executors; model.item_blocks > 1 and a
+larger driver move it. At 100M (200k items) nothing outgrows a row or the driver: time is
+ALS shuffles (the search fits and the refit), which grow with interactions, are
+partitioned and spill. No phase collects users to the driver (its Python process stays
+~0.3 GB).
 """
 
 
@@ -405,8 +424,8 @@ def block_sizes(users: float, items: float, interactions: float, rank: int = 32,
     """MB of the single rows blocked_top_n builds for the validation users (an id ~24 B, a seen
     item id ~16 B) and of the catalogue with_features broadcasts. The validation users are
     those with >= 5 interactions: 64% of the bench's users, holding 91% of the interactions."""
-    val_users = users * validation_users
-    seen = interactions * validation_interactions * 0.8 / val_users * 16  # their fit period
+    seen = interactions * validation_interactions * 0.8 / (users * validation_users) * 16  # their fit period
+    val_users = tuning_users(users)
     return {"als_user_block_mb": val_users / user_blocks * (rank * 4 + seen + 24) / MB,
             "content_user_block_mb": val_users / user_blocks * (dim * 4 + seen + 24) / MB,
             "content_item_block_mb": items * (dim * 4 + 24) / MB,
@@ -415,8 +434,9 @@ def block_sizes(users: float, items: float, interactions: float, rank: int = 32,
 
 def _growth(drivers: dict[str, float], inter: float, users: float, items: float, ref: dict[str, Any],
             shuffle: bool = False) -> float:
-    g = {"I": inter / ref["interactions"], "U": users / ref["users"],
-         "UxI": users / ref["users"] * (1.0 if shuffle else items / ref["items"])}
+    v = tuning_users(users) / tuning_users(ref["users"])
+    g = {"I": inter / ref["interactions"], "U": users / ref["users"], "V": v,
+         "VxI": v * (1.0 if shuffle else items / ref["items"])}
     return sum(share * g[d] for d, share in drivers.items())
 
 
