@@ -304,57 +304,9 @@ def print_growth(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]
 #: smallest gives the fixed cost of each phase, the largest (4.5M interactions, with
 #: ``model.tuning_max_users``) the reference, the others check the model (1M on 100k users:
 #: 546 s modelled, 550 s measured; 451k on 10k users: 299 s, 295 s). Per phase
-#: ``[wall s, shuffle read + write MB, old generation peak MB]``, from the runs' ``--json``.
-MEASURED: list[dict[str, Any]] = [
-    {"interactions": 45065, "users": 5000, "items": 2000, "phases": {
-        "train.read": [1.0, 0.0, 0.0],
-        "fit.validation_split": [4.4, 6.2, 0.0],
-        "fit.side_features": [10.8, 65.0, 0.0],
-        "fit.search_trial": [85.4, 787.5, 0.0],
-        "fit.ranker": [46.3, 383.0, 0.0],
-        "fit.refit": [15.0, 193.2, 0.0],
-        "train.fit (own)": [1.2, 0.2, 0.0],
-        "train.fit": [163.2, 1435.2, 0.0],
-        "train.write": [2.9, 0.0, 0.0],
-        "train": [167.1, 1435.2, 0.0],
-    }},
-    {"interactions": 1002067, "users": 100000, "items": 20000, "phases": {
-        "train.read": [0.9, 0.0, 553.4],
-        "fit.validation_split": [9.3, 140.8, 1058.6],
-        "fit.side_features": [33.8, 2444.8, 1486.1],
-        "fit.search_trial": [186.3, 9369.8, 3538.4],
-        "fit.ranker": [242.2, 5338.6, 4750.0],
-        "fit.refit": [70.0, 4789.0, 4050.3],
-        "train.fit (own)": [2.9, 5.8, 3504.9],
-        "train.fit": [544.4, 22089.0, 4750.0],
-        "train.write": [4.6, 0.0, 3672.9],
-        "train": [549.9, 22089.0, 4750.0],
-    }},
-    {"interactions": 4519509, "users": 100000, "items": 20000, "phases": {
-        "train.read": [0.6, 0.0, 703.2],
-        "fit.validation_split": [15.9, 820.0, 2209.8],
-        "fit.side_features": [68.1, 4417.6, 3435.2],
-        "fit.search_trial": [282.2, 13677.9, 4009.2],
-        "fit.ranker": [284.7, 6099.4, 5686.8],
-        "fit.refit": [163.3, 7933.8, 4843.9],
-        "train.fit (own)": [4.2, 23.4, 4009.2],
-        "train.fit": [818.4, 32972.2, 5686.8],
-        "train.write": [3.8, 0.0, 3715.6],
-        "train": [822.8, 32972.2, 5686.8],
-    }},
-    {"interactions": 451537, "users": 10000, "items": 20000, "phases": {
-        "train.read": [0.9, 0.0, 439.2],
-        "fit.validation_split": [6.7, 59.4, 816.5],
-        "fit.side_features": [18.1, 602.4, 928.5],
-        "fit.search_trial": [107.8, 3031.8, 3478.9],
-        "fit.ranker": [124.9, 3112.7, 5335.8],
-        "fit.refit": [31.3, 1181.3, 3451.8],
-        "train.fit (own)": [1.8, 2.4, 2978.9],
-        "train.fit": [290.6, 7989.9, 5335.8],
-        "train.write": [3.1, 0.0, 2993.0],
-        "train": [294.7, 7989.9, 5335.8],
-    }},
-]
+#: ``[wall s, shuffle read + write MB, old generation peak MB]``, from the runs' ``--json``
+#: (kept in ``bench/train_measured.json``).
+MEASURED: list[dict[str, Any]] = json.loads((Path(__file__).with_name("train_measured.json")).read_text())
 
 #: What a phase's variable cost grows with, as shares of it at the reference size: "I"
 #: interactions (shuffles and sorts of interactions/events, ALS rating blocks), "U" users
