@@ -79,11 +79,24 @@ def master_cores(master: str) -> int:
 
 
 def stage_times(report: dict) -> dict[str, float]:
-    """Seconds per pipeline stage, summed over the stage's report records."""
-    out: dict[str, float] = defaultdict(float)
+    """Seconds per pipeline stage. ``fusionrec pipeline`` records one line per stage (its
+    embed line includes the features); a report without those lines is summed from the
+    stages' own records."""
+    whole: dict[str, float] = {}
+    parts: dict[str, float] = defaultdict(float)
     for record in report["stages"]:
-        out[_GROUPS.get(record["name"].split(".")[0], "other")] += record["elapsed_s"]
-    return dict(out)
+        name = record["name"]
+        if "." in name:
+            parts[name.split(".")[0]] += record["elapsed_s"]
+        else:
+            whole.setdefault(name, record["elapsed_s"])
+    out: dict[str, float] = {}
+    for prefix, group in _GROUPS.items():
+        if prefix in whole or prefix in parts:
+            out[group] = whole.get(prefix, parts.get(prefix, 0.0))
+    if "features" not in whole and parts.get("features") and "embed" in whole:
+        out["embed"] = whole["embed"] - parts["features"]
+    return out
 
 
 def distinct_texts(lake, cfg) -> dict[str, list[str]]:
