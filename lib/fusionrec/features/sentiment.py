@@ -69,9 +69,13 @@ def train_sentiment(
     reviews: DataFrame,
     seed: int,
     settings: SentimentSettings = SentimentSettings(),
+    *,
+    measure: bool = True,
 ) -> tuple[LogisticRegressionModel, dict[str, Any]]:
     """Fit the sentiment classifier on the training part and measure it on the held-out part.
 
+    :param measure: compute the held-out AUC (False: ``auc`` is None, one Spark job less,
+        for callers that only use the model).
     :returns: ``(model, {"auc", "n_train", "n_test", "n_train_positive", "n_train_negative"})``;
         ``auc`` is None when the held-out part lacks one of the classes.
     :raises TooFewLabels: fewer than ``min_per_class`` training reviews of a class.
@@ -104,7 +108,7 @@ def train_sentiment(
         test = data.where(F.col("is_test"))
         n_test_pos, n_test_neg = counts.get((True, 1.0), 0), counts.get((True, 0.0), 0)
         auc = None
-        if n_test_pos and n_test_neg:
+        if measure and n_test_pos and n_test_neg:
             auc = BinaryClassificationEvaluator(
                 rawPredictionCol="rawPrediction", labelCol="label", metricName="areaUnderROC"
             ).evaluate(model.transform(test))

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from fusionrec.config import ModelConfig
 from fusionrec.lake import ALS_MODEL, Lake
 
-__all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "fit_als", "load_als_model", "save_als", "search_als",
+__all__ = ["AlsFactors", "AlsParams", "ALS_MODEL", "als_blocks", "fit_als", "load_als_model", "save_als", "search_als",
            "SEARCH_AXES"]
 
 
@@ -140,6 +140,23 @@ def _index_ids(df: DataFrame, col: str, index_col: str) -> DataFrame:
         .map(lambda kv: (kv[0], int(kv[1]))).toDF(schema)
 
 
+#: Interactions per ALS block: below this, one more block only adds tasks.
+ALS_ROWS_PER_BLOCK = 50_000
+
+
+def als_blocks(n_interactions: int, max_blocks: int, rows_per_block: int = ALS_ROWS_PER_BLOCK) -> int:
+    """The number of ALS user (and item) blocks: one per ``rows_per_block`` interactions, at
+    least 1 and at most ``max_blocks`` (the shuffle partitions).
+
+    Every half-iteration runs one task per block, and on small data a task's fixed cost is
+    the fit's cost: 9,675 interactions on 2 cores fit in 7.6 s with 8 blocks and 2.0 s with 2.
+
+    >>> als_blocks(9_675, 8), als_blocks(100_000, 8), als_blocks(1_000_000, 8), als_blocks(10**8, 64)
+    (1, 2, 8, 64)
+    """
+    return max(1, min(max_blocks, -(-n_interactions // rows_per_block)))
+
+
 def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None = None) -> AlsFactors:
     """Fit implicit ALS on ``[user_id, item_id, weight]`` and return the factor tables."""
     params = params or AlsParams.from_config(mc)
@@ -147,7 +164,7 @@ def fit_als(interactions: DataFrame, mc: ModelConfig, params: AlsParams | None =
     items = _index_ids(interactions, "item_id", "i").cache()
     data = (interactions.select("user_id", "item_id", F.col("weight").cast("float").alias("w"))
             .join(users, "user_id").join(items, "item_id").select("u", "i", "w"))
-    blocks = int(interactions.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    blocks = als_blocks(interactions.count(), int(interactions.sparkSession.conf.get("spark.sql.shuffle.partitions")))
     als = ALS(rank=params.rank, numUserBlocks=blocks, numItemBlocks=blocks, regParam=params.reg_param, alpha=params.alpha, maxIter=mc.max_iter,
               implicitPrefs=True, userCol="u", itemCol="i", ratingCol="w", nonnegative=False,
               checkpointInterval=mc.checkpoint_interval, coldStartStrategy="drop", seed=mc.seed,

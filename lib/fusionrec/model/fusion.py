@@ -273,12 +273,19 @@ def als_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
 
     ``only_als``: plain ALS (the baseline): ALS factors only, no text-map users or items.
     """
-    items, user_factors = model.item_factors, model.user_factors
     if only_als:
-        items = items.where(F.col("source") == "als")
-        user_factors = model.als_user_factors
-    return blocked_top_n(_restrict(user_factors, users), items, n, seen,
+        return plain_als_top_n(model.als_user_factors, model.item_factors.where(F.col("source") == "als"), n, seen,
+                               mc, users)
+    return blocked_top_n(_restrict(model.user_factors, users), model.item_factors, n, seen,
                          mc.user_blocks, mc.item_blocks)
+
+
+def plain_als_top_n(als_users: DataFrame, als_items: DataFrame, n: int, seen: DataFrame, mc: ModelConfig,
+                    users: DataFrame | None = None) -> DataFrame:
+    """Plain ALS candidates ``[user_id, item_id, score, rank]`` from ALS factor tables
+    ``[user_id|item_id, factors]`` alone (the baseline, and the ALS search's score), seen
+    items excluded."""
+    return blocked_top_n(_restrict(als_users, users), als_items, n, seen, mc.user_blocks, mc.item_blocks)
 
 
 def _session_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,

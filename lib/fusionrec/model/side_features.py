@@ -43,7 +43,8 @@ def side_features(interactions: DataFrame, item_embeddings: DataFrame, reviews: 
     profiles = user_profiles(interactions, vectors, reviews, review_embeddings, as_of,
                              fc.profile_half_life_days, fc.profile_review_weight)
     try:
-        classifier, _ = train_sentiment(review_embeddings, reviews, fc.sentiment_seed, sentiment_settings(fc))
+        classifier, _ = train_sentiment(review_embeddings, reviews, fc.sentiment_seed, sentiment_settings(fc),
+                                        measure=False)
         sentiment = item_sentiment(score_sentiment(classifier, review_embeddings, reviews))
     except TooFewLabels:
         sentiment = None  # e.g. MovieLens tags carry no rating: every item gets the neutral value

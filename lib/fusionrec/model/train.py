@@ -34,7 +34,7 @@ from fusionrec.lake import FUSION_PARAMS, Lake
 from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als, search_als
 from fusionrec.validation.metrics import ranking_metrics
 from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
-from fusionrec.model.fusion import (FusedModel, als_top_n, at_weeks, candidates, fit_fused, item_weeks, label,
+from fusionrec.model.fusion import (FusedModel, at_weeks, candidates, fit_fused, item_weeks, label, plain_als_top_n,
                                     popularity, session_vectors, with_features)
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, calibrate_cold_floor, choose_ranker,
@@ -158,22 +158,22 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     val_relevant = materialised(val_relevant.join(val_users, "user_id"))
     seen = fit.select("user_id", "item_id")
     n_items = item_embeddings.select("item_id").union(fit.select("item_id")).distinct().count()
-    kept: dict[str, Any] = {}  # the best model so far and its score; the others are released
+    kept: dict[str, Any] = {}  # the best ALS so far and its score; the others are released
 
     def score(params: AlsParams) -> float:
+        # A trial scores plain ALS: the text maps and tables of the fused model are built once, for the winner.
         with stage("fit.search_trial"):
-            model = fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
-                              fit_features.item_sentiment, mc, params)
-            top = als_top_n(model, k, seen, mc, val_users, only_als=True)
+            als = fit_als(fit, mc, params)
+            top = plain_als_top_n(als.users.cache(), als.items.cache(), k, seen, mc, val_users)
             ndcg = ranking_metrics(top, val_relevant, k, n_items)["ndcg"]
         log.info("search rank=%d reg_param=%g alpha=%g validation ndcg@%d=%.4f",
                  params.rank, params.reg_param, params.alpha, k, ndcg)
-        if "model" not in kept or ndcg > kept["ndcg"]:
-            if "model" in kept:
-                release(kept["model"])
-            kept.update(model=model, ndcg=ndcg)
+        if "als" not in kept or ndcg > kept["ndcg"]:
+            if "als" in kept:
+                release_als(kept["als"])
+            kept.update(als=als, ndcg=ndcg)
         else:
-            release(model)
+            release_als(als)
         return ndcg
 
     params, tried = search_als(
@@ -183,7 +183,8 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         {"fit": n, "method": mc.search_method, "rank": p.rank, "reg_param": p.reg_param, "alpha": p.alpha,
          f"validation_ndcg@{k}": round(v, 5)} for n, (p, v) in enumerate(tried, start=1)]
     # Validation users are recommended to at their validation start, as test users at theirs.
-    fit_model = at_weeks(kept["model"], bounds, "test_start")
+    fit_model = at_weeks(fit_fused(fit, fit_features.item_vectors, fit_features.user_profiles,
+                                   fit_features.item_sentiment, mc, params, als=kept["als"]), bounds, "test_start")
     with stage("fit.ranker"):
         rows = ranker_rows(fit_model, seen, val_relevant, val_users, mc)
         release(fit_model)
@@ -248,6 +249,14 @@ def release(model: FusedModel) -> None:
     for df in (model.user_factors, model.item_factors, model.als_user_factors, model.sessions, model.popularity,
                model.item_weeks):
         df.unpersist()
+
+
+def release_als(als: AlsFactors) -> None:
+    """Drop the cached tables of an ALS fit that is no longer needed (memory, not correctness)."""
+    for df in (als.users, als.items, als.user_ids, als.item_ids,
+               *((als.model.userFactors, als.model.itemFactors) if als.model is not None else ())):
+        if df is not None:
+            df.unpersist()
 
 
 # ---- lake I/O -------------------------------------------------------------------------

@@ -88,15 +88,19 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
     >>> {name: round(value, 4) for name, value in metrics.items()}
     {'precision': 0.25, 'recall': 0.5, 'ndcg': 0.3155, 'map': 0.25, 'hit_rate': 0.5, 'coverage': 0.75, 'users': 2}
     """
-    per_user = per_user_metrics(recommendations, relevant, k)
-    row = per_user.agg(
-        F.count(F.lit(1)).alias("users"),
-        F.avg("precision").alias("precision"), F.avg("recall").alias("recall"),
-        F.avg("ndcg").alias("ndcg"), F.avg("ap").alias("map"), F.avg("hit").alias("hit_rate"),
-    ).first()
-    users = relevant.select("user_id").distinct()
-    n_covered = (recommendations.where(F.col("rank") <= k).join(users, "user_id")
-                 .select("item_id").distinct().count())
+    # Two jobs read the top k: computed once (a model's top k is often a costly lazy plan).
+    top = recommendations.where(F.col("rank") <= k).select("user_id", "rank", "item_id").cache()
+    try:
+        per_user = per_user_metrics(top, relevant, k)
+        row = per_user.agg(
+            F.count(F.lit(1)).alias("users"),
+            F.avg("precision").alias("precision"), F.avg("recall").alias("recall"),
+            F.avg("ndcg").alias("ndcg"), F.avg("ap").alias("map"), F.avg("hit").alias("hit_rate"),
+        ).first()
+        users = relevant.select("user_id").distinct()
+        n_covered = top.join(users, "user_id").select("item_id").distinct().count()
+    finally:
+        top.unpersist()
     result = {name: float(row[name] or 0.0) for name in METRICS if name != "coverage"}
     result["coverage"] = n_covered / catalogue_size if catalogue_size else 0.0
     result["users"] = int(row["users"])
