@@ -200,27 +200,29 @@ def test_label_marks_positives_and_keeps_only_users_with_one(spark):
 def test_search_visits_each_reg_param_and_keeps_the_best_validation_score():
     from fusionrec.model.als import AlsParams, search_als
 
-    validation = {0.1: 0.20, 1.0: 0.25, 10.0: 0.22}  # a validation NDCG per reg_param, best at 1.0
+    # A validation NDCG per reg_param / alpha (best at 1), as on Spark's ridge of equal shrinkage.
+    validation = {0.1: 0.20, 1.0: 0.25, 10.0: 0.22}
 
     def score(p):
-        return validation[p.reg_param] + (0.01 if p.alpha == 4.0 else 0.0) + (0.005 if p.rank == 64 else 0.0)
+        return (validation.get(round(p.reg_param / p.alpha, 6), 0.0) + (0.01 if p.alpha == 4.0 else 0.0)
+                + (0.005 if p.rank == 64 else 0.0))
 
     values = {"rank": [32, 64], "reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]}
     base = AlsParams(rank=32, reg_param=0.1, alpha=1.0)
     best, tried = search_als(base=base, method="coordinate", max_fits=5, values=values, score=score)
-    # One pass: the penalties at the base, then alpha at the best penalty, then rank at the best of both.
+    # One pass: the penalties at the base, then alpha at the best penalty (reg_param moving with
+    # it, reg_param / alpha kept), then rank at the best of both.
     assert [(p.reg_param, p.alpha, p.rank) for p, _ in tried] == [
-        (0.1, 1.0, 32), (1.0, 1.0, 32), (10.0, 1.0, 32), (1.0, 4.0, 32), (1.0, 4.0, 64)]
-    assert best == AlsParams(rank=64, reg_param=1.0, alpha=4.0)
+        (0.1, 1.0, 32), (1.0, 1.0, 32), (10.0, 1.0, 32), (4.0, 4.0, 32), (4.0, 4.0, 64)]
+    assert best == AlsParams(rank=64, reg_param=4.0, alpha=4.0)
     # Unbounded, passes repeat until one fits nothing new: each setting at most once, same winner.
     again, all_tried = search_als(base=base, method="coordinate", max_fits=64, values=values, score=score)
     assert again == best and len(all_tried) == len({p for p, _ in all_tried}) < 12
-    # The budget holds, and a grid is every combination.
+    # The budget holds, and a grid is every combination of the listed values, as listed.
     assert len(search_als(base=best, method="coordinate", max_fits=2, score=score,
                           values={"reg_param": [0.1, 1.0, 10.0]})[1]) == 2
-    best_grid, grid = search_als(base=best, method="grid", max_fits=12, score=score,
-                                 values={"rank": [32, 64], "reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]})
-    assert len(grid) == 12 and best_grid == best
+    best_grid, grid = search_als(base=best, method="grid", max_fits=12, score=score, values=values)
+    assert len(grid) == 12 and best_grid == AlsParams(rank=64, reg_param=1.0, alpha=1.0)
 
 
 def test_fit_pipeline_searches_reg_param_on_validation_and_records_it(cfg, spark):

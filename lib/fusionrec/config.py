@@ -182,7 +182,8 @@ class ModelConfig:
     search_reg_param: list[float] = field(default_factory=list)
     search_alpha: list[float] = field(default_factory=list)
     #: ``coordinate``: one setting at a time (reg_param, then alpha, then rank), the others at
-    #: the best so far, repeated until a pass changes nothing; ``grid``: every combination.
+    #: the best so far, repeated until a pass changes nothing; alpha is moved at the best
+    #: reg_param / alpha (reg_param scales with it); ``grid``: every combination.
     search_method: str = "coordinate"
     #: At most this many ALS fits in the search (a grid larger than this is refused).
     search_max_fits: int = 8

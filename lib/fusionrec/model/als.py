@@ -49,6 +49,21 @@ class AlsParams:
 SEARCH_AXES = ("reg_param", "alpha", "rank")
 
 
+def _moved(start: AlsParams, name: str, value: float) -> AlsParams:
+    """``start`` with one setting changed; alpha moves with ``reg_param / alpha`` kept.
+
+    Spark solves (Y'Y + alpha sum_i w_ui y_i y_i' + reg_param n_u I) x_u = sum_i (1 + alpha w_ui) y_i:
+    the penalty is weighed against alpha times the observed confidence, so at a fixed
+    ``reg_param`` a larger alpha also means less shrinkage and the good settings lie along a
+    ridge of constant ``reg_param / alpha``. Moving alpha along it changes only how much the
+    observed pairs count against the unobserved ones, which a coordinate search can then tune.
+    """
+    if name == "alpha" and float(value) != start.alpha:
+        # 12 digits: 0.1 * 3 is 0.3, not a distinct setting 0.30000000000000004
+        return replace(start, alpha=float(value), reg_param=float(f"{start.reg_param * value / start.alpha:.12g}"))
+    return replace(start, **{name: int(value) if name == "rank" else float(value)})
+
+
 def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fits: int,
                score: Callable[[AlsParams], float]) -> tuple[AlsParams, list[tuple[AlsParams, float]]]:
     """The best ALS parameters by ``score`` (higher is better) and every fit tried, in order.
@@ -62,7 +77,8 @@ def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fit
     method : str
         ``grid``: every combination; ``coordinate``: each setting of :data:`SEARCH_AXES` in
         turn over its values with the others at the best so far, passes repeated until one
-        fits nothing new.
+        fits nothing new. Its alpha keeps the best ``reg_param / alpha`` (:func:`_moved`), so
+        the ``reg_param`` values of the next pass are tried at that alpha.
     max_fits : int
         No more than this many calls of ``score`` (the search stops there).
     score : callable
@@ -78,8 +94,10 @@ def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fit
     >>> best, tried = search_als(base=AlsParams(rank=8, reg_param=0.1, alpha=1.0),
     ...                          values={"reg_param": [0.1, 1.0, 10.0], "alpha": [1.0, 4.0]},
     ...                          method="coordinate", max_fits=8, score=lambda p: -abs(p.reg_param - 1.0))
-    >>> best.reg_param, len(tried)
+    >>> best.reg_param, len(tried)  # alpha 4 was tried at reg_param 4 (same reg_param / alpha)
     (1.0, 4)
+    >>> [(p.reg_param, p.alpha) for p, _ in tried]
+    [(0.1, 1.0), (1.0, 1.0), (10.0, 1.0), (4.0, 4.0)]
     """
     axes = {name: list(values.get(name) or [getattr(base, name)]) for name in SEARCH_AXES}
     tried: dict[AlsParams, float] = {}
@@ -103,7 +121,7 @@ def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fit
             before = len(tried)
             for name in SEARCH_AXES:
                 start = best or base
-                here = [p for p in (replace(start, **{name: v}) for v in axes[name]) if fit(p)]
+                here = [p for p in (_moved(start, name, v) for v in axes[name]) if fit(p)]
                 if here:
                     best = max(here if best is None else [best, *here], key=lambda p: tried[p])
             if len(tried) == before or len(tried) >= max_fits:
