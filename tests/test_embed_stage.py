@@ -231,3 +231,24 @@ def test_failed_model_outputs_are_quarantined_with_their_reason_and_nothing_is_l
     assert sorted(r.record_id for r in vectors_df.collect()) == ["a", "c"]
     rows = {r.record_id: (r.reason, r.detail) for r in quarantine_rows("item_documents", plan.rejected, failed, lake_cfg.embed).collect()}
     assert rows == {"b": ("empty_vector", "annotations=1 size=0 expected=384"), "d": ("empty_text", None)}
+
+
+def test_a_small_increment_is_cut_into_length_ranges_that_the_cores_share(spark):
+    """A few texts are not one batch padded to the longest on one core: each partition holds a
+    range of lengths, so the long texts pad only each other."""
+    from pyspark.sql import functions as F
+
+    from fusionrec.embed.infer import _length_ranges
+
+    lengths = [7, 1, 19, 3, 12, 5, 16, 2, 9, 14, 4, 18, 6, 11, 8, 20, 10, 15, 13, 17]
+    texts = spark.createDataFrame([(f"h{n}", " ".join(["word"] * n)) for n in lengths],
+                                  "content_hash STRING, text STRING")
+    rows = (_length_ranges(texts, n_texts=len(lengths), partitions=2)
+            .select(F.spark_partition_id().alias("part"), F.length("text").alias("chars")).collect())
+    ranges: dict[int, list[int]] = {}
+    for row in rows:
+        ranges.setdefault(row.part, []).append(row.chars)
+    assert sum(len(v) for v in ranges.values()) == len(lengths)
+    assert len(ranges) > 2  # more than one range per core
+    ordered = [sorted(ranges[p]) for p in sorted(ranges)]
+    assert all(a[-1] < b[0] for a, b in zip(ordered, ordered[1:]))  # disjoint, ascending ranges

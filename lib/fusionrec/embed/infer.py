@@ -11,8 +11,9 @@ much as 32 400-word reviews. The texts are therefore
    groups into a batch of ``embed.batch_size`` have nearly equal lengths
    (length bucketing without a separate bucket column).
 
-A small increment (at most one batch of texts) skips 2 and 3: it is one batch in one
-partition, where neither spreading nor ordering changes the padding.
+A small increment (at most one batch of texts) would be a single batch padded to its
+longest text on one core; instead it is cut by length into a few ranges (a range
+partitioning, so one long text pads only its few neighbours) that both cores share.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from fusionrec.config import EmbedConfig
 from fusionrec.embed.model import load_embedder
 
 __all__ = ["embed_texts", "embedding_pipeline"]
+
+#: Length ranges per core for a small increment: more ranges pad less, each costs a task.
+_RANGES_PER_CORE = 4
 
 
 def embedding_pipeline(spark: SparkSession, cfg: EmbedConfig) -> PipelineModel:
@@ -40,13 +44,18 @@ def _length_ordered(texts: DataFrame, partitions: int) -> DataFrame:
     return texts.repartition(partitions).sortWithinPartitions(F.length("text"))
 
 
+def _length_ranges(texts: DataFrame, *, n_texts: int, partitions: int) -> DataFrame:
+    """At most ``_RANGES_PER_CORE * partitions`` partitions, each a range of text lengths."""
+    return texts.repartitionByRange(max(1, min(n_texts, _RANGES_PER_CORE * partitions)), F.length("text"))
+
+
 def embed_texts(
     cfg: EmbedConfig, texts: DataFrame, pipeline: PipelineModel, *, n_texts: int | None = None
 ) -> DataFrame:
     """Embed ``[content_hash, text]`` rows with ``pipeline`` (see :func:`embedding_pipeline`).
 
     :param n_texts: the number of distinct texts, when known: at most ``embed.batch_size``
-        go through the model as one batch in one partition, without a shuffle.
+        are cut into a few length ranges instead of one padded batch.
 
     :returns: ``[content_hash, n_annotations, embedding ARRAY<FLOAT>]``, one row per distinct
         hash; ``n_annotations`` is 0 where Spark NLP produced no annotation, and
@@ -55,7 +64,8 @@ def embed_texts(
     """
     distinct = texts.select("content_hash", "text").dropDuplicates(["content_hash"])
     one_batch = n_texts is not None and n_texts <= cfg.batch_size
-    annotated = pipeline.transform(distinct.coalesce(1) if one_batch else _length_ordered(distinct, cfg.partitions))
+    annotated = pipeline.transform(_length_ranges(distinct, n_texts=n_texts, partitions=cfg.partitions) if one_batch
+                                   else _length_ordered(distinct, cfg.partitions))
     return annotated.select(
         "content_hash",
         F.size("annotations").alias("n_annotations"),

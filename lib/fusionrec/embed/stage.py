@@ -135,27 +135,25 @@ def _differences(wanted: DataFrame, current: DataFrame) -> DataFrame:
 def _plan_counts(prepared: DataFrame, plan: EmbeddingPlan, quarantine_changes: DataFrame) -> Counter:
     """Every group of the plan counted in a single Spark job that reads no vector: ``{key: rows}``
     with keys ``input``, ``rejected:<reason>``, ``present``, ``pending``, ``reused``,
-    ``to_embed`` (distinct texts), ``stored`` and ``quarantine_changes``."""
-    def size(ids: str):
-        return F.sum(F.size(ids)).cast("long")
+    ``to_embed`` (distinct texts), ``stored`` and ``quarantine_changes``.
 
-    new_hash = (F.size("pending_ids") > 0) & (F.size("stored_ids") == 0)
-    by_hash = plan.by_hash.agg(
-        size("present_ids").alias("present"),
-        size("pending_ids").alias("pending"),
-        F.sum(F.when(F.size("stored_ids") > 0, F.size("pending_ids")).otherwise(0)).cast("long").alias("reused"),
-        F.sum(F.when(new_hash, 1).otherwise(0)).cast("long").alias("to_embed"),
-        size("stored_ids").alias("stored"),
-    ).selectExpr("stack(5, 'present', present, 'pending', pending, 'reused', reused, 'to_embed', to_embed, "
-                 "'stored', stored) AS (key, n)")
-    by_reason = prepared.groupBy(F.coalesce(F.concat(F.lit("rejected:"), "reason"), F.lit("usable")).alias("key")).agg(
-        F.count(F.lit(1)).alias("n"))
-    changes = quarantine_changes.agg(F.count(F.lit(1)).alias("n")).select(F.lit("quarantine_changes").alias("key"), "n")
-    counts = Counter({row["key"]: int(row["n"] or 0)
-                      for row in by_reason.unionByName(by_hash).unionByName(changes).collect()})
+    The three inputs are turned into ``(key, n)`` rows and summed in one grouping (one
+    shuffle of a few partial sums, not one per input).
+    """
+    new_hash = "IF(size(pending_ids) > 0 AND size(stored_ids) = 0, 1, 0)"
+    by_hash = plan.by_hash.selectExpr(
+        "stack(5, 'present', size(present_ids), 'pending', size(pending_ids), "
+        "'reused', IF(size(stored_ids) > 0, size(pending_ids), 0), "
+        f"'to_embed', {new_hash}, 'stored', size(stored_ids)) AS (key, n)")
+    by_reason = prepared.select(F.coalesce(F.concat(F.lit("rejected:"), "reason"), F.lit("usable")).alias("key"),
+                                F.lit(1).alias("n"))
+    changes = quarantine_changes.select(F.lit("quarantine_changes").alias("key"), F.lit(1).alias("n"))
+    summed = by_reason.unionByName(by_hash).unionByName(changes).groupBy("key").agg(F.sum("n").cast("long").alias("n"))
+    counts = Counter({key: 0 for key in ("present", "pending", "reused", "to_embed", "stored", "quarantine_changes")})
+    counts.update({row["key"]: int(row["n"] or 0) for row in summed.collect()})
     # Checked by the caller: the rejected ones plus present plus pending must make the input.
     counts["input"] = sum(n for key, n in counts.items() if key == "usable" or key.startswith("rejected:"))
-    del counts["usable"]
+    counts.pop("usable", None)
     return counts
 
 
@@ -169,12 +167,15 @@ def _merge_vectors(lake: Lake, table: str, id_col: str, *, stale: DataFrame, vec
     holding those rows are rewritten.
     :returns: the commit's own row counts (inserted, updated, deleted).
     """
-    gone = stale.select("record_id").join(vectors.select("record_id"), "record_id", "left_anti")
+    # One row per id: its new vector if it has one, else (a stale id) the delete marker.
+    # A grouping of both, rather than an anti-join that would compute the vectors twice.
+    newest = F.struct("content_hash", "embedding")
     source = (
         vectors.select("record_id", "content_hash", "embedding")
-        .unionByName(gone.select("record_id", F.lit(None).cast("string").alias("content_hash"),
-                                 F.lit(None).cast("array<float>").alias("embedding")))
-        .select(F.col("record_id").alias(id_col), "content_hash", "embedding",
+        .unionByName(stale.select("record_id", F.lit(None).cast("string").alias("content_hash"),
+                                  F.lit(None).cast("array<float>").alias("embedding")))
+        .groupBy("record_id").agg(F.max_by(newest, F.col("embedding").isNotNull()).alias("_row"))
+        .select(F.col("record_id").alias(id_col), "_row.content_hash", "_row.embedding",
                 F.lit(model_id).alias("model_id"), F.current_timestamp().alias("created_ts"))
     )
     columns = [id_col, "content_hash", "embedding", "model_id", "created_ts"]
