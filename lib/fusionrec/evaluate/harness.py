@@ -66,7 +66,7 @@ from fusionrec.evaluate.significance import paired_bootstrap, standard_error
 from fusionrec.ingest.gold import item_documents
 from fusionrec.validation.beyond_accuracy import beyond_accuracy
 from fusionrec.validation.item_texts import cut_item_tags, test_period_tags
-from fusionrec.validation.metrics import item_slice_recall, per_user_metrics, ranking_metrics
+from fusionrec.validation.metrics import item_slice_recall, per_user_metrics, ranking_metrics, summarise
 from fusionrec.validation.split import (Split, chronological_split, cut_interactions, filter_before, relevant,
                                         user_boundaries)
 from fusionrec.model.fusion import at_weeks, only_items
@@ -306,8 +306,10 @@ def score_models(inputs: TrainingTables, split: Split, fitted: Fitted, cfg: Conf
         among_cold = (materialised(model_top_k(name, cold_model, cold_users, seen, k_max, mc, fitted.ranker))
                       if name in MODELS else None)
         for k in ec.k_list:
-            row: dict[str, Any] = {"model": name, "k": k, **ranking_metrics(top, test_relevant, k, catalogue)}
             users_k = per_user[(name, k)] = _per_user(top, test_relevant, k)
+            listed = lists[name]
+            covered = listed.loc[(listed["rank"] <= k) & listed["user_id"].isin(users_k.index), "item_id"].nunique()
+            row: dict[str, Any] = {"model": name, "k": k, **summarise(users_k, covered, catalogue)}
             for column, metric in _PER_USER.items():
                 row[f"{metric}_se"] = standard_error(users_k[column].to_numpy())
             row.update(beyond_accuracy(lists[name], train_counts=train_counts, vectors=vectors, k=k))

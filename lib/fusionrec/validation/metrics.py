@@ -17,10 +17,11 @@ nothing for (their metrics are 0), so that a model cannot gain by abstaining.
 
 from __future__ import annotations
 
+import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-__all__ = ["METRICS", "item_slice_recall", "per_user_metrics", "ranking_metrics"]
+__all__ = ["METRICS", "item_slice_recall", "per_user_metrics", "ranking_metrics", "summarise"]
 
 #: The names :func:`ranking_metrics` returns (besides ``users``), in report order.
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
@@ -91,20 +92,28 @@ def ranking_metrics(recommendations: DataFrame, relevant: DataFrame, k: int,
     # Two jobs read the top k: computed once (a model's top k is often a costly lazy plan).
     top = recommendations.where(F.col("rank") <= k).select("user_id", "rank", "item_id").cache()
     try:
-        per_user = per_user_metrics(top, relevant, k)
-        row = per_user.agg(
-            F.count(F.lit(1)).alias("users"),
-            F.avg("precision").alias("precision"), F.avg("recall").alias("recall"),
-            F.avg("ndcg").alias("ndcg"), F.avg("ap").alias("map"), F.avg("hit").alias("hit_rate"),
-        ).first()
+        per_user = per_user_metrics(top, relevant, k).toPandas()
         users = relevant.select("user_id").distinct()
         n_covered = top.join(users, "user_id").select("item_id").distinct().count()
     finally:
         top.unpersist()
-    result = {name: float(row[name] or 0.0) for name in METRICS if name != "coverage"}
-    result["coverage"] = n_covered / catalogue_size if catalogue_size else 0.0
-    result["users"] = int(row["users"])
-    return result
+    return summarise(per_user, n_covered, catalogue_size)
+
+
+def summarise(per_user: pd.DataFrame, n_covered: int, catalogue_size: int) -> dict[str, float]:
+    """:func:`ranking_metrics` from the rows of :func:`per_user_metrics` (collected, one per
+    evaluated user) and the number of distinct items in those users' top k.
+
+    >>> rows = pd.DataFrame({"precision": [0.5, 0.0], "recall": [1.0, 0.0], "ndcg": [0.6309, 0.0],
+    ...                      "ap": [0.5, 0.0], "hit": [1.0, 0.0]})
+    >>> summarise(rows, 3, 4)["ndcg"], summarise(rows, 3, 4)["coverage"]
+    (0.31545, 0.75)
+    """
+    n = len(per_user)
+    means = {name: float(per_user[column].mean()) if n else 0.0
+             for name, column in (("precision", "precision"), ("recall", "recall"), ("ndcg", "ndcg"),
+                                  ("map", "ap"), ("hit_rate", "hit"))}
+    return {**means, "coverage": n_covered / catalogue_size if catalogue_size else 0.0, "users": n}
 
 
 def item_slice_recall(recommendations: DataFrame, relevant: DataFrame, items: DataFrame, k: int) -> dict[str, float]:
