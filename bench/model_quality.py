@@ -86,11 +86,11 @@ def main() -> int:
     out = {"lake": args.lake, "overrides": args.overrides, "base": dataclasses.asdict(base),
            "chosen": dataclasses.asdict(fitted.params), "search": fitted.trials,
            "cold_floor": fitted.ranker.cold_floor, "cold_slot_validation": fitted.cold_slot,
-           "test": rows, "wall_s": round(time.perf_counter() - start, 1)}
+           "ranker_choice": fitted.ranker_choice, "test": rows, "wall_s": round(time.perf_counter() - start, 1)}
     for name, row in rows.items():
         print(f"{name:18s} ndcg@10 {row['ndcg@10']:.4f}  cold recall@10 {row['cold_recall@10']:.4f}")
-    print(f"chosen {out['chosen']} of {len(fitted.trials)} fits; cold floor {out['cold_floor']}; "
-          f"{out['wall_s']} s")
+    print(f"chosen {out['chosen']} of {len(fitted.trials)} fits; ranker {out['ranker_choice']}; "
+          f"cold floor {out['cold_floor']}; {out['wall_s']} s")
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1, default=str) + "\n")
     spark.stop()
