@@ -41,6 +41,9 @@ def _layout(name: str) -> tuple[dict[str, str], tuple[str, ...]]:
     properties = {f"delta.constraints.{c.lower()}": expr for c, expr in CONSTRAINTS.get(name, {}).items()}
     if layer in ("silver", "gold"):
         properties["delta.enableChangeDataFeed"] = "true"
+    if layer == "gold":
+        # A MERGE updating a few rows of a file marks them deleted instead of rewriting it.
+        properties["delta.enableDeletionVectors"] = "true"
     partition_by = ("batch_id",) if layer in ("bronze", "quarantine") and not name.endswith("._batches") else ()
     return properties, partition_by
 
