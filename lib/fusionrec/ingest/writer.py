@@ -6,7 +6,10 @@ three idempotent write patterns of the ingestion stage.
   writes the same rows once;
 - :func:`merge_insert` (silver events and reviews): MERGE inserting only keys not yet present;
 - :func:`merge_upsert` (silver items, gold): MERGE updating a matched row only when a
-  column differs (and an optional rule allows it), inserting new keys.
+  column differs (and an optional rule allows it), inserting new keys;
+
+and :func:`create_with`, the first write into a table not there yet: it creates the table
+holding its rows, in one commit.
 
 Each Delta commit is atomic, so a killed job leaves every table either with or without a
 given write, never half of it. Writers of different batches may run at the same time:
