@@ -39,7 +39,6 @@ from delta.exceptions import (
 )
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -216,7 +215,7 @@ def create_table_with(spark: SparkSession, path: str, schema: StructType, df: Da
             jvm.org.apache.spark.sql.SaveMode.ErrorIfExists, jvm.scala.Option.apply(seq(partitions)),
             jvm.scala.Option.empty(), jvm.scala.Option.apply(user_metadata))
         txn.commit(files, operation)
-    except Py4JJavaError:
+    except Exception:  # a Delta conflict (as PySpark converts it) or a Py4JJavaError
         if DeltaTable.isDeltaTable(spark, path):  # a concurrent creator won; our files are unreferenced
             log.info("%s: created by a concurrent writer meanwhile", path)
             return False
