@@ -216,7 +216,10 @@ def create_table_with(spark: SparkSession, path: str, schema: StructType, df: Da
             jvm.scala.Option.empty(), jvm.scala.Option.apply(user_metadata))
         txn.commit(files, operation)
     except Exception:  # a Delta conflict (as PySpark converts it) or a Py4JJavaError
-        if DeltaTable.isDeltaTable(spark, path):  # a concurrent creator won; our files are unreferenced
+        # A concurrent creator won (our files stay unreferenced). Its version 0 is looked up
+        # in the log: the DeltaLog cached for this path may still hold the empty snapshot.
+        version0 = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log/{0:020d}.json")
+        if version0.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(version0):
             log.info("%s: created by a concurrent writer meanwhile", path)
             return False
         raise
