@@ -10,7 +10,8 @@ events/20, users = events/50), then, in one Spark session and one run:
   ``write.format("delta")``, for the events, items and reviews files;
 - ``full``: ``fusionrec.ingest.pipeline.ingest_directory`` on the same files into an empty
   lake: file checks and hashing (one job for every file), bronze, cleaning, quarantine,
-  silver MERGE, gold (interactions, item documents, reviews), the row accounting (counts
+  silver MERGE, gold (interactions, item documents, reviews) - a table's first write
+  creates it, in one commit - the row accounting (counts
   from the one read of the input and from the commits' metrics; silver read back only
   when a MERGE did not write every accepted row), batch record.
 

@@ -3,6 +3,7 @@ change nothing - the properties the ingest's kill and rerun guarantees rest on."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -11,6 +12,7 @@ from pyspark.sql.types import _parse_datatype_string
 
 from conftest import lake_of
 from fusionrec.commits import create_table
+from fusionrec.errors import InputError
 from fusionrec.ingest import writer
 from fusionrec.ingest.schema import CONSTRAINTS
 
@@ -84,3 +86,29 @@ def test_replace_batch_rewrites_its_own_batch_only(spark, lake_cfg):
     with pytest.raises(ValueError, match="only letters, digits"):
         writer.replace_batch(rerun, path, "b1' OR '1'='1", lake_cfg.lake)
     assert content(spark, path) == [("a", "1", T1, "b1"), ("c", "3", T1, "b2")]
+
+
+def test_create_with_makes_the_table_of_ensure_table_in_one_commit(spark, lake_cfg):
+    lake = lake_of(spark, lake_cfg)
+    ddl = "item_id STRING, title STRING, truncated BOOLEAN, source STRING, batch_id STRING, ingest_ts TIMESTAMP, " \
+          "price DOUBLE"
+
+    def items(price):
+        given = spark.createDataFrame([("i1", "Lamp", False, "test", "b1", T1, price)], ddl)
+        return spark.createDataFrame([], writer.table_schema("silver.items")).unionByName(given, allowMissingColumns=True)
+
+    with pytest.raises(Exception, match="price_non_negative"):  # the first rows are checked too
+        writer.create_with(lake, "silver.items", items(-1.0))
+    assert not lake.exists("silver.items")
+    assert writer.create_with(lake, "silver.items", items(2.0), tag="t1") == 1
+    assert writer.create_with(lake, "silver.items", items(2.0)) is None  # exists: nothing written
+    assert lake.version("silver.items") == 0 and lake.read("silver.items").count() == 1
+    assert lake.history("silver.items").first()["userMetadata"] == "t1"
+    reference = lake_of(spark, lake_cfg.replace(lake=dataclasses.replace(lake_cfg.lake, root=lake_cfg.lake.root + "2")))
+    writer.ensure_table(reference, "silver.items")
+    assert lake.read("silver.items").schema == reference.read("silver.items").schema  # NOT NULL kept
+    detail, expected = (DeltaTable.forPath(spark, lk.path("silver.items")).detail().first() for lk in (lake, reference))
+    assert detail["properties"] == expected["properties"] and detail["partitionColumns"] == expected["partitionColumns"]
+    with pytest.raises(InputError, match="only letters, digits"):
+        writer.create_with(lake, "bronze.items", spark.createDataFrame([("x",)], "raw STRING"), batch_id="b' OR 1=1")
+    assert not lake.exists("bronze.items")

@@ -19,10 +19,12 @@ resolve like any other conflict (the loser finds the winner's table on a retry).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
 import time
+import uuid
 from typing import Callable, Iterable, TypeVar
 
 from delta.exceptions import (
@@ -37,13 +39,14 @@ from delta.exceptions import (
 )
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from fusionrec.config import LakeConfig
 
-__all__ = ["CONFLICTS", "CommitConflictError", "create_table", "reconcile_table", "retry_on_conflict",
-           "TableNotReady"]
+__all__ = ["CONFLICTS", "CommitConflictError", "create_table", "create_table_with", "reconcile_table",
+           "retry_on_conflict", "TableNotReady"]
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +176,54 @@ def create_table(spark: SparkSession, path: str, schema: StructType, lake: LakeC
     if not created:  # ours was created with every property
         retry_on_conflict(lambda: reconcile_table(spark, path, props), f"alter {path}", lake)
     return created
+
+
+def create_table_with(spark: SparkSession, path: str, schema: StructType, df: DataFrame, *,
+                      partition_by: Iterable[str] = (), properties: dict[str, str] | None = None,
+                      user_metadata: str | None = None) -> bool:
+    """Create the Delta table at ``path`` holding the rows of ``df``, in one commit (version 0)
+    with the table's ``schema`` (NOT NULL included), partitioning and ``properties``, every
+    constraint checked on the rows written - what :func:`create_table` and a first write
+    commit as two. ``user_metadata``: the commit's ``userMetadata``.
+
+    A DataFrame write into a new path would do it in one commit too, but makes every column
+    nullable; so the commit is made with Delta's transaction API.
+
+    :returns: False, having committed nothing, when the path holds a table already - also
+        one a concurrent creator committed first (Delta refuses a second version 0): the
+        caller then writes to that table as usual.
+    """
+    jvm = spark.sparkContext._jvm
+    delta = jvm.org.apache.spark.sql.delta
+    location = jvm.org.apache.hadoop.fs.Path(path).toString()
+    log_ = delta.DeltaLog.forTable(spark._jsparkSession, location)
+    txn = log_.startTransaction(jvm.scala.Option.empty(), jvm.scala.Option.empty())
+    if txn.readVersion() >= 0:
+        return False
+    partitions = list(partition_by)
+    metadata = {"id": str(uuid.uuid4()), "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema.json(), "partitionColumns": partitions,
+                "configuration": dict(properties or {}), "createdTime": int(time.time() * 1000)}
+    actions = getattr(getattr(delta.actions, "Action$"), "MODULE$")  # the Scala object Action
+    action = actions.fromJson(json.dumps({"metaData": metadata}))
+    rows = df.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+    try:
+        txn.updateMetadataForNewTable(action)
+        files = txn.writeFiles(rows._jdf, jvm.scala.Option.empty())
+        seq = jvm.org.apache.spark.api.python.PythonUtils.toSeq
+        operation = getattr(delta, "DeltaOperations$Write")(
+            jvm.org.apache.spark.sql.SaveMode.ErrorIfExists, jvm.scala.Option.apply(seq(partitions)),
+            jvm.scala.Option.empty(), jvm.scala.Option.apply(user_metadata))
+        txn.commit(files, operation)
+    except Exception:  # a Delta conflict (as PySpark converts it) or a Py4JJavaError
+        # A concurrent creator won (our files stay unreferenced). Its version 0 is looked up
+        # in the log: the DeltaLog cached for this path may still hold the empty snapshot.
+        version0 = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log/{0:020d}.json")
+        if version0.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(version0):
+            log.info("%s: created by a concurrent writer meanwhile", path)
+            return False
+        raise
+    return True
 
 
 def reconcile_table(spark: SparkSession, path: str, properties: dict[str, str]) -> None:

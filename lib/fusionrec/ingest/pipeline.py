@@ -316,34 +316,51 @@ def _write_silver(lake: Lake, cfg: Config, accepted: dict[str, DataFrame],
                   provenance: list) -> tuple[dict[str, dict[str, int]], DataFrame | None]:
     """MERGE the accepted rows into silver; returns commit metrics and the derived review events."""
     silver_metrics: dict[str, dict[str, int]] = {}
+
+    def insert(table: str, rows: DataFrame) -> dict[str, int]:
+        return _merge_into(lake, table, rows, lambda path: writer.merge_insert(lake.spark, path, rows, KEYS[table],
+                                                                               cfg.lake))
+
     if "items" in accepted:
-        path = writer.ensure_table(lake, "silver.items")
         # Across batches the rule of clean.classify_items continues: a stored record with a
         # newer updated_ts is kept; otherwise the later batch's record replaces it.
         rule = "t.updated_ts IS NULL OR s.updated_ts >= t.updated_ts"
-        silver_metrics["items"] = writer.merge_upsert(
+        silver_metrics["items"] = _merge_into(lake, "silver.items", accepted["items"], lambda path: writer.merge_upsert(
             lake.spark, path, accepted["items"], KEYS["silver.items"],
-            compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], lake=cfg.lake, rule=rule)
+            compare=[c for c in SILVER_COLUMNS["items"] if c != "extra"], lake=cfg.lake, rule=rule))
     if "events" in accepted:
-        path = writer.ensure_table(lake, "silver.events")
-        silver_metrics["events"] = writer.merge_insert(lake.spark, path, accepted["events"], KEYS["silver.events"], cfg.lake)
+        silver_metrics["events"] = insert("silver.events", accepted["events"])
     derived = None
     if "reviews" in accepted:
-        path = writer.ensure_table(lake, "silver.reviews")
-        silver_metrics["reviews"] = writer.merge_insert(lake.spark, path, accepted["reviews"], KEYS["silver.reviews"], cfg.lake)
+        silver_metrics["reviews"] = insert("silver.reviews", accepted["reviews"])
         if cfg.ingest.review_events:
             derived = review_events(accepted["reviews"], cfg.ingest).select("*", *provenance)
-            writer.merge_insert(lake.spark, writer.ensure_table(lake, "silver.events"), derived, KEYS["silver.events"],
-                                cfg.lake)
+            insert("silver.events", derived)
     return silver_metrics, derived
+
+
+def _merge_into(lake: Lake, table: str, df: DataFrame, merge: Callable[[str], dict[str, int]]) -> dict[str, int]:
+    """``merge(path of table)`` of the rows ``df``; a table not there yet is created holding
+    ``df`` instead, in one commit (``df`` has unique keys: every row is an insert).
+
+    :returns: the commit's ``numTargetRowsInserted`` and ``numTargetRowsUpdated``.
+    """
+    created = writer.create_with(lake, table, df)
+    if created is not None:
+        return {"numTargetRowsInserted": created, "numTargetRowsUpdated": 0}
+    return merge(writer.ensure_table(lake, table))
 
 
 def _replace_batch(lake: Lake, cfg: Config, table: str, bid: str, df: DataFrame) -> int:
     """Replace batch ``bid`` of ``table`` by ``df``; returns the rows its commit wrote (the
-    commit's own metrics, found by a tag among concurrent writers' commits: no read-back)."""
+    commit's own metrics, found by a tag among concurrent writers' commits: no read-back);
+    a table not there yet is created holding ``df``, in one commit."""
+    tag = f"{bid}/{uuid.uuid4().hex}"
+    created = writer.create_with(lake, table, df, tag=tag, batch_id=bid)
+    if created is not None:
+        return created
     path = writer.ensure_table(lake, table)
     before = lake.version(table)
-    tag = f"{bid}/{uuid.uuid4().hex}"
     writer.replace_batch(df, path, bid, cfg.lake, tag=tag)
     return lake.rows_written(table, since=before, tag=tag)
 
@@ -445,14 +462,15 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
     sources did not move during a round. The last gold commit of any key is then computed
     from a silver version that holds every batch committed before it.
     """
-    path = writer.ensure_table(lake, target)
     totals = {"inserted": 0, "updated": 0}
     for _ in range(cfg.lake.commit_retries + 1):
         versions = {name: lake.version(name) for name in sources if lake.exists(name)}
         def read(name: str) -> DataFrame | None:
             return lake.read(name, versions[name]) if name in versions else None
 
-        metrics = writer.merge_upsert(lake.spark, path, build(read, versions), KEYS[target], compare, cfg.lake)
+        rows = build(read, versions)
+        metrics = _merge_into(lake, target, rows,
+                              lambda path: writer.merge_upsert(lake.spark, path, rows, KEYS[target], compare, cfg.lake))
         for key, value in writer.merge_metrics_summary(metrics).items():
             totals[key] += value
         moved = [name for name, v in versions.items() if lake.version(name) != v]
@@ -465,11 +483,11 @@ def _upsert_gold(lake: Lake, cfg: Config, target: str, sources: tuple[str, ...],
 
 def _only_batch(table: DataFrame, bid: str, version: int) -> bool:
     """Every row of silver ``table`` (read at ``version``) may be taken as touched by batch
-    ``bid``: at version 1 the table holds a single write after its empty creation (known
-    from the log, no job; should that write be a concurrent batch's, gold rows computed from
-    all of it are still right, only more of them); else no row belongs to another batch
-    (cheap: data skipping on batch_id)."""
-    return version <= 1 or table.where(F.col("batch_id") != bid).limit(1).count() == 0
+    ``bid``: version 0 is the write that created the table (known from the log, no job;
+    should that write be a concurrent batch's, gold rows computed from all of it are still
+    right, only more of them); else no row belongs to another batch (cheap: data skipping
+    on batch_id)."""
+    return version == 0 or table.where(F.col("batch_id") != bid).limit(1).count() == 0
 
 
 # --------------------------------------------------------------------------- batches
@@ -492,9 +510,9 @@ def _record_batch(lake: Lake, cfg: Config, bid: str, source: str, paths: list[st
                   kinds: list[str], report: dict[str, Any]) -> None:
     """Record ``bid`` as complete: a MERGE inserting it unless present, so two writers of
     the same batch record it once (the loser's retry finds the row)."""
-    path = writer.ensure_table(lake, "bronze._batches")
     row = lake.spark.createDataFrame(
         [(bid, source, kinds, paths, "complete", json.dumps(report, default=str),
           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))],
         writer.table_schema("bronze._batches"))
-    writer.merge_insert(lake.spark, path, row, ("batch_id", "status"), cfg.lake)
+    _merge_into(lake, "bronze._batches", row,
+                lambda path: writer.merge_insert(lake.spark, path, row, ("batch_id", "status"), cfg.lake))

@@ -6,7 +6,10 @@ three idempotent write patterns of the ingestion stage.
   writes the same rows once;
 - :func:`merge_insert` (silver events and reviews): MERGE inserting only keys not yet present;
 - :func:`merge_upsert` (silver items, gold): MERGE updating a matched row only when a
-  column differs (and an optional rule allows it), inserting new keys.
+  column differs (and an optional rule allows it), inserting new keys;
+
+and :func:`create_with`, the first write into a table not there yet: it creates the table
+holding its rows, in one commit.
 
 Each Delta commit is atomic, so a killed job leaves every table either with or without a
 given write, never half of it. Writers of different batches may run at the same time:
@@ -22,15 +25,30 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from fusionrec import commits
 from fusionrec.commits import retry_on_conflict
 from fusionrec.config import LakeConfig
 from fusionrec.errors import InputError
 from fusionrec.ingest.schema import CONSTRAINTS, table_schema
 from fusionrec.lake import Lake
 
-__all__ = ["ensure_table", "merge", "merge_insert", "merge_metrics_summary", "merge_upsert", "replace_batch"]
+__all__ = ["create_with", "ensure_table", "merge", "merge_insert", "merge_metrics_summary", "merge_upsert", "replace_batch"]
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def _layout(name: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Table properties (CHECK constraints, Change Data Feed on silver/gold) and partition
+    columns of table ``layer.table``."""
+    layer = name.partition(".")[0]
+    properties = {f"delta.constraints.{c.lower()}": expr for c, expr in CONSTRAINTS.get(name, {}).items()}
+    if layer in ("silver", "gold"):
+        properties["delta.enableChangeDataFeed"] = "true"
+    if layer == "gold":
+        # A MERGE updating a few rows of a file marks them deleted instead of rewriting it.
+        properties["delta.enableDeletionVectors"] = "true"
+    partition_by = ("batch_id",) if layer in ("bronze", "quarantine") and not name.endswith("._batches") else ()
+    return properties, partition_by
 
 
 def ensure_table(lake: Lake, name: str) -> str:
@@ -38,13 +56,34 @@ def ensure_table(lake: Lake, name: str) -> str:
     partitioning, Change Data Feed on silver/gold - and give an existing table any of these
     it lacks; safe over a killed creator's debris and against a concurrent creator
     (:func:`fusionrec.commits.create_table`). Returns its path."""
-    layer = name.partition(".")[0]
-    properties = {f"delta.constraints.{c.lower()}": expr for c, expr in CONSTRAINTS.get(name, {}).items()}
-    if layer in ("silver", "gold"):
-        properties["delta.enableChangeDataFeed"] = "true"
-    partition_by = ("batch_id",) if layer in ("bronze", "quarantine") and not name.endswith("._batches") else ()
+    properties, partition_by = _layout(name)
     lake.create(name, table_schema(name), partition_by=partition_by, properties=properties)
     return lake.path(name)
+
+
+def create_with(lake: Lake, name: str, df: DataFrame, *, tag: str | None = None,
+                batch_id: str | None = None) -> int | None:
+    """Create table ``layer.table``, absent so far, holding the rows of ``df``: one commit
+    instead of :func:`ensure_table` and a first write (the table as :func:`ensure_table`
+    makes it). ``tag``: the commit's ``userMetadata``; ``batch_id``: the batch the rows
+    belong to, checked as :func:`replace_batch` does.
+
+    Returns
+    -------
+    int or None
+        The rows written (the commit's metrics); None, nothing written, when the table
+        exists (also when a concurrent creator committed first): write to it as usual.
+    """
+    if batch_id is not None:
+        _check_batch_id(batch_id)
+    if lake.exists(name):
+        return None
+    tag = tag or uuid.uuid4().hex
+    properties, partition_by = _layout(name)
+    if not commits.create_table_with(lake.spark, lake.path(name), table_schema(name), df,
+                                     partition_by=partition_by, properties=properties, user_metadata=tag):
+        return None
+    return lake.rows_written(name, since=None, tag=tag)
 
 
 def _check_batch_id(batch_id: str) -> str:
