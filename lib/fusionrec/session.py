@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -68,6 +69,27 @@ def session_jars(cfg: Config) -> list[str]:
     return s3 + local_jars(cfg.spark.jars_dir)
 
 
+def snapshot_partitions(master: str | None, shuffle_partitions: int) -> int:
+    """Partitions of a Delta table's log replay: the shuffle partitions, at most the cores of
+    a ``local[N]`` / ``local[*]`` master (measured on 2 cores: an ingest at 200k events
+    51.0 s with 8, 45.0 s with 2).
+
+    >>> snapshot_partitions("local[2]", 8), snapshot_partitions("yarn", 64), snapshot_partitions("local[4,2]", 8)
+    (2, 64, 4)
+    """
+    match = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master or "")
+    if match is None:
+        return shuffle_partitions
+    threads = match.group(1)
+    if threads is None:
+        cores = 1  # plain "local" is one thread
+    elif threads == "*":
+        cores = os.cpu_count() or 1
+    else:
+        cores = int(threads)
+    return max(1, min(shuffle_partitions, cores))
+
+
 def build_spark(cfg: Config) -> SparkSession:
     """Create (or return the running) SparkSession for ``cfg``.
 
@@ -108,8 +130,9 @@ def build_spark(cfg: Config) -> SparkSession:
         "spark.ui.showConsoleProgress": str(sc.show_progress).lower(),
         # Delta: let MERGE evolve nothing silently; keep commit history for time travel.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
-        # Delta's default of 50 snapshot partitions dominates small-table latency.
-        "spark.databricks.delta.snapshotPartitions": str(sc.shuffle_partitions),
+        # Delta's default of 50 snapshot partitions dominates small-table latency; on one
+        # machine more partitions than cores only add tasks to every table's log replay.
+        "spark.databricks.delta.snapshotPartitions": str(snapshot_partitions(sc.master, sc.shuffle_partitions)),
         "spark.sql.warehouse.dir": f"{normalise_uri(cfg.lake.root)}/_warehouse",
     }
     if sc.log4j_config and Path(sc.log4j_config).is_file():
