@@ -15,7 +15,7 @@ from fusionrec.lake import normalise_uri
 from fusionrec.config import Config
 from fusionrec.errors import UserError
 
-__all__ = ["DELTA_CATALOG", "DELTA_EXTENSION", "build_spark", "local_jars", "SetupError"]
+__all__ = ["DELTA_CATALOG", "DELTA_EXTENSION", "build_spark", "local_jars", "SetupError", "snapshot_partitions"]
 
 log = logging.getLogger(__name__)
 

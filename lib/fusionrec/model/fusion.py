@@ -45,7 +45,7 @@ from fusionrec.features.vectors import dot, normalised
 log = logging.getLogger(__name__)
 
 __all__ = ["als_top_n", "at_weeks", "candidates", "content_top_n", "fit_fused", "FusedModel", "item_weeks",
-           "label", "only_items", "popularity", "rank_candidates", "recent_popularity",
+           "label", "only_items", "plain_als_top_n", "popularity", "rank_candidates", "recent_popularity",
            "recommendation_weeks", "session_vectors", "with_features"]
 
 
