@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from pyspark.sql import functions as F
 from fusionrec.errors import InputError
 from fusionrec.model.als import fit_als
 from fusionrec.model.fusion import fit_fused
-from fusionrec.model.ranker import RANKER_FEATURES, RankerParams, choose_ranker, fit_pairwise_ranker, fit_ranker
+from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, TreeSettings, choose_ranker, fit_pairwise_ranker,
+                                    fit_ranker)
 from fusionrec.model.text_maps import apply_text_map, fit_text_map, solve_ridge, sufficient_statistics
 from fusionrec.model.side_features import side_features
 from fusionrec.model.topk import blocked_top_n
@@ -150,13 +152,54 @@ def test_pairwise_ranker_learns_the_order_within_users_where_pointwise_is_misled
     assert pairwise.intercept == 0.0 and dict(zip(pairwise.features, pairwise.coef))["als_score"] > 0.5
     assert dict(zip(RANKER_FEATURES, fit_ranker(df, 0.01).coef))["als_score"] < 0
 
-    chosen, choice = choose_ranker(df, relevant, kind="auto", k=5, reg_param=0.01, negatives=10, seed=1)
+    chosen, choice = choose_ranker(df, relevant, kind="auto", k=5, reg_param=0.01, negatives=10, seed=1,
+                                   trees=TreeSettings(trees=50, depth=3, learning_rate=0.1))
     ndcg = choice["holdout_ndcg@5"]
-    assert choice["kind"] == "pairwise" and ndcg["pairwise"] > ndcg["pointwise"] + 0.2, choice
+    # Both kinds that learn within users (pairwise, LambdaMART) see through the offset.
+    assert ndcg["pairwise"] > ndcg["pointwise"] + 0.2 and ndcg["lambdamart"] > ndcg["pointwise"] + 0.2, choice
+    assert choice["kind"] == max(ndcg, key=ndcg.get) != "pointwise", choice
     assert 20 <= choice["holdout_users"] <= 60
-    assert dict(zip(chosen.features, chosen.coef))["als_score"] > 0.5
     only, fixed = choose_ranker(df, relevant, kind="pointwise", k=5, reg_param=0.01, negatives=10, seed=1)
     assert fixed == {"kind": "pointwise"} and only.intercept != 0.0
+
+
+def test_lambdamart_learns_what_a_linear_score_cannot_and_scores_as_serving_does(spark):
+    """The positive of a user is the best text match among cold candidates and the best ALS
+    score among warm ones: which signal counts depends on ``cold_item``, which no linear score
+    can express. auto must keep LambdaMART, and Spark's score must be serving's numpy score."""
+    from fusionrec.model.scoring import Ranker
+
+    rng = np.random.default_rng(11)
+    rows, counts = [], []
+    for u in range(120):
+        cold = rng.uniform(size=20) < 0.3
+        als, content = rng.normal(size=20), rng.normal(size=20)
+        value = np.where(cold, 3 * content, als) + 0.1 * rng.normal(size=20)
+        positive = set(np.argsort(-value)[:2].tolist())
+        for i in range(20):
+            rows.append((f"user{u}", f"item{i}", float(als[i]), float(content[i]), float(rng.uniform(0, 5)), 0.5,
+                         float(cold[i]), 0.0, 0.0, 0.0, float(rng.normal()), 0.0, float(i in positive)))
+        counts.append((f"user{u}", 2, int(sum(cold[i] for i in positive))))
+    df = spark.createDataFrame(rows, ["user_id", "item_id", *RANKER_FEATURES, "label"])
+    relevant = spark.createDataFrame(counts, "user_id STRING, n_relevant INT, n_cold_relevant INT")
+    settings = TreeSettings(trees=80, depth=3, learning_rate=0.1)
+
+    chosen, choice = choose_ranker(df, relevant, kind="auto", k=5, reg_param=0.01, negatives=10, seed=1,
+                                   trees=settings)
+    ndcg = choice["holdout_ndcg@5"]
+    assert choice["kind"] == "lambdamart" and ndcg["lambdamart"] > max(ndcg["pointwise"], ndcg["pairwise"]) + 0.1, choice
+    assert chosen.trees is not None and chosen.coef == [0.0] * len(RANKER_FEATURES)
+    assert RankerParams.from_json(json.loads(json.dumps(chosen.to_json()))) == chosen
+
+    scored = df.select(*RANKER_FEATURES, chosen.score().alias("p"),
+                       *[c.alias(f"c_{n}") for n, c in chosen.contributions().items()]).toPandas()
+    numpy_ranker = Ranker.from_json(chosen.to_json())
+    x = scored[list(RANKER_FEATURES)].to_numpy()
+    np.testing.assert_allclose(scored["p"].to_numpy(), numpy_ranker.score(x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scored[[f"c_{n}" for n in RANKER_FEATURES]].to_numpy(),
+                               numpy_ranker.contributions(x), rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="ranker.trees"):
+        RankerParams.from_json({**chosen.to_json(), "trees": {**chosen.trees, "threshold": []}})
 
 
 def test_tuning_users_is_a_seeded_sample_of_the_asked_size(spark):

@@ -34,10 +34,10 @@ def setup_logging(verbosity: int = 0) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("fusionrec").setLevel(level)
-    # py4j and MLflow are chatty at INFO. MLflow sets its own logger's level when imported,
+    # py4j, MLflow and xgboost.spark are chatty at INFO. MLflow sets its own logger's level when imported,
     # which the commands do lazily, after this: it takes the level from the environment.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    for noisy in ("py4j", "mlflow", "alembic", "urllib3"):
+    for noisy in ("py4j", "mlflow", "alembic", "urllib3", "XGBoost-PySpark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

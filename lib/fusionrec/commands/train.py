@@ -53,7 +53,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         params = write_model(lake, fitted, cfg)
         rec.counts["params"] = lake.uri(FUSION_PARAMS)
     doc = params.to_dict()
-    report.results["train"] = {"als": doc["als"], "ranker": doc["ranker"], "search": doc["search"],
+    report.results["train"] = {"als": doc["als"], "ranker": params.ranker.summary() if params.ranker else None,
+                               "search": doc["search"],
                                "train_cutoff": doc["train_cutoff"], "counts": fitted.model.counts,
                                "degraded": doc["degraded"], "cold_slot": doc["cold_slot"],
                                "ranker_choice": doc["ranker_choice"]}

@@ -332,7 +332,7 @@ def score_models(inputs: TrainingTables, split: Split, fitted: Fitted, cfg: Conf
     return EvaluationResults(
         table=table, cold_items=cold, search=fitted.trials,
         chosen={"rank": fitted.params.rank, "reg_param": fitted.params.reg_param, "alpha": fitted.params.alpha},
-        ranker={**fitted.ranker.to_json(), "choice": fitted.ranker_choice}, counts=counts, leakage_checks=leaks,
+        ranker={**fitted.ranker.summary(), "choice": fitted.ranker_choice}, counts=counts, leakage_checks=leaks,
         comparison=comparison, peers=peer_report,
         protocol={"test_fraction": ec.test_fraction, "cold_item_fraction": ec.cold_item_fraction,
                   "validation_fraction": ec.validation_fraction, "seed": ec.seed,

@@ -50,12 +50,13 @@ import numpy as np
 import pandas as pd
 
 from fusionrec.errors import InputError
+from fusionrec.model.trees import TreeEnsemble
 
 if TYPE_CHECKING:  # pyspark only where Spark fits or applies the ranker: serving imports this module without it
     from pyspark.sql import Column, DataFrame
 
 __all__ = ["calibrate_cold_floor", "choose_ranker", "cold_slot_curve", "NEUTRAL_SENTIMENT", "RANKER_FEATURES",
-           "fit_pairwise_ranker", "fit_ranker", "RankerParams"]
+           "RANKER_KINDS", "fit_lambdamart_ranker", "fit_pairwise_ranker", "fit_ranker", "RankerParams", "TreeSettings"]
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
                                   "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
@@ -63,6 +64,9 @@ RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_populari
 
 #: Value of ``item_sentiment`` for items without reviews (neutral).
 NEUTRAL_SENTIMENT = 0.5
+
+#: The kinds :func:`choose_ranker` fits and compares (``model.ranker: auto``), in the order a tie keeps.
+RANKER_KINDS: tuple[str, ...] = ("pointwise", "pairwise", "lambdamart")
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,28 @@ class RankerParams:
     intercept: float
     #: the cold slot's floor (module docstring); None: no slot
     cold_floor: float | None = None
+    #: boosted trees added to the linear score (JSON of :class:`~fusionrec.model.trees.TreeEnsemble`); None: none
+    trees: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`to_json` with the trees counted instead of listed (reports and run logs).
+
+        >>> zeros = [0.0] * len(RANKER_FEATURES)
+        >>> RankerParams(list(RANKER_FEATURES), zeros, zeros, zeros, 0.0).summary()["trees"] is None
+        True
+        """
+        doc = self.to_json()
+        if self.trees is not None:
+            doc["trees"] = {"trees": len(self.trees["feature"]),
+                            "nodes": sum(len(tree) for tree in self.trees["feature"])}
+        return doc
+
+    @property
+    def tree_ensemble(self) -> TreeEnsemble | None:
+        return TreeEnsemble.from_json(self.trees) if self.trees is not None else None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RankerParams":
@@ -87,26 +110,58 @@ class RankerParams:
             raise ValueError(f"ranker JSON: missing field(s) {', '.join(sorted(missing))}")
         if list(data["features"]) != list(RANKER_FEATURES):
             raise ValueError(f"ranker JSON: features {data['features']} differ from the contract {list(RANKER_FEATURES)}")
-        floor = data.get("cold_floor")
+        floor, trees = data.get("cold_floor"), data.get("trees")
+        if trees is not None:
+            TreeEnsemble.from_json(trees)  # refuses a malformed ensemble here, naming the field
         return cls(list(data["features"]), [float(v) for v in data["mean"]], [float(v) for v in data["std"]],
                    [float(v) for v in data["coef"]], float(data["intercept"]),
-                   float(floor) if floor is not None else None)
+                   float(floor) if floor is not None else None, trees)
 
     def contributions(self) -> dict[str, Column]:
-        """coef_k * (x_k - mean_k) / std_k per feature, as Spark columns."""
+        """Each feature's share of the logit, as Spark columns: coef_k * (x_k - mean_k) / std_k,
+        plus the feature's Saabas contribution to the trees' margin when there are trees."""
         from pyspark.sql import functions as F
 
-        return {name: F.lit(c) * (F.col(name) - F.lit(m)) / F.lit(s)
-                for name, m, s, c in zip(self.features, self.mean, self.std, self.coef)}
+        linear = {name: F.lit(c) * (F.col(name) - F.lit(m)) / F.lit(s)
+                  for name, m, s, c in zip(self.features, self.mean, self.std, self.coef)}
+        ensemble = self.tree_ensemble
+        if ensemble is None:
+            return linear
+        shares = _tree_udf(ensemble, "contributions")(F.struct(*self.features))
+        return {name: linear[name] + shares[n] for n, name in enumerate(self.features)}
 
     def score(self) -> Column:
-        """sigmoid(sum of contributions + intercept)."""
+        """sigmoid(intercept + linear contributions + the trees' margin)."""
         from pyspark.sql import functions as F
 
         logit = F.lit(self.intercept)
-        for column in self.contributions().values():
-            logit = logit + column
+        for name, m, s, c in zip(self.features, self.mean, self.std, self.coef):
+            logit = logit + F.lit(c) * (F.col(name) - F.lit(m)) / F.lit(s)
+        ensemble = self.tree_ensemble
+        if ensemble is not None:
+            logit = logit + _tree_udf(ensemble, "margin")(F.struct(*self.features))
         return 1.0 / (1.0 + F.exp(-logit))
+
+
+def _tree_udf(ensemble: TreeEnsemble, output: str) -> Any:
+    """A pandas UDF of a struct of the features: the numpy evaluation serving runs
+    (``margin``: a double; ``contributions``: an array, one per feature)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, DoubleType
+
+    def features(rows: pd.DataFrame) -> np.ndarray:
+        return rows[list(RANKER_FEATURES)].to_numpy(dtype=np.float64)
+
+    if output == "margin":
+        @F.pandas_udf(DoubleType())  # type: ignore[call-overload]
+        def margin(rows: pd.DataFrame) -> pd.Series:
+            return pd.Series(ensemble.margin(features(rows)))
+        return margin
+
+    @F.pandas_udf(ArrayType(DoubleType()))  # type: ignore[call-overload]
+    def contributions(rows: pd.DataFrame) -> pd.Series:
+        return pd.Series(list(ensemble.contributions(features(rows))))
+    return contributions
 
 
 def fit_ranker(labelled: DataFrame, reg_param: float, label_col: str = "label") -> RankerParams:
@@ -166,13 +221,73 @@ def fit_pairwise_ranker(labelled: DataFrame, reg_param: float, *, negatives: int
     return RankerParams(list(RANKER_FEATURES), mean, std, coef, 0.0)
 
 
+@dataclass(frozen=True)
+class TreeSettings:
+    """The boosted trees of the ``lambdamart`` ranker (``model.ranker_trees`` etc.)."""
+
+    trees: int = 100
+    depth: int = 2
+    learning_rate: float = 0.1
+
+
+def fit_lambdamart_ranker(labelled: DataFrame, settings: TreeSettings, *, k: int, seed: int,
+                          label_col: str = "label") -> RankerParams:
+    """Boosted trees fitted to NDCG@``k`` within each user: LambdaMART (Burges 2010), XGBoost's
+    ``rank:ndcg`` objective through ``xgboost.spark.SparkXGBRanker``, one query group per user.
+
+    The fit is distributed over one XGBoost worker per 200,000 rows (at most the default
+    parallelism: a worker per core on small data only adds synchronisation); each user's
+    candidates stay in one worker (the estimator range-partitions by the query id). The
+    trees are then read out of the booster into the JSON of
+    :class:`~fusionrec.model.trees.TreeEnsemble`, so that Spark and serving score them with
+    the same numpy code and serving does not need XGBoost.
+
+    Parameters
+    ----------
+    labelled : DataFrame
+        ``[user_id, item_id, <RANKER_FEATURES>, label]``.
+    settings : TreeSettings
+        Number of trees, their depth and the learning rate.
+    k : int
+        The list length NDCG is optimised at (``lambdarank_num_pair_per_sample``).
+    seed : int
+        Seeds XGBoost's row subsampling.
+    """
+    import json
+
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from xgboost.spark import SparkXGBRanker
+
+    mean, std = _standardisation(labelled, label_col)  # refuses single-class rows, as the other kinds
+    rows = labelled.count()
+    workers = max(1, min(labelled.sparkSession.sparkContext.defaultParallelism, -(-rows // 200_000)))
+    # Query ids 0..n-1 in user id order: XGBoost garbles 64-bit ids (a hash), and the users are
+    # few (model.tuning_max_users), so one small window over them is cheap.
+    query_ids = (labelled.select("user_id").distinct()
+                 .select("user_id", (F.row_number().over(Window.orderBy("user_id")) - 1).alias("qid")))
+    assembled = VectorAssembler(inputCols=list(RANKER_FEATURES), outputCol="x").transform(
+        labelled.join(F.broadcast(query_ids), "user_id").select("qid", *RANKER_FEATURES, _label(label_col).alias("label")))
+    estimator = SparkXGBRanker(
+        features_col="x", label_col="label", qid_col="qid", num_workers=workers, force_repartition=True,
+        objective="rank:ndcg", eval_metric=f"ndcg@{k}", lambdarank_pair_method="topk",
+        lambdarank_num_pair_per_sample=k, n_estimators=settings.trees, max_depth=settings.depth,
+        learning_rate=settings.learning_rate, subsample=0.8, min_child_weight=1.0, reg_lambda=1.0,
+        tree_method="hist", random_state=seed, verbosity=0)
+    booster = estimator.fit(assembled).get_booster()
+    trees = TreeEnsemble.from_xgboost(json.loads(bytes(booster.save_raw("json"))), len(RANKER_FEATURES))
+    zeros, ones = [0.0] * len(RANKER_FEATURES), [1.0] * len(RANKER_FEATURES)
+    return RankerParams(list(RANKER_FEATURES), zeros, ones, zeros, 0.0, trees=trees.to_json())
+
+
 def choose_ranker(rows: DataFrame, relevant: DataFrame, *, kind: str, k: int, reg_param: float, negatives: int,
-                  seed: int) -> tuple[RankerParams, dict[str, Any]]:
-    """The ranker of ``kind`` (``pointwise``, ``pairwise`` or ``auto``) fitted on ``rows``.
+                  seed: int, trees: TreeSettings = TreeSettings()) -> tuple[RankerParams, dict[str, Any]]:
+    """The ranker of ``kind`` (one of :data:`RANKER_KINDS`, or ``auto``) fitted on ``rows``.
 
     ``auto``: each kind is fitted on the candidates of half the users (a seeded hash of the
-    user id) and scored by NDCG@k on the other half; the kind with the higher NDCG (the
-    pointwise one on a tie) is refitted on every user.
+    user id) and scored by NDCG@k on the other half; the kind with the higher NDCG (on a
+    tie, the earlier of :data:`RANKER_KINDS`) is refitted on every user.
 
     Parameters
     ----------
@@ -181,6 +296,8 @@ def choose_ranker(rows: DataFrame, relevant: DataFrame, *, kind: str, k: int, re
     relevant : DataFrame
         ``[user_id, n_relevant, n_cold_relevant]`` of the period's users with a positive
         (:func:`cold_slot_curve`).
+    trees : TreeSettings
+        The ``lambdamart`` kind's trees.
 
     Returns
     -------
@@ -193,6 +310,8 @@ def choose_ranker(rows: DataFrame, relevant: DataFrame, *, kind: str, k: int, re
     def fit(which: str, labelled: DataFrame) -> RankerParams:
         if which == "pairwise":
             return fit_pairwise_ranker(labelled, reg_param, negatives=negatives, seed=seed)
+        if which == "lambdamart":
+            return fit_lambdamart_ranker(labelled, trees, k=k, seed=seed)
         return fit_ranker(labelled, reg_param)
 
     if kind != "auto":
@@ -201,8 +320,8 @@ def choose_ranker(rows: DataFrame, relevant: DataFrame, *, kind: str, k: int, re
     fit_rows, holdout_rows = rows.where(~held_out), rows.where(held_out)
     holdout_users = relevant.where(held_out)
     scores = {which: cold_slot_curve(holdout_rows, fit(which, fit_rows), k, holdout_users)[0]["ndcg"]
-              for which in ("pointwise", "pairwise")}
-    best = max(scores, key=lambda which: (scores[which], which == "pointwise"))
+              for which in RANKER_KINDS}
+    best = max(RANKER_KINDS, key=lambda which: (scores[which], -RANKER_KINDS.index(which)))
     return fit(best, rows), {"kind": best, f"holdout_ndcg@{k}": scores, "holdout_users": holdout_users.count()}
 
 

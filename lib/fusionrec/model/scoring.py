@@ -13,7 +13,8 @@ week:
    the user's seen items excluded (the popular lists are global, so a user who has seen
    some of them gets fewer);
 2. the features of :data:`fusionrec.model.ranker.RANKER_FEATURES` for every i in C;
-3. score = sigmoid(sum_k w_k (f_k - mean_k) / std_k + b), the logistic-regression ranker;
+3. score = sigmoid(sum_k w_k (f_k - mean_k) / std_k + b + trees(f)), the ranker (a logistic
+   regression, or boosted trees evaluated in numpy: :mod:`fusionrec.model.trees`);
 4. the top k by score (ties: lower catalogue index first; catalogues are sorted by item id);
    with the ranker's cold slot (``cold_floor``, k >= 2) and no cold item in it, the best cold
    candidate scoring at least the floor takes the last place (:mod:`fusionrec.model.ranker`);
@@ -40,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fusionrec.model.ranker import RANKER_FEATURES
+from fusionrec.model.trees import TreeEnsemble
 
 __all__ = ["ALS_SIGNALS", "COLD_SIGNAL", "CONTENT_SIGNALS", "REASON_ALS", "REASON_ALS_TEXT",
            "REASON_CONTENT", "REASON_CONTENT_TEXT", "REASON_KINDS", "TEXT_MATCH_FLOOR", "REASON_NEW", "REASON_POPULAR", "REASON_SENTIMENT",
@@ -71,7 +73,7 @@ REASON_KINDS = tuple(template.split("{")[0].strip() for template in (
 
 @dataclass(frozen=True)
 class Ranker:
-    """The logistic-regression ranker (JSON of :class:`fusionrec.model.ranker.RankerParams`) in numpy."""
+    """The ranker (JSON of :class:`fusionrec.model.ranker.RankerParams`) in numpy."""
 
     features: tuple[str, ...]
     mean: np.ndarray
@@ -80,6 +82,8 @@ class Ranker:
     intercept: float
     #: the cold slot's floor; None: no slot
     cold_floor: float | None = None
+    #: boosted trees added to the linear score; None: none
+    trees: TreeEnsemble | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Ranker":
@@ -92,20 +96,29 @@ class Ranker:
                 raise ValueError(f"ranker.{key}: expected {len(features)} numbers, got shape {value.shape}")
         # A constant feature has std 0; it then contributes nothing instead of dividing by zero.
         std = np.where(arrays["std"] > 0, arrays["std"], 1.0)
-        floor = data.get("cold_floor")
+        floor, trees = data.get("cold_floor"), data.get("trees")
         return cls(features, arrays["mean"], std, arrays["coef"], float(data["intercept"]),
-                   float(floor) if floor is not None else None)
+                   float(floor) if floor is not None else None,
+                   TreeEnsemble.from_json(trees) if trees is not None else None)
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept, "cold_floor": self.cold_floor}
+                "coef": self.coef.tolist(), "intercept": self.intercept, "cold_floor": self.cold_floor,
+                "trees": self.trees.to_json() if self.trees is not None else None}
 
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """w_k (f_k - mean_k) / std_k per candidate and feature, shape (n, len(features))."""
+    def _linear(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.std * self.coef
 
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Each feature's share of the logit per candidate, shape (n, len(features)):
+        w_k (f_k - mean_k) / std_k, plus its Saabas contribution to the trees' margin."""
+        linear = self._linear(features)
+        return linear if self.trees is None else linear + self.trees.contributions(features)
+
     def score(self, features: np.ndarray) -> np.ndarray:
-        z = self.contributions(features).sum(axis=1) + self.intercept
+        z = self._linear(features).sum(axis=1) + self.intercept
+        if self.trees is not None:
+            z = z + self.trees.margin(features)
         return 1.0 / (1.0 + np.exp(-z))
 
 

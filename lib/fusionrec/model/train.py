@@ -8,8 +8,8 @@ loses its fit-period interactions and reviews, so that the ranker's training can
 hold cold items as serving will: their factors come from the text map, :func:`withhold_items`);
 the ALS search (:func:`fusionrec.model.als.search_als`: rank, regParam on Spark's scale and
 alpha) is scored on validation NDCG@K, the ranker is trained on validation labels
-(candidates from models fitted on the fit period, :func:`ranker_rows`; pointwise or pairwise,
-chosen on held-out validation users by ``model.ranker``) and, with
+(candidates from models fitted on the fit period, :func:`ranker_rows`; pointwise, pairwise or
+LambdaMART, chosen on held-out validation users by ``model.ranker``) and, with
 ``model.cold_slot``, the cold slot's floor is calibrated on the same rows; then the chosen
 ALS parameters are refitted on everything it received. Every intermediate
 table that several later steps read (splits, side features, labelled candidates) is
@@ -37,7 +37,7 @@ from fusionrec.validation.split import choose_cold_items, cut_interactions, filt
 from fusionrec.model.fusion import (FusedModel, at_weeks, candidates, fit_fused, item_weeks, label, plain_als_top_n,
                                     popularity, session_vectors, with_features)
 from fusionrec.model.params import FusionParams
-from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, calibrate_cold_floor, choose_ranker,
+from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, TreeSettings, calibrate_cold_floor, choose_ranker,
                                     cold_slot_curve)
 from fusionrec.model.side_features import SideFeatures, side_features
 from fusionrec.runlog import stage
@@ -189,9 +189,13 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
         rows = ranker_rows(fit_model, seen, val_relevant, val_users, mc)
         release(fit_model)
         counts = materialised(relevant_counts(val_relevant, fit))
-        ranker, ranker_choice = choose_ranker(rows, counts, kind=mc.ranker, k=mc.k, reg_param=mc.ranker_reg,
-                                              negatives=mc.ranker_pair_negatives, seed=mc.seed)
-    log.info("ranker %s coef %s", ranker_choice, dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
+        ranker, ranker_choice = choose_ranker(
+            rows, counts, kind=mc.ranker, k=mc.k, reg_param=mc.ranker_reg, negatives=mc.ranker_pair_negatives,
+            seed=mc.seed, trees=TreeSettings(mc.ranker_trees, mc.ranker_tree_depth, mc.ranker_learning_rate))
+    if ranker.trees is None:
+        log.info("ranker %s coef %s", ranker_choice, dict(zip(RANKER_FEATURES, [round(c, 4) for c in ranker.coef])))
+    else:
+        log.info("ranker %s: %d boosted trees", ranker_choice, mc.ranker_trees)
     cold_slot: dict[str, Any] = {}
     if mc.cold_slot and mc.k >= 2:
         with stage("fit.cold_slot"):
