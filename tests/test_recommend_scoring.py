@@ -35,8 +35,26 @@ def fitted(spark, cfg):
     return model, ranker, interactions, d["item_documents"], mc, cfg.evaluate
 
 
-def test_batch_top_k_equals_the_spark_ranker_path(fitted):
+def _tree_ranker() -> RankerParams:
+    """Boosted stumps as a LambdaMART ranker stores them: a text match counts for cold items
+    only (a split below a split), the session score and popularity everywhere."""
+    f = {name: n for n, name in enumerate(RANKER_FEATURES)}
+    trees = {"n_features": len(RANKER_FEATURES), "base_margin": 0.3,
+             "feature": [[f["cold_item"], f["content_cosine"], -1, -1, -1], [f["session_score"], -1, -1],
+                         [f["log_popularity"], -1, -1]],
+             "threshold": [[0.5, 0.2, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.5, 0.0, 0.0]],
+             "left": [[2, 3, -1, -1, -1], [1, -1, -1], [1, -1, -1]],
+             "right": [[1, 4, -1, -1, -1], [2, -1, -1], [2, -1, -1]],
+             "default_left": [[True, True, False, False, False], [True, False, False], [True, False, False]],
+             "value": [[0.0, 0.4, -0.1, -0.5, 1.2], [0.0, -0.6, 0.7], [0.0, -0.2, 0.3]]}
+    zeros = [0.0] * len(RANKER_FEATURES)
+    return RankerParams(list(RANKER_FEATURES), zeros, [1.0] * len(RANKER_FEATURES), zeros, 0.0, trees=trees)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "trees"])
+def test_batch_top_k_equals_the_spark_ranker_path(fitted, kind):
     model, ranker, interactions, docs, mc, ec = fitted
+    ranker = ranker if kind == "logistic" else _tree_ranker()
     users = interactions.select("user_id").distinct()
     seen = interactions.select("user_id", "item_id")
     spark_path = rank_candidates(with_features(candidates(model, seen, mc, users), model), ranker, mc.k).collect()
