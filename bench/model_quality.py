@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/model_quality.py --lake work/ml-lake [--set model.search_rank=[32,64,128]]
        [--out FILE.json]
 
-One split and one fit of the evaluation protocol (:mod:`fusionrec.evaluate.harness`) with
+One split and one fit of the evaluation protocol (:mod:`fusionrec.evaluate.harness`, item
+documents cut at the test boundary as there) with
 the configuration given (conf/local.yaml, ``model.cold_slot`` forced on), then on the test
 period, K = 10:
 
@@ -39,7 +40,7 @@ def main() -> int:
 
     from fusionrec.config import load_config
     from fusionrec.evaluate.baselines import model_top_k
-    from fusionrec.evaluate.harness import fit_on_training, make_split
+    from fusionrec.evaluate.harness import ItemTexts, cut_item_texts, fit_on_training, make_split, spark_nlp_embedder
     from fusionrec.lake import Lake
     from fusionrec.model.als import AlsParams
     from fusionrec.model.fusion import als_top_n, at_weeks, fit_fused
@@ -58,6 +59,11 @@ def main() -> int:
     inputs = TrainingTables(*(materialised(getattr(inputs, f.name)) if getattr(inputs, f.name) is not None else None
                               for f in dataclasses.fields(inputs)))
     split = make_split(inputs, cfg)
+    # As the harness: item documents lose the tags written only in the test period.
+    lake = Lake(spark, cfg.lake)
+    items = lake.read_optional("silver.items")
+    if items is not None:
+        inputs, _, _ = cut_item_texts(inputs, ItemTexts(items, spark_nlp_embedder(spark, cfg.embed)), split.boundaries)
     fitted = fit_on_training(inputs, split, cfg)
     model = at_weeks(fitted.model, split.boundaries, "test_start")
     test_relevant = materialised(relevant(split.test, ec.positive_rating, ec.positive_weight))
