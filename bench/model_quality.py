@@ -55,12 +55,12 @@ def main() -> int:
     mc, ec = cfg.model, cfg.evaluate
     spark = build_spark(cfg)
     start = time.perf_counter()
-    inputs = read_training_tables(Lake(spark, cfg.lake))
+    lake = Lake(spark, cfg.lake)
+    inputs = read_training_tables(lake)
     inputs = TrainingTables(*(materialised(getattr(inputs, f.name)) if getattr(inputs, f.name) is not None else None
                               for f in dataclasses.fields(inputs)))
     split = make_split(inputs, cfg)
     # As the harness: item documents lose the tags written only in the test period.
-    lake = Lake(spark, cfg.lake)
     items = lake.read_optional("silver.items")
     if items is not None:
         inputs, _, _ = cut_item_texts(inputs, ItemTexts(items, spark_nlp_embedder(spark, cfg.embed)), split.boundaries)

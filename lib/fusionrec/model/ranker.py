@@ -44,6 +44,7 @@ and :func:`calibrate_cold_floor` picks the floor from it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,7 +100,7 @@ class RankerParams:
                             "nodes": sum(len(tree) for tree in self.trees["feature"])}
         return doc
 
-    @property
+    @cached_property  # parsed once: score() and contributions() both evaluate it
     def tree_ensemble(self) -> TreeEnsemble | None:
         return TreeEnsemble.from_json(self.trees) if self.trees is not None else None
 
@@ -260,8 +261,7 @@ def fit_lambdamart_ranker(labelled: DataFrame, settings: TreeSettings, *, k: int
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBRanker
 
-    mean, std = _standardisation(labelled, label_col)  # refuses single-class rows, as the other kinds
-    rows = labelled.count()
+    rows = _label_counts(labelled, label_col)["rows"]
     workers = max(1, min(labelled.sparkSession.sparkContext.defaultParallelism, -(-rows // 200_000)))
     # Query ids 0..n-1 in user id order: XGBoost garbles 64-bit ids (a hash), and the users are
     # few (model.tuning_max_users), so one small window over them is cheap.
@@ -330,15 +330,23 @@ def _standardisation(labelled: DataFrame, label_col: str) -> tuple[list[float], 
     from pyspark.sql import functions as F
 
     features = list(RANKER_FEATURES)
-    stats = labelled.agg(*[F.avg(f).alias(f"m_{f}") for f in features],
-                         *[F.stddev_pop(f).alias(f"s_{f}") for f in features],
-                         F.sum(label_col).alias("positives"), F.count(F.lit(1)).alias("rows")).first()
-    if not stats["rows"] or not stats["positives"] or stats["positives"] == stats["rows"]:
-        raise InputError(f"ranker: need both positive and negative candidates, got "
-                         f"{stats['positives']} positives of {stats['rows']} rows")
+    stats = _label_counts(labelled, label_col, *[F.avg(f).alias(f"m_{f}") for f in features],
+                          *[F.stddev_pop(f).alias(f"s_{f}") for f in features])
     mean = [float(stats[f"m_{f}"]) for f in features]
     std = [float(stats[f"s_{f}"]) if stats[f"s_{f}"] and stats[f"s_{f}"] > 1e-12 else 1.0 for f in features]
     return mean, std
+
+
+def _label_counts(labelled: DataFrame, label_col: str, *more: Column) -> Any:
+    """One aggregate row: ``positives``, ``rows`` and the ``more`` aggregates; refuses rows of a
+    single class (no ranker can be fitted on them)."""
+    from pyspark.sql import functions as F
+
+    stats = labelled.agg(*more, F.sum(label_col).alias("positives"), F.count(F.lit(1)).alias("rows")).first()
+    if not stats["rows"] or not stats["positives"] or stats["positives"] == stats["rows"]:
+        raise InputError(f"ranker: need both positive and negative candidates, got "
+                         f"{stats['positives']} positives of {stats['rows']} rows")
+    return stats
 
 
 def _standardised(labelled: DataFrame, mean: list[float], std: list[float]) -> DataFrame:
