@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -13,6 +14,7 @@ from fusionrec.model.fusion import candidates, fit_fused, rank_candidates, with_
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.recommend import recommend_all, score_all
 from fusionrec.model.side_features import side_features
+from fusionrec.model.text_maps import fit_text_map, solve_ridge
 
 COLD = [f"i{i}" for i in range(4)]
 
@@ -49,6 +51,48 @@ def _tree_ranker() -> RankerParams:
              "value": [[0.0, 0.4, -0.1, -0.5, 1.2], [0.0, -0.6, 0.7], [0.0, -0.2, 0.3]]}
     zeros = [0.0] * len(RANKER_FEATURES)
     return RankerParams(list(RANKER_FEATURES), zeros, [1.0] * len(RANKER_FEATURES), zeros, 0.0, trees=trees)
+
+
+def test_new_items_carry_the_log_popularity_their_text_predicts(fitted, cfg):
+    model, _, interactions, _, mc, _ = fitted
+    items = {r.item_id: r for r in model.item_factors.collect()}
+    assert all(items[i].source == "text_map" and items[i].text_log_popularity is not None for i in COLD)
+    assert all(r.text_log_popularity is None for r in items.values() if r.source == "als")
+    # The popularity column rides on the factor map's ridge system: the factor map is the one
+    # fitted on the factors alone.
+    als_items = model.item_factors.where(F.col("source") == "als")
+    alone, _ = fit_text_map(model.item_vectors, als_items, "item_id", mc.ridge_lambda)
+    assert np.allclose(alone, model.item_map, atol=1e-8)
+    # ... and the popularity map is the ridge fit of log(1 + n) on the same vectors.
+    counts = {r.item_id: np.log1p(r.n) for r in interactions.groupBy("item_id").count()
+              .withColumnRenamed("count", "n").collect()}
+    vectors = {r.item_id: np.asarray(r.vector, dtype=np.float64) for r in model.item_vectors.collect()}
+    warm = sorted(counts)
+    x = np.hstack([np.stack([vectors[i] for i in warm]), np.ones((len(warm), 1))])
+    w = solve_ridge(x.T @ x, x.T @ np.asarray([counts[i] for i in warm]), mc.ridge_lambda)
+    for i in COLD:
+        assert items[i].text_log_popularity == pytest.approx(float(np.append(vectors[i], 1.0) @ w), rel=1e-4, abs=1e-5)
+    # A new item's ranker feature is that prediction; warm items keep their own count.
+    users = interactions.select("user_id").distinct()
+    featured = with_features(candidates(model, interactions.select("user_id", "item_id"), mc, users), model).collect()
+    for r in featured:
+        if r.item_id in COLD:
+            assert r.cold_item == 1.0 and r.log_popularity == pytest.approx(items[r.item_id].text_log_popularity)
+        else:
+            assert r.cold_item == 0.0 and r.log_popularity == pytest.approx(counts[r.item_id])
+
+
+def test_every_user_with_factors_is_offered_the_best_new_items(fitted):
+    model, _, interactions, _, mc, _ = fitted
+    users = interactions.select("user_id").distinct()
+    seen = interactions.select("user_id", "item_id")
+    offered: dict[str, set[str]] = {}
+    for r in candidates(model, seen, mc, users).collect():
+        offered.setdefault(r.user_id, set()).add(r.item_id)
+    with_factors = {r.user_id for r in model.user_factors.select("user_id").collect()}
+    assert with_factors and set(offered) >= with_factors
+    for user in with_factors:  # four new items, candidates_n = 6: every one is offered
+        assert set(COLD) <= offered[user], user
 
 
 @pytest.mark.parametrize("kind", ["logistic", "trees"])

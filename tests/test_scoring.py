@@ -13,7 +13,7 @@ from fusionrec.model.als import AlsParams
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import RANKER_FEATURES, RankerParams
 from fusionrec.model.scoring import (
-    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_SENTIMENT, TEXT_MATCH_FLOOR, Catalogue, Ranker, Scored, nearest_liked,
+    REASON_CONTENT, REASON_CONTENT_TEXT, REASON_NEW, REASON_POPULAR, REASON_SENTIMENT, TEXT_MATCH_FLOOR, Catalogue, Ranker, Scored, nearest_liked,
     popular_fallback, popular_order, reasons, score_user, stack_rows, top_columns)
 
 
@@ -63,6 +63,50 @@ def test_score_user_breaks_ties_by_catalogue_index_everywhere():
     cosine = catalogue.vectors @ np.full(4, 0.5)
     scored = score_user(catalogue, als, None, cosine, allowed, catalogue.popular_pools(5), 5, 4, None)
     assert scored.items.tolist() == [1, 3, 4, 5]
+
+
+def test_new_items_reach_the_candidates_through_their_own_pool():
+    n = 30
+    # Items 25-29 have no interaction (log popularity 0) and the lowest ALS scores: the ALS
+    # pool never holds them, the new-item pool holds the best n of them.
+    new = np.arange(n) >= 25
+    catalogue = _catalogue(n, log_popularity=np.where(new, 0.0, np.log(4.0)), recent_popularity=np.where(new, 0.0, 1.0),
+                           popular_order=np.arange(25))
+    als = np.linspace(1.0, 0.0, n)
+    allowed = np.ones(n, dtype=bool)
+    allowed[26] = False  # seen: never proposed
+    scored = score_user(catalogue, als, None, None, allowed, catalogue.popular_pools(3), 3, n, None)
+    assert set(scored.items.tolist()) == set(range(3)) | {25, 27, 28}
+    assert {25, 27, 28} <= set(score_user(catalogue, als, None, None, allowed, (np.empty(0, int),) * 2, 3, n,
+                                          None).items.tolist())
+    # A user without factors has no x_u . y_i to rank new items by: no new-item pool.
+    assert set(score_user(catalogue, None, None, als, allowed, catalogue.popular_pools(3), 3, n,
+                          None).items.tolist()) == {0, 1, 2}
+
+
+def test_a_new_items_popularity_feature_is_its_texts_prediction_and_its_reason_new():
+    n = 6
+    log_popularity = np.array([np.log(5.0), np.log(3.0), 0.0, 0.0, np.log(2.0), 0.0])
+    predicted = np.array([9.0, 9.0, 0.9, 0.2, 9.0, 0.0])  # only read where there is no interaction
+    catalogue = _catalogue(n, log_popularity=log_popularity, text_log_popularity=predicted,
+                           popular_order=popular_order(log_popularity, np.full(n, "")))
+    items = np.arange(n)
+    assert catalogue.popularity_feature(items).tolist() == pytest.approx([np.log(5.0), np.log(3.0), 0.9, 0.2,
+                                                                        np.log(2.0), 0.0])
+    assert _catalogue(n, log_popularity=log_popularity).popularity_feature(items).tolist() == log_popularity.tolist()
+    # The popularity lists and the fallback never read the prediction.
+    assert sorted(catalogue.popular_pools(3)[0].tolist()) == [0, 1, 4]
+    # Only popularity counts: the new item 2 (predicted 0.9) outranks item 4 (observed log 2 = 0.69).
+    f = {name: i for i, name in enumerate(RANKER_FEATURES)}
+    coef = np.zeros(len(RANKER_FEATURES))
+    coef[f["log_popularity"]] = 1.0
+    ranker = Ranker(RANKER_FEATURES, np.zeros_like(coef), np.ones_like(coef), coef, 0.0)
+    allowed = np.ones(n, dtype=bool)
+    scored = score_user(catalogue, np.zeros(n), None, None, allowed, catalogue.popular_pools(n), n, 4, ranker)
+    assert scored.items.tolist() == [0, 1, 2, 4]
+    # Its reason is "new arrival", never "popular now": it has no record of being popular.
+    assert reasons(catalogue, np.array([f"t{i}" for i in range(n)], dtype=object), scored,
+                   np.empty(0, dtype=np.int64)) == [REASON_POPULAR, REASON_POPULAR, REASON_NEW, REASON_POPULAR]
 
 
 def test_popular_order_interleaves_categories_with_ties_by_index():

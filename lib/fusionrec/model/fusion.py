@@ -3,7 +3,8 @@
 Pure DataFrame functions; reading/writing the lake is in :mod:`fusionrec.model.train`.
 
 - Items: ALS factors where ALS saw the item; otherwise y_i = [v_i, 1] W_item (ridge map
-  from item text vectors, fitted on warm items).
+  from item text vectors, fitted on warm items), and the log popularity [v_i, 1] w_pop its
+  text predicts (the same ridge system, one more target column: the warm items' log(1 + n)).
 - Users: ALS factors for users with at least ``min_user_interactions`` training
   interactions; otherwise x_u = [p_u, 1] W_user from the profile vector (fitted on the
   warm users). Users with neither get the popularity fallback.
@@ -13,8 +14,11 @@ Pure DataFrame functions; reading/writing the lake is in :mod:`fusionrec.model.t
   the next items are near the last ones.
 - Candidates: ALS top-N union session top-N (r_u . y_i) union content top-N (profile .
   item cosine) union the N most popular items, of all time and of the recent weeks
-  (``recent_popularity``), seen items excluded: the ranker can only promote what some
-  source proposes.
+  (``recent_popularity``), union the new-item top-N (x_u . y_i among the items without
+  training interactions, whose y_i comes from the text map), seen items excluded: the
+  ranker can only promote what some source proposes. A new item's ridge-mapped factors
+  rarely beat a warm item's on x_u . y_i, so without a source of their own new items
+  seldom reach the ranker at all.
 - Features: :data:`fusionrec.model.ranker.RANKER_FEATURES`.
 
 Week of recommendation: by default the last week of the training data (``now_week``);
@@ -46,7 +50,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["als_top_n", "at_weeks", "candidates", "content_top_n", "fit_fused", "FusedModel", "item_weeks",
            "label", "only_items", "plain_als_top_n", "popularity", "rank_candidates", "recent_popularity",
-           "recommendation_weeks", "session_vectors", "with_features"]
+           "recommendation_weeks", "session_vectors", "with_features", "with_text_log_popularity"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class FusedModel:
 
     #: [user_id, factors, source]
     user_factors: DataFrame
-    #: [item_id, factors, source]
+    #: [item_id, factors, source, text_log_popularity]: ``text_log_popularity`` is the log
+    #: popularity the item's text predicts, for the items without training interactions
+    #: (null for ALS items; the ranker's ``log_popularity`` of a new item)
     item_factors: DataFrame
     #: [user_id, factors]: plain ALS factors of every user ALS saw
     als_user_factors: DataFrame
@@ -84,6 +90,14 @@ class FusedModel:
     times: DataFrame | None = None
     #: Parts of the fit that fell back to something weaker, one sentence each (empty: none)
     degraded: tuple[str, ...] = ()
+
+
+def with_text_log_popularity(item_factors: DataFrame) -> DataFrame:
+    """``model.item_factors`` as read, with ``text_log_popularity`` (null) when it was written
+    before the column existed: its new items then rank as unpopular, as they did then."""
+    if "text_log_popularity" in item_factors.columns:
+        return item_factors
+    return item_factors.withColumn("text_log_popularity", F.lit(None).cast("double"))
 
 
 def session_vectors(interactions: DataFrame, item_factors: DataFrame, n: int) -> DataFrame:
@@ -180,8 +194,9 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
     -------
     FusedModel
         ``user_factors`` ``[user_id, factors, source]`` and ``item_factors``
-        ``[item_id, factors, source]`` (``source`` = ``als`` | ``text_map``), and the tables
-        and maps the candidates and ranker features are computed from.
+        ``[item_id, factors, source, text_log_popularity]`` (``source`` = ``als`` | ``text_map``;
+        ``text_log_popularity``: what a text_map item's text predicts of log(1 + interactions)),
+        and the tables and maps the candidates and ranker features are computed from.
 
     Examples
     --------
@@ -212,10 +227,22 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
     als_items = als.items.cache()
     als_users = als.users.cache()
 
-    w_item, n_item_fit = fit_text_map(item_vectors, als_items, "item_id", mc.ridge_lambda)
+    item_popularity = popularity(interactions).cache()
+    # One ridge fit, two maps: the text's factors and the text's log popularity (an extra
+    # target column of the same system; ridge solves each column on its own).
+    targets = als_items.join(item_popularity, "item_id").select(
+        "item_id", F.concat("factors", F.array(F.col("log_popularity").cast("float"))).alias("factors"))
+    w_item_and_popularity, n_item_fit = fit_text_map(item_vectors, targets, "item_id", mc.ridge_lambda)
+    w_item = w_item_and_popularity[:, :-1]
+    rank = int(w_item.shape[1])
     cold_items = item_vectors.join(als_items.select("item_id"), "item_id", "left_anti")
-    item_factors = (als_items.withColumn("source", F.lit("als"))
-                    .unionByName(apply_text_map(cold_items, w_item, "item_id").withColumn("source", F.lit("text_map"))))
+    mapped = apply_text_map(cold_items, w_item_and_popularity, "item_id")
+    item_factors = (als_items.select("item_id", "factors", F.lit("als").alias("source"),
+                                     F.lit(None).cast("double").alias("text_log_popularity"))
+                    .unionByName(mapped.select("item_id", F.slice("factors", 1, rank).alias("factors"),
+                                               F.lit("text_map").alias("source"),
+                                               F.element_at("factors", rank + 1).cast("double")
+                                               .alias("text_log_popularity"))))
 
     n_per_user = interactions.groupBy("user_id").agg(F.count(F.lit(1)).alias("n"))
     warm_users = n_per_user.where(F.col("n") >= mc.min_user_interactions).select("user_id")
@@ -247,7 +274,7 @@ def fit_fused(interactions: DataFrame, item_vectors: DataFrame, user_profiles: D
               "item_map_fit_rows": n_item_fit, "user_map_fit_rows": n_user_fit}
     return FusedModel(user_factors=user_factors, item_factors=item_factors, als_user_factors=als_users,
                       sessions=sessions, item_vectors=item_vectors,
-                      user_profiles=user_profiles, popularity=popularity(interactions).cache(),
+                      user_profiles=user_profiles, popularity=item_popularity,
                       sentiment=sentiment, item_map=w_item, user_map=w_user, als_params=als.params,
                       counts=counts, item_weeks=item_weeks(interactions).cache(),
                       now_week=_now_week(interactions), recent_weeks=mc.recent_weeks, degraded=degraded)
@@ -302,6 +329,14 @@ def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                          mc.user_blocks, mc.item_blocks, normalise=True, user_vec="vector", item_vec="vector")
 
 
+def _new_item_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
+                    users: DataFrame | None = None) -> DataFrame:
+    """New-item candidates ``[user_id, item_id, score, rank]``: x_u . y_i among the items
+    without training interactions (text-mapped factors), seen items excluded."""
+    new_items = model.item_factors.where(F.col("source") == "text_map")
+    return blocked_top_n(_restrict(model.user_factors, users), new_items, n, seen, mc.user_blocks, mc.item_blocks)
+
+
 def _popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
     """``[user_id, item_id]``: the ``n`` most popular items, of all time and in each user's
     recent weeks, minus the user's seen items (so up to ``2 n``)."""
@@ -319,7 +354,8 @@ def _popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame)
 
 def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataFrame | None = None) -> DataFrame:
     """``[user_id, item_id, als_rank, session_rank, content_rank]``: ALS, session and content
-    top-N union the popular top-Ns; a rank is null where that source did not propose the item."""
+    top-N union the popular and new-item top-Ns; a rank is null where that source did not
+    propose the item (the popular and new-item sources have no rank feature)."""
     n = mc.candidates_n
     if users is None:
         users = model.user_factors.select("user_id").union(model.user_profiles.select("user_id"))
@@ -332,7 +368,8 @@ def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataF
     proposed = (proposed_by(als_top_n(model, n, seen, mc, users), "als_rank")
                 .unionByName(proposed_by(_session_top_n(model, n, seen, mc, users), "session_rank"))
                 .unionByName(proposed_by(content_top_n(model, n, seen, mc, users), "content_rank"))
-                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None)))
+                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None))
+                .unionByName(proposed_by(_new_item_top_n(model, n, seen, mc, users), None)))
     return proposed.groupBy("user_id", "item_id").agg(*[F.min(r).alias(r) for r in ranks])
 
 
@@ -343,8 +380,8 @@ def _rank_gain(rank: Column) -> Column:
 
 def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
     """``pairs`` (from :func:`candidates`) plus the ranker features (missing factors/vectors
-    give 0, no reviews 0.5, no training interaction ``cold_item`` = 1, none in the recent
-    weeks 0).
+    give 0, no reviews 0.5, no training interaction ``cold_item`` = 1 and ``log_popularity``
+    the text's prediction, none in the recent weeks 0).
 
     Vectors never travel through a shuffle with the pairs (hundreds per user, each would
     carry two 384-d vectors): the pairs are grouped per user, the user's factors and
@@ -354,7 +391,7 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
     recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks)
     per_user = pairs.groupBy("user_id").agg(
         F.collect_list(F.struct(*[c for c in pairs.columns if c != "user_id"])).alias("_pairs"))
-    items = (model.item_factors.select("item_id", F.col("factors").alias("_if"))
+    items = (model.item_factors.select("item_id", F.col("factors").alias("_if"), "text_log_popularity")
              .join(model.item_vectors.select("item_id", F.col("vector").alias("_iv")), "item_id", "full"))
     df = (per_user
           .join(model.user_factors.select("user_id", F.col("factors").alias("_uf")), "user_id", "left")
@@ -374,6 +411,8 @@ def with_features(pairs: DataFrame, model: FusedModel) -> DataFrame:
             .join(F.broadcast(model.popularity.select("item_id", "log_popularity")), "item_id", "left")
             .join(F.broadcast(model.sentiment), "item_id", "left")
             .withColumn("cold_item", F.col("log_popularity").isNull().cast("double"))
+            .withColumn("log_popularity", F.coalesce("log_popularity", "text_log_popularity"))
+            .drop("text_log_popularity")
             .transform(lambda d: _with_week(d, model))
             .join(recent, ["item_id", "week"], "left").drop("week")
             .fillna({"log_popularity": 0.0, "item_sentiment": NEUTRAL_SENTIMENT, "recent_popularity": 0.0}))

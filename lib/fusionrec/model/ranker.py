@@ -6,7 +6,11 @@ A candidate (user u, item i) is described by, in this order:
   text-to-factor map for cold items/users);
 - ``content_cosine``: p_u . v_i, the user's profile vector against the item vector
   (both L2-normalised, so this is a cosine);
-- ``log_popularity``: log(1 + n_i), n_i the item's number of training interactions;
+- ``log_popularity``: log(1 + n_i), n_i the item's number of training interactions; for a
+  cold item, the value its text predicts (a ridge map from text vectors to the warm items'
+  log(1 + n_i), fitted with the text-to-factor map: :func:`fusionrec.model.fusion.fit_fused`).
+  Items are not made cold at random in life, but in a cold-start protocol they are, and a
+  new item with a blockbuster's description is likelier taken than one with a niche's;
 - ``item_sentiment``: mean predicted review sentiment of the item (0.5 when it has no reviews);
 - ``cold_item``: 1 when the item has no training interaction (its factors come from the
   text map), else 0. Without it the ranker can only read a cold item's zero popularity as

@@ -43,7 +43,7 @@ def _catalogue_row(model: FusedModel, titles: DataFrame, categories: DataFrame |
     if model.times is not None:
         raise ValueError("recommend_all scores every user in the model's own week; model.times must be None")
     recent = recent_popularity(model.item_weeks, recommendation_weeks(model), model.recent_weeks).drop("week")
-    items = (model.item_factors.select("item_id", "factors")
+    items = (model.item_factors.select("item_id", "factors", "text_log_popularity")
              .join(model.item_vectors.select("item_id", "vector"), "item_id", "full")
              .join(model.popularity.select("item_id", "log_popularity"), "item_id", "left")
              .join(model.sentiment, "item_id", "left")
@@ -61,6 +61,7 @@ def _catalogue_row(model: FusedModel, titles: DataFrame, categories: DataFrame |
         F.collect_list(F.coalesce("factors", empty)).alias("i_factors"),
         F.collect_list(F.coalesce("vector", empty)).alias("i_vectors"),
         F.collect_list(F.coalesce("log_popularity", F.lit(0.0))).alias("i_log_popularity"),
+        F.collect_list(F.coalesce("text_log_popularity", F.lit(0.0))).alias("i_text_log_popularity"),
         F.collect_list(F.coalesce("item_sentiment", F.lit(NEUTRAL_SENTIMENT))).alias("i_sentiment"),
         F.collect_list(F.coalesce("recent_popularity", F.lit(0.0))).alias("i_recent"))
 
@@ -108,7 +109,8 @@ def _score_blocks(ranker: Ranker | None, n: int, k: int, chunk_users: int = 1024
                     log_popularity=log_popularity,
                     item_sentiment=np.asarray(row.i_sentiment, dtype=np.float64)[order],
                     recent_popularity=np.asarray(row.i_recent, dtype=np.float64)[order],
-                    popular_order=popular_order(log_popularity, np.asarray(row.i_categories, dtype=object)[order]))
+                    popular_order=popular_order(log_popularity, np.asarray(row.i_categories, dtype=object)[order]),
+                    text_log_popularity=np.asarray(row.i_text_log_popularity, dtype=np.float64)[order])
                 pools = catalogue.popular_pools(n)
                 position = {item: j for j, item in enumerate(item_ids.tolist())}
                 for lo in range(0, len(row.u_ids), chunk_users):

@@ -9,7 +9,8 @@ week:
 
 1. candidates C = top-N_als(x_u . y_i) ∪ top-N_session(r_u . y_i) among items with factors
    ∪ top-N_content(p_u . v_i) among items with a text vector
-   ∪ the N most popular items of all time ∪ the N most popular of the recent weeks,
+   ∪ the N most popular items of all time ∪ the N most popular of the recent weeks
+   ∪ top-N(x_u . y_i) among the items without training interactions (new items),
    the user's seen items excluded (the popular lists are global, so a user who has seen
    some of them gets fewer);
 2. the features of :data:`fusionrec.model.ranker.RANKER_FEATURES` for every i in C;
@@ -140,10 +141,20 @@ class Catalogue:
     recent_popularity: np.ndarray
     #: the popularity fallback's order of the catalogue (:func:`popular_order`)
     popular_order: np.ndarray
+    #: the log popularity a cold item's text predicts (the ranker's ``log_popularity`` of a
+    #: cold item; never a popularity list's); None: 0 for every item
+    text_log_popularity: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
         return int(self.factors.shape[0])
+
+    def popularity_feature(self, items: np.ndarray) -> np.ndarray:
+        """The ranker's ``log_popularity`` of ``items``: observed, or for a cold item the text's prediction."""
+        observed = self.log_popularity[items]
+        if self.text_log_popularity is None:
+            return observed
+        return np.where(observed == 0.0, self.text_log_popularity[items], observed)
 
     def popular_pools(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most popular items of all time and of the recent weeks (items with at
@@ -176,8 +187,10 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
     als_pool = _top(als, allowed & catalogue.has_factors, n) if als is not None else none
     session_pool = _top(session, allowed & catalogue.has_factors, n) if session is not None else none
     content_pool = _top(cosine, allowed & catalogue.has_vector, n) if cosine is not None else none
+    new_pool = (_top(als, allowed & catalogue.has_factors & (catalogue.log_popularity == 0.0), n)
+                if als is not None else none)
     popular = [pool[allowed[pool]] for pool in pools]
-    candidates = np.unique(np.concatenate([als_pool, session_pool, content_pool, *popular]))
+    candidates = np.unique(np.concatenate([als_pool, session_pool, content_pool, new_pool, *popular]))
     if candidates.size == 0:
         return Scored(none, np.empty(0), np.empty((0, len(RANKER_FEATURES))))
     zeros = np.zeros(candidates.size)
@@ -189,7 +202,7 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
         "als_score": by_factors(als),
         "content_cosine": (np.where(catalogue.has_vector[candidates], cosine[candidates], 0.0)
                            if cosine is not None else zeros),
-        "log_popularity": catalogue.log_popularity[candidates],
+        "log_popularity": catalogue.popularity_feature(candidates),
         "item_sentiment": catalogue.item_sentiment[candidates],
         "cold_item": catalogue.log_popularity[candidates] == 0.0,
         "recent_popularity": catalogue.recent_popularity[candidates],
@@ -251,8 +264,8 @@ def _reason(catalogue: Catalogue, titles: np.ndarray, item: int, signal: int, li
         return REASON_ALS_TEXT if nearest is None else REASON_ALS.format(title=titles[nearest])
     if signal == SENTIMENT_SIGNAL:
         return REASON_SENTIMENT
-    if signal == COLD_SIGNAL:
-        return REASON_NEW
+    if signal == COLD_SIGNAL or catalogue.log_popularity[item] == 0.0:
+        return REASON_NEW  # a new item's popularity signal is its text's prediction, not its record
     return REASON_POPULAR
 
 

@@ -35,7 +35,7 @@ from fusionrec.model.als import AlsFactors, AlsParams, fit_als, save_als, search
 from fusionrec.validation.metrics import ranking_metrics
 from fusionrec.validation.split import choose_cold_items, cut_interactions, filter_before, relevant, user_boundaries
 from fusionrec.model.fusion import (FusedModel, at_weeks, candidates, fit_fused, item_weeks, label, plain_als_top_n,
-                                    popularity, session_vectors, with_features)
+                                    popularity, session_vectors, with_features, with_text_log_popularity)
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import (RANKER_FEATURES, RankerParams, TreeSettings, calibrate_cold_floor, choose_ranker,
                                     cold_slot_curve)
@@ -199,7 +199,7 @@ def fit_pipeline(interactions: DataFrame, item_embeddings: DataFrame, reviews: D
     cold_slot: dict[str, Any] = {}
     if mc.cold_slot and mc.k >= 2:
         with stage("fit.cold_slot"):
-            cold_slot = _cold_slot(rows, ranker, mc.k, counts, cfg)
+            cold_slot = _cold_slot(rows, ranker, mc.k, counts, mc)
         ranker = replace(ranker, cold_floor=cold_slot["floor"])
         log.info("cold slot floor %s (validation %s)", cold_slot["floor"], cold_slot["chosen"])
 
@@ -235,10 +235,9 @@ def relevant_counts(relevant_rows: DataFrame, fit: DataFrame) -> DataFrame:
             .fillna({"n_cold_relevant": 0}))
 
 
-def _cold_slot(rows: DataFrame, ranker: RankerParams, k: int, counts: DataFrame, cfg: Config) -> dict[str, Any]:
+def _cold_slot(rows: DataFrame, ranker: RankerParams, k: int, counts: DataFrame, mc: ModelConfig) -> dict[str, Any]:
     """The cold slot's validation curve and floor: ``model.cold_slot_floor`` when set, else
     calibrated (:func:`fusionrec.model.ranker.calibrate_cold_floor`). Cold: no fit-period interaction."""
-    mc = cfg.model
     fixed = (mc.cold_slot_floor,) if mc.cold_slot_floor is not None else ()
     curve = cold_slot_curve(rows, ranker, k, counts, floors=fixed)
     floor = mc.cold_slot_floor if mc.cold_slot_floor is not None else calibrate_cold_floor(
@@ -311,7 +310,8 @@ def write_model(lake: Lake, fitted: Fitted, cfg: Config) -> FusionParams:
     """model.user_factors, model.item_factors (Delta, overwrite), the fusion parameters, and the
     fitted ``ALSModel`` with its id indexes (:func:`fusionrec.model.als.save_als`)."""
     lake.overwrite("model.user_factors", fitted.model.user_factors.select("user_id", "factors", "source"))
-    lake.overwrite("model.item_factors", fitted.model.item_factors.select("item_id", "factors", "source"))
+    lake.overwrite("model.item_factors",
+                   fitted.model.item_factors.select("item_id", "factors", "source", "text_log_popularity"))
     if fitted.als is not None:
         save_als(lake, fitted.als)
     params = fusion_params(fitted, cfg)
@@ -331,7 +331,7 @@ def load_model(lake: Lake, cfg: Config, tables: TrainingTables) -> tuple[FusedMo
     except InputError as exc:
         raise InputError(f"{lake.uri(FUSION_PARAMS)}: {exc}") from None
     users = lake.read("model.user_factors")
-    items = lake.read("model.item_factors")
+    items = with_text_log_popularity(lake.read("model.item_factors"))
     interactions = tables.interactions
     feats = side_features(interactions, tables.item_embeddings, tables.reviews, tables.review_embeddings,
                           params.train_cutoff, cfg.features)

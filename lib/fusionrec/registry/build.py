@@ -25,7 +25,7 @@ from fusionrec.config import Config
 from fusionrec.ingest.privacy import key_file
 from fusionrec.lake import Lake, LakeMissingError
 from fusionrec.model.foldin import item_gram
-from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors
+from fusionrec.model.fusion import item_weeks, recent_popularity, session_vectors, with_text_log_popularity
 from fusionrec.model.params import FusionParams
 from fusionrec.model.ranker import NEUTRAL_SENTIMENT
 from fusionrec.model.scoring import Ranker, stack_rows
@@ -101,7 +101,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
     recent = recent_popularity(item_weeks(interactions), now, params.recent_weeks).drop("week")
     documents = frames["gold.item_documents"].select("item_id", "title", F.col("categories")[0].alias("category"))
     catalogue = (
-        frames["model.item_factors"].select("item_id", "factors")
+        with_text_log_popularity(frames["model.item_factors"]).select("item_id", "factors", "text_log_popularity")
         .join(documents, "item_id", "full")
         .join(frames["features.item_vectors"].select("item_id", "vector"), "item_id", "left")
         .join(frames["features.item_sentiment"].select("item_id", "sentiment_mean"), "item_id", "left")
@@ -152,6 +152,7 @@ def assemble_bundle(frames: dict[str, DataFrame], params: FusionParams, cfg: Con
         item_factors=stack_rows(catalogue["factors"], rank, "model.item_factors.factors")[0],
         item_vectors=stack_rows(catalogue["vector"], dimension, "features.item_vectors.vector")[0],
         log_popularity=np.log1p(counts).astype(np.float32),
+        text_log_popularity=catalogue["text_log_popularity"].astype("float64").fillna(0.0).to_numpy(np.float32),
         item_sentiment=sentiment,
         recent_popularity=catalogue["recent_popularity"].astype("float64").fillna(0.0).to_numpy(np.float32),
         user_ids=users["user_id"].astype(str).to_numpy(),

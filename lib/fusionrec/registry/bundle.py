@@ -118,6 +118,9 @@ class ModelBundle:
     gram: np.ndarray | None = None
     #: The rating of every ``seen_indices`` entry (NaN: none), for which are positive.
     seen_ratings: np.ndarray | None = None
+    #: The log popularity each item's text predicts, used for the items without interactions
+    #: (:attr:`fusionrec.model.scoring.Catalogue.text_log_popularity`); None in older bundles.
+    text_log_popularity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
@@ -125,6 +128,9 @@ class ModelBundle:
             value = getattr(self, name)
             if value is not None and value.shape != self.seen_indices.shape:
                 raise ValueError(f"model bundle: {name} has shape {value.shape}, expected {self.seen_indices.shape}")
+        if self.text_log_popularity is not None and self.text_log_popularity.shape != (n_items,):
+            raise ValueError(f"model bundle: text_log_popularity has shape {self.text_log_popularity.shape}, "
+                             f"expected {(n_items,)}")
         if self.gram is not None and self.gram.shape != (self.rank, self.rank):
             raise ValueError(f"model bundle: gram has shape {self.gram.shape}, expected {(self.rank, self.rank)}")
         checks = {
@@ -157,7 +163,8 @@ class ModelBundle:
             has_factors=np.any(self.item_factors != 0, axis=1), has_vector=np.any(self.item_vectors != 0, axis=1),
             log_popularity=self.log_popularity, item_sentiment=self.item_sentiment,
             recent_popularity=self.recent_popularity,
-            popular_order=popular_order(self.log_popularity, self.item_categories)))
+            popular_order=popular_order(self.log_popularity, self.item_categories),
+            text_log_popularity=self.text_log_popularity))
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -346,7 +353,7 @@ class ModelBundle:
         arrays["user_ids"] = arrays["user_ids"].astype(str)
         if self.text_to_user_factor is not None:
             arrays["text_to_user_factor"] = self.text_to_user_factor
-        for name in _FOLD_IN_FIELDS:
+        for name in _OPTIONAL_ARRAYS:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         np.savez(folder / ARRAYS_FILE, **arrays)
@@ -371,7 +378,7 @@ class ModelBundle:
             candidates_n=int(meta["candidates_n"]),
             default_k=int(meta["default_k"]),
             meta=meta.get("meta", {}),
-            **{name: arrays.get(name) for name in _FOLD_IN_FIELDS},
+            **{name: arrays.get(name) for name in _OPTIONAL_ARRAYS},
         )
 
 
@@ -380,7 +387,8 @@ _ARRAY_FIELDS = ("item_ids", "titles", "item_categories", "item_factors", "item_
                  "seen_indptr", "seen_indices", "liked_indptr", "liked_indices")
 
 
-_FOLD_IN_FIELDS = ("seen_weights", "seen_last_ts", "gram", "seen_ratings")
+#: Arrays a bundle may lack (built before they existed): saved when set, None when absent.
+_OPTIONAL_ARRAYS = ("seen_weights", "seen_last_ts", "gram", "seen_ratings", "text_log_popularity")
 
 
 def _first_occurrences(indices: np.ndarray) -> np.ndarray:
