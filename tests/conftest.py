@@ -36,6 +36,8 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
             "spark.master=local[2]",
             "spark.driver_memory=4g",
             "spark.shuffle_partitions=4",
+            # Test users number in the tens: one scoring task per block is the cost, not the BLAS.
+            "model.user_blocks=2",
             f"spark.checkpoint_dir={work / 'checkpoints'}",
             f"lake.root={work / 'lake'}",
             f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",

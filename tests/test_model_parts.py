@@ -93,6 +93,28 @@ def test_blocked_top_n_equals_brute_force_and_excludes_seen(spark, item_blocks):
 
 
 @pytest.mark.parametrize("item_blocks", [1, 3])
+def test_blocked_top_n_with_a_pool_ranks_the_pool_on_its_own_in_the_same_pass(spark, item_blocks):
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=(11, 4)), rng.normal(size=(19, 4))
+    pool = {f"i{j}" for j in (1, 4, 9, 12, 16, 18)}
+    users = _vec_df(spark, "u", u, "factors")
+    items = _vec_df(spark, "i", v, "factors").withColumn("new", F.col("item_id").isin(*pool))
+    seen = spark.createDataFrame([("u0", "i4"), ("u2", "i0")], "user_id STRING, item_id STRING")
+    got = blocked_top_n(users, items, 4, seen, user_blocks=3, item_blocks=item_blocks, pool="new").collect()
+    scores = u @ v.T
+    scores[0, 4] = -np.inf
+    scores[2, 0] = -np.inf
+    in_pool = np.array([f"i{j}" in pool for j in range(19)])
+    for ui in range(11):
+        for pooled, allowed in ((False, np.ones(19, dtype=bool)), (True, in_pool)):
+            mine = sorted((r for r in got if r.user_id == f"u{ui}" and r.in_pool == pooled), key=lambda r: r.rank)
+            masked = np.where(allowed, scores[ui], -np.inf)
+            expected = [f"i{j}" for j in np.argsort(-masked)[:4] if np.isfinite(masked[j])]
+            assert [r.item_id for r in mine] == expected, (ui, pooled)
+            assert [r.rank for r in mine] == list(range(1, len(expected) + 1))
+
+
+@pytest.mark.parametrize("item_blocks", [1, 3])
 def test_blocked_top_n_breaks_ties_by_item_id_before_the_cut(spark, item_blocks):
     # Scores 2 (i0..i5), 1 (i6..i11), 0 (i12..i16), items listed in reverse id order: the cut
     # at 8 falls inside the tied 1s and must keep the lowest item ids (as strings) among them.
@@ -320,3 +342,11 @@ def test_cold_slot_curve_scores_each_floor_and_calibration_keeps_the_cheapest_ga
     assert high["ndcg"] == pytest.approx(2.0 / 3, abs=1e-5) and high["cold_recall"] == 0.5
     assert low["ndcg"] == pytest.approx((1.0 + ndcg_hit_miss) / 3, abs=1e-5) and low["slot_users"] == pytest.approx(2 / 3, abs=1e-5)
     assert calibrate_cold_floor(curve, 0.02) == high["floor"]  # equal recall: the higher floor, fewer slots
+
+
+def test_the_lambdamart_workers_never_outnumber_the_task_slots(spark):
+    from fusionrec.model.ranker import task_slots
+
+    # XGBoost's workers are one barrier stage: more of them than slots can never be scheduled.
+    # The session's default parallelism is the shuffle partitions (4), not its 2 cores.
+    assert task_slots(spark.sparkContext) == 2 < spark.sparkContext.defaultParallelism

@@ -329,12 +329,14 @@ def content_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
                          mc.user_blocks, mc.item_blocks, normalise=True, user_vec="vector", item_vec="vector")
 
 
-def _new_item_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
-                    users: DataFrame | None = None) -> DataFrame:
-    """New-item candidates ``[user_id, item_id, score, rank]``: x_u . y_i among the items
-    without training interactions (text-mapped factors), seen items excluded."""
-    new_items = model.item_factors.where(F.col("source") == "text_map")
-    return blocked_top_n(_restrict(model.user_factors, users), new_items, n, seen, mc.user_blocks, mc.item_blocks)
+def _als_and_new_item_top_n(model: FusedModel, n: int, seen: DataFrame, mc: ModelConfig,
+                            users: DataFrame | None = None) -> DataFrame:
+    """:func:`als_top_n` and the new-item candidates (x_u . y_i among the items without
+    training interactions, whose factors come from the text map) from one scoring pass:
+    ``[user_id, item_id, score, rank, in_pool]``, ``in_pool`` true for the new-item rows."""
+    items = model.item_factors.withColumn("_new", F.col("source") == "text_map")
+    return blocked_top_n(_restrict(model.user_factors, users), items, n, seen, mc.user_blocks, mc.item_blocks,
+                         pool="_new")
 
 
 def _popular_top_n(model: FusedModel, n: int, seen: DataFrame, users: DataFrame) -> DataFrame:
@@ -361,15 +363,16 @@ def candidates(model: FusedModel, seen: DataFrame, mc: ModelConfig, users: DataF
         users = model.user_factors.select("user_id").union(model.user_profiles.select("user_id"))
     ranks = ("als_rank", "session_rank", "content_rank")
 
-    def proposed_by(df: DataFrame, source: str | None) -> DataFrame:
-        return df.select("user_id", "item_id", *[(F.col("rank") if r == source else F.lit(None)).cast("int").alias(r)
+    def proposed_by(df: DataFrame, source: str | None, rank: Column = F.col("rank")) -> DataFrame:
+        return df.select("user_id", "item_id", *[(rank if r == source else F.lit(None)).cast("int").alias(r)
                                                  for r in ranks])
 
-    proposed = (proposed_by(als_top_n(model, n, seen, mc, users), "als_rank")
+    # A new-item row has no ALS rank: its rank is among the new items only.
+    als_and_new = _als_and_new_item_top_n(model, n, seen, mc, users)
+    proposed = (proposed_by(als_and_new, "als_rank", F.when(~F.col("in_pool"), F.col("rank")))
                 .unionByName(proposed_by(_session_top_n(model, n, seen, mc, users), "session_rank"))
                 .unionByName(proposed_by(content_top_n(model, n, seen, mc, users), "content_rank"))
-                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None))
-                .unionByName(proposed_by(_new_item_top_n(model, n, seen, mc, users), None)))
+                .unionByName(proposed_by(_popular_top_n(model, n, seen, users), None)))
     return proposed.groupBy("user_id", "item_id").agg(*[F.min(r).alias(r) for r in ranks])
 
 

@@ -58,10 +58,12 @@ from fusionrec.errors import InputError
 from fusionrec.model.trees import TreeEnsemble
 
 if TYPE_CHECKING:  # pyspark only where Spark fits or applies the ranker: serving imports this module without it
+    from pyspark import SparkContext
     from pyspark.sql import Column, DataFrame
 
 __all__ = ["calibrate_cold_floor", "choose_ranker", "cold_slot_curve", "NEUTRAL_SENTIMENT", "RANKER_FEATURES",
-           "RANKER_KINDS", "fit_lambdamart_ranker", "fit_pairwise_ranker", "fit_ranker", "RankerParams", "TreeSettings"]
+           "RANKER_KINDS", "fit_lambdamart_ranker", "fit_pairwise_ranker", "fit_ranker", "RankerParams", "task_slots",
+           "TreeSettings"]
 
 RANKER_FEATURES: tuple[str, ...] = ("als_score", "content_cosine", "log_popularity", "item_sentiment", "cold_item",
                                   "recent_popularity", "als_rank_gain", "content_rank_gain", "session_score",
@@ -235,6 +237,15 @@ class TreeSettings:
     learning_rate: float = 0.1
 
 
+
+def task_slots(sc: SparkContext) -> int:
+    """The tasks the cluster can run at once now: a barrier stage (XGBoost's workers) waits
+    for all its tasks to run together, and fails when there are more than this.
+    ``spark.default.parallelism`` is no guide: fusionrec sets it to the shuffle partitions.
+    """
+    jsc = sc._jsc.sc()  # the API XGBoost's own check uses (Spark >= 3.1)
+    return max(1, int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().resourceProfileFromId(0))))
+
 def fit_lambdamart_ranker(labelled: DataFrame, settings: TreeSettings, *, k: int, seed: int,
                           label_col: str = "label") -> RankerParams:
     """Boosted trees fitted to NDCG@``k`` within each user: LambdaMART (Burges 2010), XGBoost's
@@ -266,7 +277,7 @@ def fit_lambdamart_ranker(labelled: DataFrame, settings: TreeSettings, *, k: int
     from xgboost.spark import SparkXGBRanker
 
     rows = _label_counts(labelled, label_col)["rows"]
-    workers = max(1, min(labelled.sparkSession.sparkContext.defaultParallelism, -(-rows // 200_000)))
+    workers = max(1, min(task_slots(labelled.sparkSession.sparkContext), -(-rows // 200_000)))
     # Query ids 0..n-1 in user id order: XGBoost garbles 64-bit ids (a hash), and the users are
     # few (model.tuning_max_users), so one small window over them is cheap.
     query_ids = (labelled.select("user_id").distinct()
