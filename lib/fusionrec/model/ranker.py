@@ -251,8 +251,9 @@ def fit_lambdamart_ranker(labelled: DataFrame, settings: TreeSettings, *, k: int
     """Boosted trees fitted to NDCG@``k`` within each user: LambdaMART (Burges 2010), XGBoost's
     ``rank:ndcg`` objective through ``xgboost.spark.SparkXGBRanker``, one query group per user.
 
-    The fit is distributed over one XGBoost worker per 200,000 rows (at most the default
-    parallelism: a worker per core on small data only adds synchronisation); each user's
+    The fit is distributed over one XGBoost worker per 200,000 rows (a worker per core on
+    small data only adds synchronisation), at most :func:`task_slots`: the workers are one
+    barrier stage, which cannot start with more tasks than can run at once; each user's
     candidates stay in one worker (the estimator range-partitions by the query id). The
     trees are then read out of the booster into the JSON of
     :class:`~fusionrec.model.trees.TreeEnsemble`, so that Spark and serving score them with
