@@ -112,7 +112,7 @@ fault-test:  ## SIGKILL and concurrency faults injected into separate fusionrec 
 
 # Three pytest sessions, so the pipeline and cluster tests get a fresh driver JVM (one session
 # running everything grew the test JVM until it died in a later test).
-check: test fault-test pipeline-test  ## what CI runs (about 38 min): make test, the fault injections, the whole pipeline locally and on real clusters
+check: test fault-test pipeline-test  ## what CI runs (about 38-42 min): make test, the fault injections, the whole pipeline locally and on real clusters
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
