@@ -37,6 +37,7 @@ leaves them in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -149,12 +150,16 @@ class Catalogue:
     def n_items(self) -> int:
         return int(self.factors.shape[0])
 
+    @cached_property
+    def is_new(self) -> np.ndarray:
+        """The items without training interactions (cold: their factors come from the text map)."""
+        return self.log_popularity == 0.0
+
     def popularity_feature(self, items: np.ndarray) -> np.ndarray:
         """The ranker's ``log_popularity`` of ``items``: observed, or for a cold item the text's prediction."""
-        observed = self.log_popularity[items]
         if self.text_log_popularity is None:
-            return observed
-        return np.where(observed == 0.0, self.text_log_popularity[items], observed)
+            return self.log_popularity[items]
+        return np.where(self.is_new[items], self.text_log_popularity[items], self.log_popularity[items])
 
     def popular_pools(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most popular items of all time and of the recent weeks (items with at
@@ -187,7 +192,7 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
     als_pool = _top(als, allowed & catalogue.has_factors, n) if als is not None else none
     session_pool = _top(session, allowed & catalogue.has_factors, n) if session is not None else none
     content_pool = _top(cosine, allowed & catalogue.has_vector, n) if cosine is not None else none
-    new_pool = (_top(als, allowed & catalogue.has_factors & (catalogue.log_popularity == 0.0), n)
+    new_pool = (_top(als, allowed & catalogue.has_factors & catalogue.is_new, n)
                 if als is not None else none)
     popular = [pool[allowed[pool]] for pool in pools]
     candidates = np.unique(np.concatenate([als_pool, session_pool, content_pool, new_pool, *popular]))
@@ -204,7 +209,7 @@ def score_user(catalogue: Catalogue, als: np.ndarray | None, session: np.ndarray
                            if cosine is not None else zeros),
         "log_popularity": catalogue.popularity_feature(candidates),
         "item_sentiment": catalogue.item_sentiment[candidates],
-        "cold_item": catalogue.log_popularity[candidates] == 0.0,
+        "cold_item": catalogue.is_new[candidates],
         "recent_popularity": catalogue.recent_popularity[candidates],
         "als_rank_gain": _rank_gain(als, als_pool, candidates),
         "content_rank_gain": _rank_gain(cosine, content_pool, candidates),
@@ -264,7 +269,7 @@ def _reason(catalogue: Catalogue, titles: np.ndarray, item: int, signal: int, li
         return REASON_ALS_TEXT if nearest is None else REASON_ALS.format(title=titles[nearest])
     if signal == SENTIMENT_SIGNAL:
         return REASON_SENTIMENT
-    if signal == COLD_SIGNAL or catalogue.log_popularity[item] == 0.0:
+    if signal == COLD_SIGNAL or catalogue.is_new[item]:
         return REASON_NEW  # a new item's popularity signal is its text's prediction, not its record
     return REASON_POPULAR
 
