@@ -43,7 +43,7 @@ sys.path.insert(0, str(PROJECT / "lib"))
 #: Report record name prefix -> pipeline stage (the embed stage writes the features too).
 _GROUPS = {"generate": "generate", "ingest": "ingest", "embed": "embed", "features": "embed: features",
            "train": "train", "recommend": "recommend", "evaluate": "evaluate", "register": "register"}
-_ORDER = ("ingest", "embed", "embed: features", "train", "recommend", "evaluate", "register")
+_ORDER = ("ingest", "embed", "embed: features", "evaluate", "train", "recommend", "register")
 
 
 def settings(work: Path) -> list[str]:
@@ -194,6 +194,8 @@ def main() -> None:
           f"{times.get('generate', 0.0):.1f} s)")
     print("largest report records: " + ", ".join(
         f"{r['name']} {r['elapsed_s']:.1f}" for r in sorted(report["stages"], key=lambda r: -r["elapsed_s"])[:8]))
+    print(f"train's setting: {results['train'].get('tuning', 'own search')}, "
+          f"{len(results['train']['search'])} ALS fit(s) before the refit")
     print(f"\n{'floor':<28} {'seconds':>8}")
     print(f"{'raw onnxruntime':<28} {onnx_s:>8.1f}  ({n_texts} texts, batch {cfg.embed.batch_size}, "
           f"{cores} threads: {n_texts / onnx_s:.1f} texts/s)")

@@ -26,8 +26,12 @@ from fusionrec.lake import Lake
 #: ``fusionrec pipeline`` arguments of every shared run: seeded generated inputs.
 GENERATED = ["--generate", "6000", "--seed", "7"]
 #: Settings of every shared run besides the lake's place: the tests check where and how the
-#: pipeline runs, not which ALS setting wins, so the search stops after two fits.
-SHARED_SETTINGS = ["model.search_max_fits=2"]
+#: pipeline runs, not which setting wins, so the ALS search stops after two fits and the
+#: ranker is not chosen among three kinds. It is LambdaMART, the kind whose fit needs the
+#: cluster most (XGBoost's barrier stage, a worker per task slot); ``make test`` fits and
+#: chooses among all three (test_model_parts.py, and test_model_pipeline.py with
+#: the default `auto`).
+SHARED_SETTINGS = ["model.search_max_fits=2", "model.ranker=lambdamart"]
 #: Cluster mode refuses to pseudonymise user ids without a real key, so every shared run -
 #: local and on a cluster - uses this one through the environment, and the lakes compare.
 KEY_ENV, TEST_KEY = "FUSIONREC_PSEUDONYM_KEY", "fusionrec-shared-test-key"

@@ -11,7 +11,7 @@ MODULES = ["fusionrec.model.fusion", "fusionrec.model.recommend", "fusionrec.val
            "fusionrec.validation.split", "fusionrec.lake", "fusionrec.stages", "fusionrec.ingest.sources.files",
            "fusionrec.model.foldin", "fusionrec.stream.batch", "fusionrec.validation.item_texts",
            "fusionrec.validation.beyond_accuracy", "fusionrec.evaluate.peers", "fusionrec.evaluate.significance",
-           "fusionrec.model.als", "fusionrec.model.ranker"]
+           "fusionrec.model.als", "fusionrec.model.ranker", "fusionrec.model.tuned"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -41,12 +41,18 @@ def test_pipeline_ends_with_champion_and_reruns_skip(pipeline_run, spark, capsys
     assert recs.count() > 0
     assert recs.where("reason IS NULL OR reason = ''").count() == 0
 
+    # The first run's train stage took the evaluation's choice on the same inputs.
+    first = json.loads(Path(args[args.index("--report") + 1]).read_text())["results"]
+    assert first["train"]["tuning"].startswith("the evaluation's choice on the same inputs"), first["train"]
+    assert len(first["train"]["search"]) == 1
+    assert first["train"]["als"]["rank"] == first["evaluation"]["chosen"]["rank"]
+
     capsys.readouterr()
     with pseudonym_key_env():
         assert main(args) == 0
     out = capsys.readouterr().out
     summary = json.loads(Path(args[args.index("--report") + 1]).read_text())["results"]["pipeline"]
-    for stage in ("ingest", "embed", "train", "recommend", "evaluate", "register"):
+    for stage in ("ingest", "embed", "evaluate", "train", "recommend", "register"):
         assert summary[stage] == "skipped (inputs unchanged)", summary
     assert summary["promote"] == "skipped (nothing newly registered)", summary
     assert "ran nothing; 7 skipped" in out and "champion: models:/" in out, out

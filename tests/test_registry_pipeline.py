@@ -45,10 +45,11 @@ def _fingerprints(lake, cfg: Config) -> dict[str, str]:
 
 
 def test_stage_graph_is_the_expected_chain():
-    assert [s.name for s in STAGES] == ["ingest", "embed", "train", "recommend", "evaluate", "register"]
+    assert [s.name for s in STAGES] == ["ingest", "embed", "evaluate", "train", "recommend", "register"]
     assert dependants(STAGES, ["train"]) == ["train", "recommend", "register"]
     assert dependants(STAGES, ["ingest"]) == [s.name for s in STAGES]
-    assert dependants(STAGES, ["evaluate"]) == ["evaluate", "register"]
+    # train reads the settings the evaluation tuned
+    assert dependants(STAGES, ["evaluate"]) == ["evaluate", "train", "recommend", "register"]
 
 
 @pytest.mark.parametrize(("stage", "section"), DECLARED, ids=[f"{s}-{c}" for s, c in DECLARED])

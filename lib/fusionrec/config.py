@@ -194,6 +194,10 @@ class ModelConfig:
     search_method: str = "coordinate"
     #: At most this many ALS fits in the search (a grid larger than this is refused).
     search_max_fits: int = 8
+    #: The train stage takes the ALS setting and ranker kind the evaluation chose on the same
+    #: table versions with the same settings (``model/tuned_settings.json``) instead of searching
+    #: again; False: it always runs its own search on its own validation period.
+    search_from_evaluation: bool = True
     #: Reserve one place of each top k (k >= 2) for the best cold item (no training
     #: interactions) whose ranker score reaches a floor, when no cold item is in the top k.
     cold_slot: bool = False

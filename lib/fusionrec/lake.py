@@ -36,8 +36,8 @@ if TYPE_CHECKING:  # Spark and Delta load only when a Lake is used, not for the 
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["ALS_MODEL", "EVALUATION_NAME", "FUSION_PARAMS", "KINDS", "LAYERS", "REPORTS", "SCHEMAS", "Lake",
-           "FileStamp", "LakeMissingError", "evaluation_report", "normalise_uri", "table_location", "hadoop_fs"]
+__all__ = ["ALS_MODEL", "EVALUATION_NAME", "FUSION_PARAMS", "KINDS", "LAYERS", "REPORTS", "SCHEMAS", "TUNED_SETTINGS",
+           "Lake", "FileStamp", "LakeMissingError", "evaluation_report", "normalise_uri", "table_location", "hadoop_fs"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,8 @@ KINDS = ("items", "events", "reviews")
 # that the stage declarations (and so every command's --help) need neither Spark nor MLflow.
 #: The fitted fusion parameters, beside the model tables.
 FUSION_PARAMS = "model/fusion_params.json"
+#: The settings the evaluation chose on its validation period, which training may reuse.
+TUNED_SETTINGS = "model/tuned_settings.json"
 #: Where the train stage saves the fitted ``ALSModel`` (a folder).
 ALS_MODEL = "model/als_model"
 #: Evaluation results (JSON + PNG chart) live under this folder.

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from fusionrec.config import Config
-from fusionrec.lake import EVALUATION_NAME, Lake, evaluation_report
+from fusionrec.lake import EVALUATION_NAME, TUNED_SETTINGS, Lake, evaluation_report
 from fusionrec.runlog import RunReport, stage
 from fusionrec.stages import Stage
 
@@ -25,7 +25,9 @@ STAGE = Stage(
            "embeddings.review_embeddings", "silver.items", "gold.item_documents"),
     # embed: item documents cut at the test boundary are re-embedded with the stage's model
     params=("model", "evaluate", "features", "embed"),
-    artifacts_out=(f"{evaluation_report(EVALUATION_NAME)}.json", f"{evaluation_report(EVALUATION_NAME)}.png"),
+    # tuned settings: the ALS setting and ranker kind chosen on validation, for the train stage to reuse
+    artifacts_out=(f"{evaluation_report(EVALUATION_NAME)}.json", f"{evaluation_report(EVALUATION_NAME)}.png",
+                   TUNED_SETTINGS),
 )
 
 
@@ -60,6 +62,22 @@ def format_table(results: EvaluationResults) -> str:
     return "\n".join(lines)
 
 
+def save_tuned_settings(lake: Lake, results: EvaluationResults, versions: dict[str, int | None], cfg: Config) -> str:
+    """Write what the evaluation's fit chose on its validation period (:mod:`fusionrec.model.tuned`)
+    for the train stage; an unchanged choice leaves the file as it is, so that the pipeline does
+    not re-run training for it."""
+    from fusionrec.model.tuned import TunedSettings, settings_digest
+
+    chosen = results.chosen
+    tuned = TunedSettings(rank=int(chosen["rank"]), reg_param=float(chosen["reg_param"]), alpha=float(chosen["alpha"]),
+                          ranker=(results.ranker.get("choice") or {}).get("kind"), tables=versions,
+                          settings=settings_digest(cfg.to_dict()))
+    text = tuned.to_json()
+    if lake.read_text(TUNED_SETTINGS) != text:
+        lake.write_text(TUNED_SETTINGS, text)
+    return lake.uri(TUNED_SETTINGS)
+
+
 def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
     from fusionrec.evaluate.chart import render_results
     from fusionrec.evaluate.harness import ItemTexts, evaluate, spark_nlp_embedder
@@ -68,6 +86,7 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
 
     lake = Lake(build_spark(cfg), cfg.lake)
     with stage("evaluate.read", report) as rec:
+        versions = lake.versions(STAGE.reads)
         tables = read_training_tables(lake)
         rec.counts["interactions"] = tables.interactions.count()
     items = lake.read_optional("silver.items")
@@ -81,7 +100,8 @@ def run(cfg: Config, args: argparse.Namespace, report: RunReport) -> int:
         rendered = render_results(results, args.name)
         paths = {kind: lake.write_bytes(f"{evaluation_report(args.name)}.{kind}", data)
                  for kind, data in rendered.items()}
+        paths["tuned_settings"] = save_tuned_settings(lake, results, versions, cfg)
     report.results["evaluation"] = {**results.to_dict(), "files": paths}
     print(format_table(results))
-    print(f"results: {paths['json']} chart: {paths['png']}")
+    print(f"results: {paths['json']} chart: {paths['png']} tuned settings: {paths['tuned_settings']}")
     return 0

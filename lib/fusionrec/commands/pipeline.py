@@ -1,4 +1,8 @@
-"""``fusionrec pipeline``: ingest -> embed -> train -> recommend -> evaluate -> register -> promote.
+"""``fusionrec pipeline``: ingest -> embed -> evaluate -> train -> recommend -> register -> promote.
+
+Evaluate runs before train: the train stage takes the ALS setting and ranker kind the
+evaluation chose on its validation period for the same inputs (:mod:`fusionrec.model.tuned`)
+instead of searching again.
 
 One parent MLflow run with a nested run per stage (params = resolved configuration, tags =
 git commit and lane versions, the stage's Delta inputs with their versions, its report).
@@ -37,11 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELP = "run ingest -> embed -> train -> recommend -> evaluate -> register -> promote (skipping unchanged stages)"
+HELP = "run ingest -> embed -> evaluate -> train -> recommend -> register -> promote (skipping unchanged stages)"
 STATE_FILE = "_pipeline_state.json"
 
 #: The stages in order, each with its declaration and its command.
-COMMANDS = {module.STAGE.name: module for module in (ingest, embed, train, recommend, evaluate, register)}
+COMMANDS = {module.STAGE.name: module for module in (ingest, embed, evaluate, train, recommend, register)}
 STAGES: tuple[Stage, ...] = tuple(module.STAGE for module in COMMANDS.values())
 
 
