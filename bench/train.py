@@ -43,9 +43,9 @@ The table per size, then the growth per phase from the smallest size to the larg
 ``--cost-model`` from :data:`MEASURED`): the figures projected to 100M and 1B interactions
 on 16 and 64 executors, and the first phase that breaks - fit.ranker at ~1M items, where
 the catalogue's vectors are one 1.45 GB row and a 1.57 GB driver-built broadcast
-(:data:`COST_MODEL`). On the 2-core bench machine, train takes 550 s at 1M interactions
-and 823 s at 4.5M (100k users, 20k items); 997 s at 1M before the search and the ranker
-were limited to ``model.tuning_max_users`` validation users (fit.ranker 638 -> 242 s).
+(:data:`COST_MODEL`). On the 2-core bench machine, train takes 906 s at 1M interactions
+and 1,396 s at 4.5M (100k users, 20k items; a 10-fit search, the ranker chosen among three
+kinds); 550 s and 823 s with the earlier 4-fit search and two ranker kinds.
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ def _marker_embedder(documents):
 
 @pytest.fixture(scope="module")
 def fitted_view(cfg, spark):
-    # What reaches training is checked here, not which ALS setting wins: two search fits.
+    # What reaches training is checked here, not which setting wins: two search fits and one
+    # ranker kind (the choice among kinds is test_model_parts.py's).
     small = cfg.replace(model=dataclasses.replace(cfg.model, rank=6, max_iter=5, candidates_n=15, user_blocks=2,
-                                                  search_max_fits=2),
+                                                  search_max_fits=2, ranker="pointwise"),
                         evaluate=dataclasses.replace(cfg.evaluate, cold_item_fraction=0.15))
     inputs = _canary_inputs(spark)
     split = make_split(inputs, small)
