@@ -276,7 +276,8 @@ def test_search_visits_each_reg_param_and_keeps_the_best_validation_score():
     base = AlsParams(rank=32, reg_param=0.1, alpha=1.0)
     best, tried = search_als(base=base, method="coordinate", max_fits=5, values=values, score=score)
     # One pass: the penalties at the base, then alpha at the best penalty (reg_param moving with
-    # it, reg_param / alpha kept), then rank at the best of both.
+    # it, reg_param / alpha kept), then rank at the best of both; the budget is spent before any
+    # value past a list's edge is tried.
     assert [(p.reg_param, p.alpha, p.rank) for p, _ in tried] == [
         (0.1, 1.0, 32), (1.0, 1.0, 32), (10.0, 1.0, 32), (4.0, 4.0, 32), (4.0, 4.0, 64)]
     assert best == AlsParams(rank=64, reg_param=4.0, alpha=4.0)
@@ -288,6 +289,27 @@ def test_search_visits_each_reg_param_and_keeps_the_best_validation_score():
                           values={"reg_param": [0.1, 1.0, 10.0]})[1]) == 2
     best_grid, grid = search_als(base=best, method="grid", max_fits=12, score=score, values=values)
     assert len(grid) == 12 and best_grid == AlsParams(rank=64, reg_param=1.0, alpha=1.0)
+
+
+def test_search_goes_past_the_edge_of_a_list_while_validation_keeps_rising():
+    import math
+
+    from fusionrec.model.als import AlsParams, search_als
+
+    # Validation NDCG peaks at reg_param 100, past the listed 0.1 .. 10.
+    def score(p):
+        return -abs(math.log10(p.reg_param) - 2.0)
+
+    best, tried = search_als(base=AlsParams(rank=8, reg_param=1.0, alpha=1.0), method="coordinate", max_fits=8,
+                             values={"reg_param": [0.1, 1.0, 10.0]}, score=score)
+    assert best.reg_param == 100.0
+    # 100 and then 1000 (which scored lower and stopped it) were tried, each once.
+    assert [p.reg_param for p, _ in tried] == [0.1, 1.0, 10.0, 100.0, 1000.0]
+    # The budget holds past the edge too; a grid is never extended.
+    assert [p.reg_param for p, _ in search_als(base=best, method="coordinate", max_fits=4, score=score,
+                                               values={"reg_param": [0.1, 1.0, 10.0]})[1]] == [0.1, 1.0, 10.0, 100.0]
+    assert len(search_als(base=best, method="grid", max_fits=8, score=score,
+                          values={"reg_param": [0.1, 1.0, 10.0]})[1]) == 3
 
 
 def test_fit_pipeline_searches_reg_param_on_validation_and_records_it(cfg, spark):

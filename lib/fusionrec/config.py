@@ -190,7 +190,9 @@ class ModelConfig:
     search_alpha: list[float] = field(default_factory=list)
     #: ``coordinate``: one setting at a time (reg_param, then alpha, then rank), the others at
     #: the best so far, repeated until a pass changes nothing; alpha is moved at the best
-    #: reg_param / alpha (reg_param scales with it); ``grid``: every combination.
+    #: reg_param / alpha (reg_param scales with it); a reg_param or alpha that wins at the
+    #: edge of its list is followed past it by the list's outer step while validation improves;
+    #: ``grid``: every combination, as listed.
     search_method: str = "coordinate"
     #: At most this many ALS fits in the search (a grid larger than this is refused).
     search_max_fits: int = 8
