@@ -136,9 +136,8 @@ def search_als(*, base: AlsParams, values: dict[str, list], method: str, max_fit
             if len(tried) == before or len(tried) >= max_fits:
                 # The listed values first; past an edge only with the fits they left.
                 moved = best
-                for name in EXTENDED_AXES:
-                    if best is not None:
-                        best = _beyond_edge(best, name, axes[name], fit, tried)
+                for name in EXTENDED_AXES if best is not None else ():
+                    best = _beyond_edge(best, name, axes[name], fit, tried)
                 if best == moved or len(tried) >= max_fits:
                     break
     else:
@@ -155,8 +154,8 @@ def _beyond_edge(best: AlsParams, name: str, listed: list, fit: Callable[[AlsPar
     """``best``, or a better setting past the edge of ``listed`` that ``best`` sits on.
 
     While ``best``'s value of ``name`` is the smallest (largest) of at least two listed
-    values, the next value beyond it -- that edge times the ratio of the two outermost
-    values -- is tried, and appended to ``listed`` when it scores higher; the first one that
+    values, the next value beyond it -- that edge times its ratio to its neighbour in the
+    list -- is tried, and appended to ``listed`` when it scores higher; the first one that
     does not score higher (or the budget) stops it.
 
     >>> tried = {}
@@ -168,16 +167,18 @@ def _beyond_edge(best: AlsParams, name: str, listed: list, fit: Callable[[AlsPar
     >>> listed = [0.3, 1.0, 3.0]
     >>> _beyond_edge(start, "reg_param", listed, fit, tried).reg_param, listed  # 81 scored lower
     (27.0, [0.3, 1.0, 3.0, 9.0, 27.0])
+    >>> _beyond_edge(AlsParams(rank=8, reg_param=0.1, alpha=1.0), "reg_param", [0.0, 0.1], fit, tried).reg_param
+    0.1
     """
     while True:
         values = sorted({float(v) for v in listed})
         current = float(getattr(best, name))
         if len(values) < 2 or current not in (values[0], values[-1]):
             return best
-        ratio = values[-1] / values[-2] if current == values[-1] else values[0] / values[1]
-        if not ratio > 0 or ratio == 1:
+        edge, inner = (values[-1], values[-2]) if current == values[-1] else (values[0], values[1])
+        if edge <= 0 or inner <= 0:  # no ratio step from or to a zero penalty
             return best
-        value = float(f"{current * ratio:.12g}")
+        value = float(f"{edge * edge / inner:.12g}")
         candidate = _moved(best, name, value)
         if candidate in tried or not fit(candidate) or tried[candidate] <= tried[best]:
             return best
