@@ -17,11 +17,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from _hadoop import HadoopMiniCluster, spark_jars_archive, yarn_submit_command
+from _hadoop import HadoopMiniCluster, hdfs_jars, spark_jars_archive, yarn_submit_command
 from fusionrec.session import local_jars
 from _standalone import format_command
 from _reference import GENERATED, KEY_ENV, TEST_KEY, assert_lakes_agree, cluster_overrides
@@ -30,37 +31,59 @@ from test_cluster import _py_files
 PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.cluster
 
-#: Where the session's pyspark jars go in HDFS (``spark.yarn.archive``).
+#: Where the session's pyspark jars go in HDFS (``spark.yarn.archive``), and the project's
+#: (``--jars``), as the README's YARN command has them.
 SPARK_ARCHIVE = "/apps/spark/spark-jars-3.5.8.zip"
+PROJECT_JARS = "/apps/fusionrec/jars"
+
+
+@dataclass(frozen=True)
+class Yarn:
+    """The running cluster and the project's jars in its HDFS."""
+
+    cluster: HadoopMiniCluster
+    jars: list[str]
+
+    @property
+    def default_fs(self) -> str:
+        return self.cluster.default_fs
 
 
 @pytest.fixture(scope="module")
-def yarn(hadoop: HadoopMiniCluster, spark, tmp_path_factory) -> HadoopMiniCluster:
-    """The cluster, with pyspark's jars in HDFS once for every submit."""
+def yarn(hadoop: HadoopMiniCluster, cfg, spark, tmp_path_factory) -> Yarn:
+    """The cluster, with pyspark's jars and the project's in HDFS once for every submit."""
     spark_jars_archive(spark, tmp_path_factory.mktemp("spark-archive"), hadoop.default_fs + SPARK_ARCHIVE)
-    return hadoop
+    return Yarn(hadoop, hdfs_jars(spark, local_jars(cfg.spark.jars_dir), hadoop.default_fs + PROJECT_JARS))
 
 
-def submit_env(cluster: HadoopMiniCluster) -> dict[str, str]:
+def submit_env(yarn: Yarn) -> dict[str, str]:
     # The driver (client mode) must be reachable from the containers at the address it advertises.
-    return {**os.environ, **cluster.env(), "SPARK_LOCAL_IP": "127.0.0.1",
+    return {**os.environ, **yarn.cluster.env(), "SPARK_LOCAL_IP": "127.0.0.1",
             # Cluster mode refuses to pseudonymise user ids without a real key (see _reference.py).
             KEY_ENV: TEST_KEY}
 
 
-def yarn_submit(cluster: HadoopMiniCluster, cfg, tmp_path: Path, job: str, job_args: list[str], *,
+def yarn_submit(yarn: Yarn, tmp_path: Path, job: str, job_args: list[str], *,
                 deploy_mode: str = "client", driver_memory: str = "4g") -> list[str]:
-    return yarn_submit_command(archive=cluster.default_fs + SPARK_ARCHIVE, jars=local_jars(cfg.spark.jars_dir),
+    return yarn_submit_command(archive=yarn.default_fs + SPARK_ARCHIVE, jars=yarn.jars,
                                py_files=_py_files(tmp_path), job=job, job_args=job_args, python=sys.executable,
                                driver_memory=driver_memory, deploy_mode=deploy_mode)
 
 
+#: Writes 1000 rows to a Delta table in HDFS, each with the number of executors that had
+#: registered (waiting up to a minute for the two requested), and reads them back.
 TINY_JOB = textwrap.dedent('''
     import sys
+    import time
     from pyspark.sql import SparkSession
     spark = SparkSession.builder.getOrCreate()
-    target = sys.argv[1]
-    spark.range(0, 1000, numPartitions=4).selectExpr("id", "id % 7 AS k").write.format("delta").mode("overwrite").save(target)
+    target, wanted = sys.argv[1], int(spark.conf.get("spark.executor.instances"))
+    executors = lambda: spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
+    deadline = time.monotonic() + 60
+    while executors() < wanted and time.monotonic() < deadline:
+        time.sleep(1)
+    (spark.range(0, 1000, numPartitions=4).selectExpr("id", "id % 7 AS k", f"{executors()} AS executors")
+     .write.format("delta").mode("overwrite").save(target))
     back = spark.read.format("delta").load(target)
     print(f"master={spark.sparkContext.master} app={spark.sparkContext.applicationId} "
           f"rows={back.count()} sum={back.groupBy().sum('id').first()[0]}")
@@ -72,18 +95,20 @@ def test_delta_table_on_hdfs_from_yarn_in_cluster_mode(yarn, cfg, spark, tmp_pat
     job = tmp_path / "tiny_delta_job.py"
     job.write_text(TINY_JOB)
     target = f"{yarn.default_fs}/tiny/{deploy_mode}"
-    cmd = yarn_submit(yarn, cfg, tmp_path, str(job), [target], deploy_mode=deploy_mode, driver_memory="1g")
+    cmd = yarn_submit(yarn, tmp_path, str(job), [target], deploy_mode=deploy_mode, driver_memory="1g")
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=submit_env(yarn))
     wall_s = time.perf_counter() - start
     assert result.returncode == 0, format_command(cmd) + "\n" + result.stdout + result.stderr[-6000:]
     print(f"\ntiny Delta job on YARN ({deploy_mode} mode): {wall_s:.0f}s; "
-          f"Hadoop cluster started in {yarn.start_s:.1f}s")
+          f"Hadoop cluster started in {yarn.cluster.start_s:.1f}s")
 
     # The table is in HDFS: this process (local[2]) reads it back from there.
     back = spark.read.format("delta").load(target)
     assert back.count() == 1000
     assert back.groupBy().sum("id").first()[0] == 499500
+    # Both requested executors ran: the NodeManager offers the memory for them and the AM.
+    assert {row.executors for row in back.select("executors").distinct().collect()} == {2}
     from delta.tables import DeltaTable
 
     assert DeltaTable.isDeltaTable(spark, target)
@@ -97,12 +122,12 @@ def test_pipeline_on_yarn_and_hdfs_matches_local(yarn, cfg, spark, local_pipelin
     # The MLflow store stays on the driver's disk (client mode): SQLite needs a local file.
     job_args = [*GENERATED, "--conf", str(PROJECT / "conf" / "cluster.yaml"),
                 *cluster_overrides(cfg, tmp_path / "yarn"), *on_hdfs]
-    submit = yarn_submit(yarn, cfg, tmp_path, str(PROJECT / "jobs" / "pipeline.py"), job_args)
+    submit = yarn_submit(yarn, tmp_path, str(PROJECT / "jobs" / "pipeline.py"), job_args)
     start = time.perf_counter()
     result = subprocess.run(submit, capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=submit_env(yarn))
     yarn_s = time.perf_counter() - start
     assert result.returncode == 0, format_command(submit) + "\n" + result.stdout + result.stderr[-6000:]
     assert "champion: models:/" in result.stdout
     print(f"\npipeline wall time: spark-submit on YARN + HDFS {yarn_s:.0f}s, "
-          f"local[2] in the test process {local_pipeline.wall_s:.0f}s; Hadoop cluster started in {yarn.start_s:.1f}s")
+          f"local[2] in the test process {local_pipeline.wall_s:.0f}s; Hadoop cluster started in {yarn.cluster.start_s:.1f}s")
     assert_lakes_agree(spark, f"{remote}/lake", str(local_pipeline.lake))

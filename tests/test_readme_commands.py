@@ -51,7 +51,9 @@ def test_readme_s3_command_is_the_tested_one():
 
 #: The README's YARN placeholders: the pipeline on inputs and a lake in HDFS.
 YARN_PLACEHOLDERS = dict(
-    archive="hdfs:///apps/spark/spark-jars-3.5.8.zip", jars=PLACEHOLDERS["jars"], py_files="dist/fusionrec.zip",
+    archive="hdfs:///apps/spark/spark-jars-3.5.8.zip",
+    jars=["$(ls .cache/jars/*.jar | sed 's|^.cache/jars/|hdfs:///apps/fusionrec/jars/|' | paste -sd,)"],
+    py_files="dist/fusionrec.zip",
     job="jobs/pipeline.py", python=".venv/bin/python", submit="spark-submit", log4j=PLACEHOLDERS["log4j"],
     job_args=["--movielens", "hdfs:///data/ml-latest-small", "--conf", "conf/cluster.yaml",
               "--set", "lake.root=hdfs:///fusionrec/lake", "--set", "spark.checkpoint_dir=hdfs:///fusionrec/checkpoints"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -25,10 +26,18 @@ START = dt.datetime(2024, 3, 1)
 USER_TABLES = ("gold.interactions", "model.user_factors", "features.user_profiles", "gold.recommendations")
 
 
-def stream_lake(spark, cfg, tmp_path):
+def stream_lake(spark, cfg, tmp_path, template=None):
     """The registry test lake (a trained model) with its user ids pseudonymised as ingest
-    would have them, so that stream events of ``u3`` reach the trained user ``u3``."""
+    would have them, so that stream events of ``u3`` reach the trained user ``u3``.
+
+    ``template``: an earlier call's result; its lake, untouched since, is copied instead of
+    written again (the tables' logs hold relative paths, and every lake of the test session
+    has the same key file)."""
     lake_cfg = cfg.replace(lake=dataclasses.replace(cfg.lake, root=str(tmp_path / "lake")))
+    if template is not None:
+        template_cfg, truth, _ = template
+        shutil.copytree(template_cfg.lake.root, lake_cfg.lake.root)
+        return lake_cfg, truth, lake_of(spark, lake_cfg)
     truth = write_lake(spark, lake_cfg)
     lake = lake_of(spark, lake_cfg)
     key = pseudonym_key(lake_cfg)
@@ -38,6 +47,12 @@ def stream_lake(spark, cfg, tmp_path):
     # The model is trained after the interactions it read (the stream pins them by time).
     lake.overwrite("model.item_factors", lake.read("model.item_factors").localCheckpoint())
     return lake_cfg, truth, lake
+
+
+@pytest.fixture(scope="module")
+def stream_start(spark, cfg, tmp_path_factory):
+    """The stream tests' starting lake, written once: each test streams into a copy of it."""
+    return stream_lake(spark, cfg, tmp_path_factory.mktemp("stream-start"))
 
 
 def event(n: int, user: str | None, item: str, etype: str = "view", seconds: int | None = None) -> str:
@@ -73,8 +88,8 @@ def messages(truth) -> tuple[list[str], dict]:
     return lines, expect
 
 
-def test_stream_from_kafka_ingests_folds_in_and_recommends(spark, cfg, tmp_path, kafka_broker):
-    lake_cfg, truth, lake = stream_lake(spark, cfg, tmp_path)
+def test_stream_from_kafka_ingests_folds_in_and_recommends(spark, cfg, tmp_path, kafka_broker, stream_start):
+    lake_cfg, truth, lake = stream_lake(spark, cfg, tmp_path, template=stream_start)
     lines, expect = messages(truth)
     topic = "events-test"
     produce(spark, kafka_broker.bootstrap_servers, topic, lines)
@@ -143,8 +158,8 @@ def test_stream_from_kafka_ingests_folds_in_and_recommends(spark, cfg, tmp_path,
     assert contents() == expected
 
 
-def test_stream_from_a_jsonl_directory(spark, cfg, tmp_path):
-    lake_cfg, truth, lake = stream_lake(spark, cfg, tmp_path)
+def test_stream_from_a_jsonl_directory(spark, cfg, tmp_path, stream_start):
+    lake_cfg, truth, lake = stream_lake(spark, cfg, tmp_path, template=stream_start)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     lines = [event(n, f"u{n % 3}", f"i{16 + n % 8}", "purchase") for n in range(20)] + ["{broken"]
