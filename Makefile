@@ -101,7 +101,7 @@ serving-env: serving-wheels
 doctor:
 	$(FUSIONREC) doctor
 
-test:  ## the default suite, offline (about 12 min): everything but the whole pipeline, the clusters, the fault injections and the slow runs
+test:  ## the default suite, offline (about 14 min): everything but the whole pipeline, the clusters, the fault injections and the slow runs
 	$(PY) -m pytest -m "not slow and not cluster and not pipeline and not faults" $(PYTEST_ARGS)
 
 test-fast:  ## the pure-Python tier (under a minute): config, scoring, bundle, gate, CLI errors - no JVM
@@ -112,7 +112,7 @@ fault-test:  ## SIGKILL and concurrency faults injected into separate fusionrec 
 
 # Three pytest sessions, so the pipeline and cluster tests get a fresh driver JVM (one session
 # running everything grew the test JVM until it died in a later test).
-check: test fault-test pipeline-test  ## what CI runs (about 38-42 min): make test, the fault injections, the whole pipeline locally and on real clusters
+check: test fault-test pipeline-test  ## what CI runs (about 45 min): make test, the fault injections, the whole pipeline locally and on real clusters
 
 test-all: setup-s3  ## every test, including the slow runs (full MovieLens ingest, model stage end to end, the S3 lake)
 	$(PY) -m pytest $(PYTEST_ARGS)
