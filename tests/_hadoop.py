@@ -213,9 +213,7 @@ def hdfs_jars(spark, jars: list[str], uri: str) -> list[str]:
     """``jars`` copied once into the HDFS folder ``uri``, as the ``hdfs://`` URIs for ``--jars``:
     spark-submit then uploads nothing per application (it did 313 MB, about 30 s, each time),
     and YARN localizes the world-readable files once per node for every application."""
-    for jar in jars:
-        hdfs_put(spark, Path(jar), f"{uri}/{Path(jar).name}")
-    return [f"{uri}/{Path(jar).name}" for jar in jars]
+    return [hdfs_put(spark, Path(jar), f"{uri}/{Path(jar).name}") for jar in jars]
 
 
 def yarn_conf(*, archive: str, executors: int = 2) -> dict[str, str]:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,35 +36,29 @@ SPARK_ARCHIVE = "/apps/spark/spark-jars-3.5.8.zip"
 PROJECT_JARS = "/apps/fusionrec/jars"
 
 
-@dataclass(frozen=True)
-class Yarn:
-    """The running cluster and the project's jars in its HDFS."""
-
-    cluster: HadoopMiniCluster
-    jars: list[str]
-
-    @property
-    def default_fs(self) -> str:
-        return self.cluster.default_fs
+@pytest.fixture(scope="module")
+def yarn(hadoop: HadoopMiniCluster, spark, tmp_path_factory) -> HadoopMiniCluster:
+    """The cluster, with pyspark's jars in HDFS once for every submit."""
+    spark_jars_archive(spark, tmp_path_factory.mktemp("spark-archive"), hadoop.default_fs + SPARK_ARCHIVE)
+    return hadoop
 
 
 @pytest.fixture(scope="module")
-def yarn(hadoop: HadoopMiniCluster, cfg, spark, tmp_path_factory) -> Yarn:
-    """The cluster, with pyspark's jars and the project's in HDFS once for every submit."""
-    spark_jars_archive(spark, tmp_path_factory.mktemp("spark-archive"), hadoop.default_fs + SPARK_ARCHIVE)
-    return Yarn(hadoop, hdfs_jars(spark, local_jars(cfg.spark.jars_dir), hadoop.default_fs + PROJECT_JARS))
+def yarn_jars(yarn: HadoopMiniCluster, cfg, spark) -> list[str]:
+    """The project's jars in HDFS once, as the ``hdfs://`` URIs every submit passes to ``--jars``."""
+    return hdfs_jars(spark, local_jars(cfg.spark.jars_dir), yarn.default_fs + PROJECT_JARS)
 
 
-def submit_env(yarn: Yarn) -> dict[str, str]:
+def submit_env(cluster: HadoopMiniCluster) -> dict[str, str]:
     # The driver (client mode) must be reachable from the containers at the address it advertises.
-    return {**os.environ, **yarn.cluster.env(), "SPARK_LOCAL_IP": "127.0.0.1",
+    return {**os.environ, **cluster.env(), "SPARK_LOCAL_IP": "127.0.0.1",
             # Cluster mode refuses to pseudonymise user ids without a real key (see _reference.py).
             KEY_ENV: TEST_KEY}
 
 
-def yarn_submit(yarn: Yarn, tmp_path: Path, job: str, job_args: list[str], *,
+def yarn_submit(cluster: HadoopMiniCluster, jars: list[str], tmp_path: Path, job: str, job_args: list[str], *,
                 deploy_mode: str = "client", driver_memory: str = "4g") -> list[str]:
-    return yarn_submit_command(archive=yarn.default_fs + SPARK_ARCHIVE, jars=yarn.jars,
+    return yarn_submit_command(archive=cluster.default_fs + SPARK_ARCHIVE, jars=jars,
                                py_files=_py_files(tmp_path), job=job, job_args=job_args, python=sys.executable,
                                driver_memory=driver_memory, deploy_mode=deploy_mode)
 
@@ -90,18 +83,18 @@ TINY_JOB = textwrap.dedent('''
 ''')
 
 
-def test_delta_table_on_hdfs_from_yarn_in_cluster_mode(yarn, cfg, spark, tmp_path):
+def test_delta_table_on_hdfs_from_yarn_in_cluster_mode(yarn, yarn_jars, spark, tmp_path):
     deploy_mode = "cluster"
     job = tmp_path / "tiny_delta_job.py"
     job.write_text(TINY_JOB)
     target = f"{yarn.default_fs}/tiny/{deploy_mode}"
-    cmd = yarn_submit(yarn, tmp_path, str(job), [target], deploy_mode=deploy_mode, driver_memory="1g")
+    cmd = yarn_submit(yarn, yarn_jars, tmp_path, str(job), [target], deploy_mode=deploy_mode, driver_memory="1g")
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=submit_env(yarn))
     wall_s = time.perf_counter() - start
     assert result.returncode == 0, format_command(cmd) + "\n" + result.stdout + result.stderr[-6000:]
     print(f"\ntiny Delta job on YARN ({deploy_mode} mode): {wall_s:.0f}s; "
-          f"Hadoop cluster started in {yarn.cluster.start_s:.1f}s")
+          f"Hadoop cluster started in {yarn.start_s:.1f}s")
 
     # The table is in HDFS: this process (local[2]) reads it back from there.
     back = spark.read.format("delta").load(target)
@@ -114,7 +107,7 @@ def test_delta_table_on_hdfs_from_yarn_in_cluster_mode(yarn, cfg, spark, tmp_pat
     assert DeltaTable.isDeltaTable(spark, target)
 
 
-def test_pipeline_on_yarn_and_hdfs_matches_local(yarn, cfg, spark, local_pipeline, tmp_path):
+def test_pipeline_on_yarn_and_hdfs_matches_local(yarn, yarn_jars, cfg, spark, local_pipeline, tmp_path):
     # The standalone test's data and the shared local run, so the three wall times compare.
     # The pipeline copies the generated inputs into the lake, so ingest reads them from HDFS.
     remote = f"{yarn.default_fs}/work"
@@ -122,12 +115,12 @@ def test_pipeline_on_yarn_and_hdfs_matches_local(yarn, cfg, spark, local_pipelin
     # The MLflow store stays on the driver's disk (client mode): SQLite needs a local file.
     job_args = [*GENERATED, "--conf", str(PROJECT / "conf" / "cluster.yaml"),
                 *cluster_overrides(cfg, tmp_path / "yarn"), *on_hdfs]
-    submit = yarn_submit(yarn, tmp_path, str(PROJECT / "jobs" / "pipeline.py"), job_args)
+    submit = yarn_submit(yarn, yarn_jars, tmp_path, str(PROJECT / "jobs" / "pipeline.py"), job_args)
     start = time.perf_counter()
     result = subprocess.run(submit, capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=submit_env(yarn))
     yarn_s = time.perf_counter() - start
     assert result.returncode == 0, format_command(submit) + "\n" + result.stdout + result.stderr[-6000:]
     assert "champion: models:/" in result.stdout
     print(f"\npipeline wall time: spark-submit on YARN + HDFS {yarn_s:.0f}s, "
-          f"local[2] in the test process {local_pipeline.wall_s:.0f}s; Hadoop cluster started in {yarn.cluster.start_s:.1f}s")
+          f"local[2] in the test process {local_pipeline.wall_s:.0f}s; Hadoop cluster started in {yarn.start_s:.1f}s")
     assert_lakes_agree(spark, f"{remote}/lake", str(local_pipeline.lake))
